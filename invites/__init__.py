@@ -1,0 +1,94 @@
+"""Resend user invitations through several identity vendors behind one interface.
+
+>>> provider = invites.from_config({"provider": "ecosuite", "token": "..."})   # doctest: +SKIP
+>>> provider.resend_invite("u-1")                                             # doctest: +SKIP
+
+Only the core loads on import; vendor adapters load when configured, and the bulk runner, the test
+double and the sandbox when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._base import AttemptEvent, BaseProvider, Call, Flow
+from ._protocol import InviteProvider
+from ._secret import Secret
+from .config import Profiles, from_config, from_env, load_profiles
+from .errors import (
+    AccessDenied,
+    AlreadyVerified,
+    AuthenticationFailed,
+    ConfigurationError,
+    ConnectionFailed,
+    InvalidInvitee,
+    InvalidRequest,
+    InvitationExpired,
+    InviteError,
+    InviteRejected,
+    OutcomeUnknown,
+    PermissionDenied,
+    ProviderUnavailable,
+    RateLimited,
+    TenantMismatch,
+    UnexpectedResponse,
+    UserNotFound,
+)
+from .models import Access, Invitee, ResendResult
+from .registry import known_providers, register_provider
+
+if TYPE_CHECKING:
+    from .bulk import Outcome, aresend_many, resend_many
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Access",
+    "AccessDenied",
+    "AlreadyVerified",
+    "AttemptEvent",
+    "AuthenticationFailed",
+    "BaseProvider",
+    "Call",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "Flow",
+    "InvalidInvitee",
+    "InvalidRequest",
+    "InvitationExpired",
+    "InviteError",
+    "InviteProvider",
+    "InviteRejected",
+    "Invitee",
+    "Outcome",
+    "OutcomeUnknown",
+    "PermissionDenied",
+    "Profiles",
+    "ProviderUnavailable",
+    "RateLimited",
+    "ResendResult",
+    "Secret",
+    "TenantMismatch",
+    "UnexpectedResponse",
+    "UserNotFound",
+    "aresend_many",
+    "from_config",
+    "from_env",
+    "known_providers",
+    "load_profiles",
+    "register_provider",
+    "resend_many",
+]
+
+_LAZY = {"Outcome": "bulk", "resend_many": "bulk", "aresend_many": "bulk"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'invites' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"invites.{module}"), name)
+    globals()[name] = value
+    return value

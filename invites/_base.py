@@ -1,0 +1,645 @@
+"""The machinery every vendor shares: one sans-I/O flow, a sync and an async driver.
+
+A vendor adapter subclasses :class:`BaseProvider` and writes only :meth:`BaseProvider.flow`, a
+generator that yields :class:`Call` objects and receives ``httpx.Response`` objects, raising a
+mapped :class:`~invites.InviteError` or returning a :class:`~invites.ResendResult`. The shared
+:meth:`BaseProvider._exchange` generator wraps each call in the delivery policy (pace, retries,
+token refresh, logging) and yields plain actions; the two drivers perform them with blocking or
+asynchronous I/O. No vendor and no policy is written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import Any, ClassVar, Final, TypeAlias
+
+import attrs
+import httpx
+
+from ._policy import RetryPolicy, Throttle, parse_retry_after
+from ._secret import Secret
+from ._settings import ProviderSettings, TokenProvider
+from .errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    InviteError,
+    OutcomeUnknown,
+    UnexpectedResponse,
+)
+from .models import Invitee, ResendResult
+
+__all__ = ["AttemptEvent", "BaseProvider", "Call", "Flow"]
+
+logger = logging.getLogger("invites")
+
+#: Bodies larger than this are refused unread.
+BODY_LIMIT: Final = 1024 * 1024
+
+_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@attrs.frozen(slots=True)
+class Call:
+    """One request a vendor flow wants made.
+
+    ``reads_only`` marks a request that cannot send an email (a ``GET``): it is also retried when
+    its outcome is unknown.
+    """
+
+    method: str
+    url: str
+    json: Any = None
+    headers: Mapping[str, str] | None = None
+    reads_only: bool = False
+
+
+#: What a vendor's :meth:`BaseProvider.flow` is.
+Flow: TypeAlias = Generator[Call, httpx.Response, ResendResult]
+
+
+@attrs.frozen(slots=True)
+class AttemptEvent:
+    """What happened in one attempt, for metrics and tracing (see ``on_attempt``).
+
+    ``status_code`` is None when no answer came (``error`` then names the transport failure);
+    ``will_retry`` says whether another attempt follows, after ``wait`` seconds.
+    """
+
+    provider: str
+    method: str
+    path: str
+    user_id: str
+    attempt: int
+    status_code: int | None
+    error: str | None
+    elapsed_ms: float
+    will_retry: bool
+    wait: float | None
+
+
+class _Refresh:
+    """Action: fetch a new token, replacing ``stale`` (None when none was ever fetched)."""
+
+    __slots__ = ("stale",)
+
+    def __init__(self, stale: Secret | None) -> None:
+        self.stale = stale
+
+
+_Action: TypeAlias = "httpx.Request | float | _Refresh"
+_Reply: TypeAlias = "httpx.Response | Exception | None"
+
+
+class _Credentials:
+    """The current token: fixed, or fetched from a token provider and cached until a 401."""
+
+    def __init__(self, token: Secret | None, source: TokenProvider | None) -> None:
+        self.current = token
+        self.source = source
+        self._lock = threading.Lock()
+        self._async_lock: asyncio.Lock | None = None
+
+    def refresh(self, stale: Secret | None) -> None:
+        with self._lock:
+            if self.current is not stale:
+                return  # another caller refreshed it meanwhile
+            value = self._call()
+            if inspect.isawaitable(value):
+                _close_awaitable(value)
+                raise AuthenticationFailed(
+                    "the token provider returned an awaitable; use aresend_invite with it"
+                )
+            self.current = self._secret(value)
+
+    async def arefresh(self, stale: Secret | None) -> None:
+        if self._async_lock is None:
+            self._async_lock = asyncio.Lock()
+        async with self._async_lock:
+            if self.current is not stale:
+                return
+            value = self._call()
+            if inspect.isawaitable(value):
+                try:
+                    value = await value
+                except Exception as exc:
+                    raise _provider_failed(exc) from exc
+            self.current = self._secret(value)
+
+    def _call(self) -> object:
+        assert self.source is not None
+        try:
+            return self.source()
+        except Exception as exc:
+            raise _provider_failed(exc) from exc
+
+    @staticmethod
+    def _secret(value: object) -> Secret:
+        if not isinstance(value, str) or not value:
+            raise AuthenticationFailed("the token provider returned no token (a non-empty str)")
+        try:
+            return Secret(value)
+        except ValueError as exc:
+            raise AuthenticationFailed("the token provider returned an unusable token") from exc
+
+
+def _provider_failed(exc: Exception) -> AuthenticationFailed:
+    return AuthenticationFailed(f"the token provider failed: {type(exc).__name__}")
+
+
+def _close_awaitable(value: Awaitable[Any]) -> None:
+    close = getattr(value, "close", None)
+    if callable(close):
+        close()
+
+
+class BaseProvider:
+    """Shared base of every vendor adapter. Satisfies :class:`invites.InviteProvider`.
+
+    Subclasses set :attr:`name`, :attr:`settings_class`, optionally :attr:`default_base_url`,
+    implement :meth:`flow`, and override :meth:`auth_header` when the vendor does not take
+    ``Authorization: Bearer``. ``client`` / ``async_client`` inject the caller's own httpx clients
+    (the configured timeouts still apply per request); otherwise the provider creates and owns them.
+    ``clock``, ``sleep`` and ``async_sleep`` exist for tests that must not wait for real.
+    """
+
+    name: ClassVar[str]
+    settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
+    default_base_url: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        *,
+        client: httpx.Client | None = None,
+        async_client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        base_url = settings.base_url or self.default_base_url
+        if base_url is None:
+            raise TypeError(f"{self.name}: base_url is required")
+        self.base_url = base_url.rstrip("/")
+        self._client = client
+        self._async_client = async_client
+        self._owns_client = client is None
+        self._owns_async_client = async_client is None
+        self._client_lock = threading.Lock()
+        self._timeout = _timeout(settings)
+        self._timeout_ext = self._timeout.as_dict()
+        self._credentials = _Credentials(settings.token, settings.token_provider)
+        self._policy = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            deadline=settings.deadline,
+            max_retry_after=settings.max_retry_after,
+            retry_unknown=settings.retry_unknown,
+        )
+        self._throttle = Throttle(settings.rate_limit, clock=clock)
+        self._on_attempt = settings.on_attempt
+        self._clock = clock
+        self._sleep = sleep
+        self._async_sleep = async_sleep
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    # -- what a vendor writes ------------------------------------------------------------------
+
+    @classmethod
+    def check_settings(cls, settings: ProviderSettings) -> list[str]:
+        """Problems with a combination of settings, as ``"key: what is wrong"`` lines."""
+        return []
+
+    def flow(self, invitee: Invitee) -> Flow:
+        """Yield the calls a resend needs and return its result; raise mapped errors."""
+        raise NotImplementedError
+
+    def auth_header(self, token: str) -> tuple[str, str]:
+        """The header that carries the credential."""
+        return ("Authorization", "Bearer " + token)
+
+    def invitee(self, invitee: Invitee | str) -> Invitee:
+        """Turn what the caller passed into an :class:`Invitee` (a bare id becomes one)."""
+        if isinstance(invitee, Invitee):
+            return invitee
+        if isinstance(invitee, str):
+            return Invitee(user_id=invitee)
+        raise TypeError(f"expected an Invitee or a user id string, got {type(invitee).__name__}")
+
+    # -- public API ------------------------------------------------------------------------------
+
+    def resend_invite(self, invitee: Invitee | str) -> ResendResult:
+        """Resend the invitation, blocking. Raises an :class:`~invites.InviteError` subclass."""
+        steps = self._steps(self.invitee(invitee))
+        reply: _Reply = None
+        while True:
+            try:
+                action = steps.send(reply)
+            except StopIteration as stop:
+                result: ResendResult = stop.value
+                return result
+            if isinstance(action, httpx.Request):
+                reply = self._send(action)
+            elif isinstance(action, float):
+                self._sleep(action)
+                reply = None
+            else:
+                reply = self._run_refresh(self._credentials.refresh, action)
+
+    async def aresend_invite(self, invitee: Invitee | str) -> ResendResult:
+        """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
+        steps = self._steps(self.invitee(invitee))
+        reply: _Reply = None
+        while True:
+            try:
+                action = steps.send(reply)
+            except StopIteration as stop:
+                result: ResendResult = stop.value
+                return result
+            if isinstance(action, httpx.Request):
+                reply = await self._asend(action)
+            elif isinstance(action, float):
+                await self._async_sleep(action)
+                reply = None
+            else:
+                try:
+                    await self._credentials.arefresh(action.stale)
+                    reply = None
+                except InviteError as exc:
+                    reply = exc
+
+    def close(self) -> None:
+        """Close the sync client if this provider created it."""
+        if self._client is not None and self._owns_client:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        """Close both clients this provider created."""
+        if self._async_client is not None and self._owns_async_client:
+            await self._async_client.aclose()
+            self._async_client = None
+        self.close()
+
+    def __enter__(self) -> BaseProvider:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> BaseProvider:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- the shared flow ------------------------------------------------------------------------
+
+    def _steps(self, invitee: Invitee) -> Generator[_Action, _Reply, ResendResult]:
+        started = self._clock()
+        attempts = [0]
+        flow = self.flow(invitee)
+        try:
+            call = next(flow)
+            while True:
+                try:
+                    response = yield from self._exchange(call, invitee.user_id, started, attempts)
+                except InviteError as exc:
+                    # The flow may recover (a failed state read keeps the original refusal).
+                    call = flow.throw(exc)
+                else:
+                    call = flow.send(response)
+        except StopIteration as stop:
+            result: ResendResult = stop.value
+            return result
+        except InviteError as exc:
+            if exc.provider is None:
+                exc.provider = self.name
+            if exc.user_id is None:
+                exc.user_id = invitee.user_id
+            if exc.attempts is None:
+                exc.attempts = attempts[0]
+            raise
+        finally:
+            flow.close()
+
+    def _exchange(
+        self, call: Call, user_id: str, started: float, attempts: list[int]
+    ) -> Generator[_Action, _Reply, httpx.Response]:
+        """Make one call under the delivery policy; return the answer the vendor should read."""
+        policy = self._policy
+        credentials = self._credentials
+        throttle = self._throttle
+        headers = dict(call.headers) if call.headers else {}
+        attempt = 0
+        refreshed = False
+        while True:
+            wait = throttle.acquire()
+            while wait > 0:
+                yield wait
+                wait = throttle.paused_for()
+            if credentials.current is None:
+                failure = yield _Refresh(None)
+                if isinstance(failure, InviteError):
+                    raise failure
+            token = credentials.current
+            assert token is not None
+            name, value = self.auth_header(token.reveal())
+            headers[name] = value
+            attempt += 1
+            attempts[0] += 1
+            request = self._build(call, headers)
+            sent_at = self._clock()
+            reply = yield request
+            elapsed = self._clock() - sent_at
+
+            if isinstance(reply, httpx.Response):
+                status = reply.status_code
+                if status == 401 and credentials.source is not None and not refreshed:
+                    # The vendor refused the credential, so nothing was sent: refresh once and
+                    # retry without spending an attempt.
+                    refreshed = True
+                    attempt -= 1
+                    self._report(call, request, user_id, attempt + 1, status, None, elapsed, 0.0)
+                    failure = yield _Refresh(token)
+                    if isinstance(failure, InviteError):
+                        raise failure
+                    continue
+                retry_after = None
+                if status == 429 or status == 503:
+                    retry_after = parse_retry_after(reply.headers.get("retry-after"))
+                    if status == 429:
+                        throttle.pause(
+                            min(retry_after, policy.max_retry_after)
+                            if retry_after is not None
+                            else policy.backoff(attempt)
+                        )
+                    retry = True
+                elif status in (502, 504):
+                    retry = call.reads_only or policy.retry_unknown
+                else:
+                    retry = False
+                if not retry:
+                    self._report(call, request, user_id, attempt, status, None, elapsed, None)
+                    return reply
+                delay = policy.wait_before_retry(attempt, retry_after, self._clock() - started)
+                self._report(call, request, user_id, attempt, status, None, elapsed, delay)
+                if delay is None:
+                    self._give_up(call, request, user_id, attempt, f"HTTP {status}")
+                    return reply
+                if status != 429:  # a 429 already paused the whole provider
+                    yield delay
+                continue
+
+            assert isinstance(reply, Exception)
+            if isinstance(reply, InviteError):
+                raise reply
+            connect = isinstance(reply, _CONNECT_ERRORS)
+            error_name = type(reply).__name__
+            delay = None
+            if connect or call.reads_only or policy.retry_unknown:
+                delay = policy.wait_before_retry(attempt, None, self._clock() - started)
+            self._report(call, request, user_id, attempt, None, error_name, elapsed, delay)
+            if delay is not None:
+                yield delay
+                continue
+            self._give_up(call, request, user_id, attempt, error_name)
+            if connect:
+                raise ConnectionFailed(
+                    f"could not reach the vendor ({error_name}); nothing was sent",
+                    provider=self.name,
+                    user_id=user_id,
+                    attempts=attempts[0],
+                ) from reply
+            if call.reads_only:
+                raise ConnectionFailed(
+                    f"the vendor's answer was lost ({error_name}) while reading, before any "
+                    "resend was sent",
+                    provider=self.name,
+                    user_id=user_id,
+                    attempts=attempts[0],
+                ) from reply
+            raise OutcomeUnknown(
+                f"the request was sent but no answer came back ({error_name}); "
+                "the invitation may or may not have been sent",
+                provider=self.name,
+                user_id=user_id,
+                attempts=attempts[0],
+            ) from reply
+
+    def _build(self, call: Call, headers: dict[str, str]) -> httpx.Request:
+        if self._client is not None:
+            return self._client.build_request(
+                call.method, call.url, json=call.json, headers=headers, timeout=self._timeout
+            )
+        if self._async_client is not None:
+            return self._async_client.build_request(
+                call.method, call.url, json=call.json, headers=headers, timeout=self._timeout
+            )
+        return httpx.Request(
+            call.method,
+            call.url,
+            json=call.json,
+            headers=headers,
+            extensions={"timeout": self._timeout_ext},
+        )
+
+    def _report(
+        self,
+        call: Call,
+        request: httpx.Request,
+        user_id: str,
+        attempt: int,
+        status: int | None,
+        error: str | None,
+        elapsed: float,
+        wait: float | None,
+    ) -> None:
+        hook = self._on_attempt
+        if hook is None and not logger.isEnabledFor(logging.DEBUG):
+            return
+        path = request.url.path
+        elapsed_ms = round(elapsed * 1000.0, 3)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s %s -> %s (attempt %d, %.1f ms)",
+                self.name,
+                call.method,
+                path,
+                status if status is not None else error,
+                attempt,
+                elapsed_ms,
+                extra={
+                    "vendor": self.name,
+                    "method": call.method,
+                    "path": path,
+                    "status_code": status,
+                    "error": error,
+                    "attempt": attempt,
+                    "elapsed_ms": elapsed_ms,
+                    "will_retry": wait is not None,
+                },
+            )
+        if hook is not None:
+            hook(
+                AttemptEvent(
+                    provider=self.name,
+                    method=call.method,
+                    path=path,
+                    user_id=user_id,
+                    attempt=attempt,
+                    status_code=status,
+                    error=error,
+                    elapsed_ms=elapsed_ms,
+                    will_retry=wait is not None,
+                    wait=wait,
+                )
+            )
+
+    def _give_up(
+        self, call: Call, request: httpx.Request, user_id: str, attempt: int, why: str
+    ) -> None:
+        path = request.url.path
+        logger.warning(
+            "%s %s %s: giving up after %d attempt(s): %s",
+            self.name,
+            call.method,
+            path,
+            attempt,
+            why,
+            extra={
+                "vendor": self.name,
+                "method": call.method,
+                "path": path,
+                "attempt": attempt,
+                "error": why,
+            },
+        )
+
+    # -- I/O --------------------------------------------------------------------------------------
+
+    def _run_refresh(self, refresh: Callable[[Secret | None], None], action: _Refresh) -> _Reply:
+        try:
+            refresh(action.stale)
+        except InviteError as exc:
+            return exc
+        return None
+
+    def _sync_client(self) -> httpx.Client:
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = httpx.Client(timeout=self._timeout, follow_redirects=False)
+                client = self._client
+        return client
+
+    def _async_client_(self) -> httpx.AsyncClient:
+        if self._async_client is None:
+            self._async_client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        return self._async_client
+
+    def _send(self, request: httpx.Request) -> httpx.Response | Exception:
+        try:
+            response = self._sync_client().send(request, stream=True, follow_redirects=False)
+        except httpx.TransportError as exc:
+            return exc
+        try:
+            if _fits(response) or response.is_stream_consumed:
+                response.read()
+                return response
+            raw = bytearray()
+            for chunk in response.iter_raw():
+                raw += chunk
+                if len(raw) > BODY_LIMIT:
+                    return _too_large(response)
+            return _rebuilt(response, bytes(raw))
+        except httpx.TransportError as exc:
+            return exc
+        except httpx.DecodingError as exc:
+            return _undecodable(response, exc)
+        finally:
+            response.close()
+
+    async def _asend(self, request: httpx.Request) -> httpx.Response | Exception:
+        try:
+            response = await self._async_client_().send(
+                request, stream=True, follow_redirects=False
+            )
+        except httpx.TransportError as exc:
+            return exc
+        try:
+            if _fits(response) or response.is_stream_consumed:
+                await response.aread()
+                return response
+            raw = bytearray()
+            async for chunk in response.aiter_raw():
+                raw += chunk
+                if len(raw) > BODY_LIMIT:
+                    return _too_large(response)
+            return _rebuilt(response, bytes(raw))
+        except httpx.TransportError as exc:
+            return exc
+        except httpx.DecodingError as exc:
+            return _undecodable(response, exc)
+        finally:
+            await response.aclose()
+
+
+def _timeout(settings: ProviderSettings) -> httpx.Timeout:
+    phases = settings.timeouts
+    default = settings.timeout
+    if phases is None:
+        return httpx.Timeout(default)
+    return httpx.Timeout(
+        default,
+        connect=phases.connect or default,
+        read=phases.read or default,
+        write=phases.write or default,
+        pool=phases.pool or default,
+    )
+
+
+def _fits(response: httpx.Response) -> bool:
+    """Whether the body can be read in one go: declared, small and not compressed."""
+    length = response.headers.get("content-length")
+    encoding = response.headers.get("content-encoding")
+    return (
+        length is not None
+        and length.isdigit()
+        and int(length) <= BODY_LIMIT
+        and (not encoding or encoding == "identity")
+    )
+
+
+def _rebuilt(response: httpx.Response, raw: bytes) -> httpx.Response | Exception:
+    rebuilt = httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=raw,
+        request=response.request,
+        extensions=response.extensions,
+    )
+    if len(rebuilt.content) > BODY_LIMIT:
+        return _too_large(response)
+    return rebuilt
+
+
+def _too_large(response: httpx.Response) -> Exception:
+    return UnexpectedResponse(
+        f"the answer's body is larger than {BODY_LIMIT} bytes; refused unread",
+        status_code=response.status_code,
+    )
+
+
+def _undecodable(response: httpx.Response, exc: Exception) -> Exception:
+    return UnexpectedResponse(
+        f"the answer's body could not be decoded ({type(exc).__name__})",
+        status_code=response.status_code,
+    )

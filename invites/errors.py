@@ -1,0 +1,203 @@
+"""The exception tree every vendor's failures are mapped into.
+
+Every error a caller sees from a resend is an :class:`InviteError` subclass, chained to its cause.
+Configuration problems raise :class:`ConfigurationError`, which deliberately sits outside the tree
+so that ``except InviteError`` never hides a broken setup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "AccessDenied",
+    "AlreadyVerified",
+    "AuthenticationFailed",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "InvalidInvitee",
+    "InvalidRequest",
+    "InvitationExpired",
+    "InviteError",
+    "InviteRejected",
+    "OutcomeUnknown",
+    "PermissionDenied",
+    "ProviderUnavailable",
+    "RateLimited",
+    "TenantMismatch",
+    "UnexpectedResponse",
+    "UserNotFound",
+]
+
+_FIELDS = (
+    "provider",
+    "user_id",
+    "status_code",
+    "vendor_code",
+    "request_id",
+    "retryable",
+    "retry_after",
+    "attempts",
+    "details",
+)
+
+
+class InviteError(Exception):
+    """Base of every failure to resend an invitation.
+
+    Attributes: ``provider`` (vendor name), ``user_id``, ``status_code`` (HTTP status, if any),
+    ``vendor_code`` (the vendor's machine-readable code, if any), ``message`` (the vendor's or the
+    library's text), ``request_id`` (the vendor's trace id), ``retryable`` (whether trying again
+    later may succeed), ``retry_after`` (seconds the vendor asked to wait), ``attempts`` (requests
+    made), ``details`` (a small mapping of extra facts: never credentials or invitation URLs).
+    """
+
+    #: Whether a later attempt may succeed; subclasses override.
+    default_retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        user_id: str | None = None,
+        status_code: int | None = None,
+        vendor_code: str | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        attempts: int | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.user_id = user_id
+        self.status_code = status_code
+        self.vendor_code = vendor_code
+        self.request_id = request_id
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after = retry_after
+        self.attempts = attempts
+        self.details: dict[str, Any] = dict(details or {})
+
+    def __str__(self) -> str:
+        parts = []
+        if self.provider:
+            parts.append(self.provider)
+        if self.user_id is not None:
+            parts.append(f"user {self.user_id!r}")
+        if self.status_code is not None:
+            parts.append(f"HTTP {self.status_code}")
+        if self.vendor_code:
+            parts.append(f"code {self.vendor_code!r}")
+        head = ", ".join(parts)
+        tail = []
+        if self.request_id:
+            tail.append(f"request id {self.request_id}")
+        if self.retry_after is not None:
+            tail.append(f"retry after {self.retry_after:g}s")
+        if self.attempts is not None and self.attempts > 1:
+            tail.append(f"{self.attempts} attempts")
+        text = f"{head}: {self.message}" if head else self.message
+        return f"{text} ({'; '.join(tail)})" if tail else text
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in ("provider", "user_id", "status_code", "vendor_code")
+            if getattr(self, name) is not None
+        )
+        return f"{type(self).__name__}({self.message!r}{', ' if fields else ''}{fields})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {name: getattr(self, name) for name in _FIELDS}
+        return (_rebuild, (type(self), self.message, state))
+
+
+def _rebuild(cls: type[InviteError], message: str, state: dict[str, Any]) -> InviteError:
+    return cls(message, **state)
+
+
+class InviteRejected(InviteError):
+    """The vendor refused this invitation; retrying will not help."""
+
+
+class AlreadyVerified(InviteRejected):
+    """The user accepted the invitation already; most callers treat this as done."""
+
+
+class InvitationExpired(InviteRejected):
+    """The invitation expired: the vendor wants a new invitation, not a resend."""
+
+
+class UserNotFound(InviteRejected):
+    """The vendor does not know this user."""
+
+
+class InvalidRequest(InviteRejected):
+    """The vendor rejected the request as malformed."""
+
+
+class AccessDenied(InviteError):
+    """The credential may not do this."""
+
+
+class AuthenticationFailed(AccessDenied):
+    """The vendor did not accept the credential (401)."""
+
+
+class PermissionDenied(AccessDenied):
+    """The credential is valid but lacks the permission (403)."""
+
+
+class TenantMismatch(PermissionDenied):
+    """The credential and the tenant header belong to different tenants."""
+
+
+class RateLimited(InviteError):
+    """The vendor asked to slow down (429); ``retry_after`` holds its wait, when it said one."""
+
+    default_retryable = True
+
+
+class ProviderUnavailable(InviteError):
+    """The vendor failed (5xx). Only a 503 is retried automatically."""
+
+
+class ConnectionFailed(InviteError):
+    """The request never reached the vendor, so nothing was sent: safe to retry."""
+
+    default_retryable = True
+
+
+class OutcomeUnknown(InviteError):
+    """The request was sent but no usable answer came back: the email may or may not have gone."""
+
+
+class UnexpectedResponse(InviteError):
+    """An answer the adapter does not understand; ``details["body"]`` keeps a short excerpt."""
+
+
+class InvalidInvitee(InviteError, ValueError):
+    """Refused before sending: an unsafe id or a missing field. Nothing left the process."""
+
+
+class ConfigurationError(ValueError):
+    """The configuration is unusable. ``problems`` lists every problem with its key path."""
+
+    def __init__(self, problems: list[str] | str, *, provider: str | None = None) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.provider = provider
+        what = f"invalid {provider} configuration" if provider else "invalid configuration"
+        super().__init__(f"{what}: " + "; ".join(self.problems))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_configuration_error, (type(self), self.problems, self.provider))
+
+
+def _rebuild_configuration_error(
+    cls: type[ConfigurationError], problems: list[str], provider: str | None
+) -> ConfigurationError:
+    return cls(problems, provider=provider)

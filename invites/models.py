@@ -1,0 +1,112 @@
+"""The values a resend takes and gives: :class:`Invitee`, :class:`Access`, :class:`ResendResult`."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import attrs
+
+from .errors import InvalidInvitee
+
+__all__ = ["MAX_ID_LENGTH", "Access", "Invitee", "ResendResult", "check_user_id"]
+
+#: Longer ids are refused: no vendor here issues ids anywhere near this long.
+MAX_ID_LENGTH = 256
+
+# Control, format (bidi marks, BOM), surrogate, private-use and unassigned characters, and the
+# Unicode line/paragraph separators: none belongs in an id that becomes a URL path segment.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def check_user_id(user_id: object, *, provider: str | None = None) -> str:
+    """Return ``user_id`` if it is safe to send as one URL path segment, else raise.
+
+    Refused: non-strings, empty or blank ids, ``.`` and ``..``, ids longer than
+    :data:`MAX_ID_LENGTH`, leading or trailing whitespace, and control or invisible characters.
+    """
+
+    def refuse(why: str) -> InvalidInvitee:
+        shown = repr(user_id)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        return InvalidInvitee(f"unsafe user id {shown}: {why}", provider=provider)
+
+    if not isinstance(user_id, str):
+        raise refuse(f"expected a string, got {type(user_id).__name__}")
+    if not user_id or user_id.isspace():
+        raise refuse("it is empty")
+    if len(user_id) > MAX_ID_LENGTH:
+        raise refuse(f"it is {len(user_id)} characters long (at most {MAX_ID_LENGTH})")
+    if user_id in {".", ".."}:
+        raise refuse("it is a relative path segment")
+    if user_id != user_id.strip():
+        raise refuse("it has leading or trailing whitespace")
+    if not user_id.isascii():
+        for char in user_id:
+            if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
+                raise refuse(f"it contains the invisible or control character U+{ord(char):04X}")
+    elif not user_id.isprintable():
+        raise refuse("it contains a control character")
+    return user_id
+
+
+def _validate_id(instance: Invitee, attribute: attrs.Attribute[str], value: str) -> None:
+    check_user_id(value)
+
+
+def _optional_text(
+    instance: object, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise InvalidInvitee(f"{attribute.name} must be a string, got {type(value).__name__}")
+    if not value.isprintable():
+        raise InvalidInvitee(f"{attribute.name} contains a control character")
+
+
+@attrs.frozen(kw_only=True)
+class Access:
+    """Ecosuite's access window for an invitee (other vendors ignore it).
+
+    ``start_date`` / ``end_date`` are ``YYYY-MM-DD``; ``prevent_download`` is ``"no"`` or
+    ``"yes"``; ``restrict_projects`` is ``"no"``, ``"portfolios"`` or ``"yes"``. The Ecosuite
+    adapter checks the values before sending.
+    """
+
+    start_date: str | None = attrs.field(default=None, validator=_optional_text)
+    end_date: str | None = attrs.field(default=None, validator=_optional_text)
+    prevent_download: str = "no"
+    restrict_projects: str = "no"
+
+
+@attrs.frozen(kw_only=True)
+class Invitee:
+    """Who to re-invite. Only ``user_id`` is always required; what else a vendor needs varies.
+
+    The id is checked when the invitee is built: an unsafe id raises :class:`InvalidInvitee`.
+    """
+
+    user_id: str = attrs.field(validator=_validate_id)
+    email: str | None = attrs.field(default=None, validator=_optional_text)
+    first_name: str | None = attrs.field(default=None, validator=_optional_text)
+    last_name: str | None = attrs.field(default=None, validator=_optional_text)
+    timezone: str | None = attrs.field(default=None, validator=_optional_text)
+    user_type: str | None = attrs.field(default=None, validator=_optional_text)
+    access: Access | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ResendResult:
+    """A resend the vendor accepted.
+
+    ``message`` is the vendor's text when it sent one; ``invitation_status`` the invitation's state
+    after the resend when the vendor reports it (SoftwareOne). Invitation links are never kept.
+    """
+
+    provider: str
+    user_id: str
+    message: str | None = None
+    invitation_status: str | None = None
+    status_code: int = 200
+    request_id: str | None = None

@@ -1,0 +1,101 @@
+"""``python -m invites.sandbox``: serve the simulated vendors in the foreground.
+
+Prints the base URL and the sandbox's (fake) credentials, then serves until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import uvicorn
+
+from ._app import Fault, Sandbox, create_app
+from ._data import (
+    ECOSUITE_TOKEN,
+    SOFTWAREONE_ACCOUNT_ID,
+    SOFTWAREONE_TOKEN,
+    TENANT_API_KEY,
+    TENANT_BEARER_TOKEN,
+    TENANT_ID,
+)
+from ._server import base_url, quiet_deliberate_drops
+
+
+def _fault_kinds(text: str) -> list[Fault]:
+    try:
+        return [Fault(name.strip()) for name in text.split(",") if name.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; kinds: {', '.join(Fault)}") from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m invites.sandbox",
+        description="Serve simulated Ecosuite, SoftwareOne and tenant-header API vendors.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="probability in [0, 1] that a resend meets a random fault",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed of the random faults")
+    parser.add_argument(
+        "--faults",
+        type=_fault_kinds,
+        default=list(Fault),
+        help="comma-separated kinds random faults draw from (default: all)",
+    )
+    parser.add_argument(
+        "--rate-limit", type=float, default=None, metavar="RPS", help="requests per second"
+    )
+    parser.add_argument("--retry-after", type=int, default=1, help="Retry-After of faults")
+    parser.add_argument(
+        "--legacy-removed",
+        action="store_true",
+        help="SoftwareOne's deprecated account-users endpoints answer 404",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse `argv`, bind the socket, print where and how to connect, then serve."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        sandbox = Sandbox(
+            fault_rate=args.fault_rate,
+            seed=args.seed,
+            faults=args.faults,
+            rate_limit=args.rate_limit,
+            legacy_removed=args.legacy_removed,
+            retry_after=args.retry_after,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    config = uvicorn.Config(
+        create_app(sandbox), host=args.host, port=args.port, log_level="info", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    quiet_deliberate_drops()
+    sock = config.bind_socket()
+    # Listening before the URL is printed: a client that reads it can connect at once.
+    sock.listen(config.backlog)
+    url = base_url(args.host, sock.getsockname()[1])
+    print(
+        f"invites sandbox on {url}  (fake, sandbox-only credentials)\n"
+        f"  ecosuite     base_url={url}  token={ECOSUITE_TOKEN}\n"
+        f"  softwareone  base_url={url}  token={SOFTWAREONE_TOKEN}"
+        f"  account_id={SOFTWAREONE_ACCOUNT_ID}\n"
+        f"  tenant_api   base_url={url}  tenant_id={TENANT_ID}"
+        f"  api_key={TENANT_API_KEY}  bearer token={TENANT_BEARER_TOKEN}",
+        flush=True,
+    )
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Vendor adapters for :mod:`invites`, one module per vendor, imported only when configured."""

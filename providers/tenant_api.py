@@ -1,0 +1,109 @@
+"""A tenant-header identity API: ``POST /v1/users/{id}/resend-invite``.
+
+Contract (VENDORS.md, seed 004): ``X-Tenant-ID`` (a UUID) on every request, and the credential in
+``X-API-Key`` or ``Authorization: Bearer``; ids are UUIDs; 200 answers ``{"message": ...}``; errors
+are ``{"code", "message", "details"?, "notices"?}``, mapped by ``code`` first and status second.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+import attrs
+
+from invites._base import BaseProvider, Call, Flow
+from invites._settings import ProviderSettings, TenantId
+from invites._wire import json_body, response_error
+from invites.errors import (
+    AlreadyVerified,
+    InvalidInvitee,
+    InviteError,
+    TenantMismatch,
+    UnexpectedResponse,
+    UserNotFound,
+)
+from invites.models import Invitee, ResendResult
+
+__all__ = ["TenantApiProvider", "TenantApiSettings"]
+
+_BY_CODE: dict[str, type[InviteError]] = {
+    "already_verified": AlreadyVerified,
+    "tenant_mismatch": TenantMismatch,
+    "not_found": UserNotFound,
+}
+
+
+@attrs.frozen(kw_only=True)
+class TenantApiSettings(ProviderSettings):
+    """Tenant API keys: ``tenant_id`` (UUID, required) and ``auth`` (``api_key`` or ``bearer``)."""
+
+    tenant_id: TenantId
+    auth: Literal["api_key", "bearer"] = "api_key"
+
+
+class TenantApiProvider(BaseProvider):
+    """Resend invitations through a tenant-header identity API."""
+
+    name = "tenant_api"
+    settings_class = TenantApiSettings
+    settings: TenantApiSettings
+
+    def __init__(self, settings: ProviderSettings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self._users = self.base_url + "/v1/users/"
+        self._headers = {"X-Tenant-ID": self.settings.tenant_id}
+        self._bearer = self.settings.auth == "bearer"
+
+    def auth_header(self, token: str) -> tuple[str, str]:
+        if self._bearer:
+            return ("Authorization", "Bearer " + token)
+        return ("X-API-Key", token)
+
+    def flow(self, invitee: Invitee) -> Flow:
+        user_id = invitee.user_id
+        try:
+            user_uuid = str(uuid.UUID(user_id))
+        except ValueError:
+            raise InvalidInvitee(
+                "the tenant API's user ids are UUIDs", provider=self.name, user_id=user_id
+            ) from None
+        url = self._users + user_uuid + "/resend-invite"
+        response = yield Call("POST", url, headers=self._headers)
+        data = json_body(response)
+        if response.status_code == 200:
+            if not isinstance(data, dict):
+                raise response_error(
+                    UnexpectedResponse,
+                    response,
+                    provider=self.name,
+                    user_id=user_id,
+                    message="the answer is not a JSON object",
+                )
+            message = data.get("message")
+            return ResendResult(
+                provider=self.name,
+                user_id=user_id,
+                message=message if isinstance(message, str) else None,
+                status_code=200,
+            )
+        code = message = None
+        details: dict[str, Any] = {}
+        if isinstance(data, dict):
+            code = data.get("code") if isinstance(data.get("code"), str) else None
+            text = data.get("message")
+            message = text if isinstance(text, str) and text else None
+            notices = data.get("notices")
+            if isinstance(notices, list):
+                details["notices"] = [n for n in notices if isinstance(n, str)][:20]
+            if isinstance(data.get("details"), dict):
+                details["details"] = data["details"]
+        raise response_error(
+            _BY_CODE.get(code or ""),
+            response,
+            provider=self.name,
+            user_id=user_id,
+            message=message,
+            vendor_code=code,
+            details=details,
+        )
