@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
@@ -22,6 +21,7 @@ from .errors import (
     RateLimited,
     UnexpectedResponse,
     UserNotFound,
+    redact_links,
 )
 
 __all__ = [
@@ -34,10 +34,8 @@ __all__ = [
     "segment",
 ]
 
-#: At most this much of a body is kept on an error.
+#: At most this many characters of a body are kept on an error.
 EXCERPT_LIMIT: Final = 2048
-
-_URL = re.compile(r"""https?://[^\s"'<>]+""", re.IGNORECASE)
 
 
 class _NotJson:
@@ -71,12 +69,11 @@ def json_body(response: httpx.Response) -> Any:
 
 
 def excerpt(content: bytes) -> str:
-    """A short, printable, link-free excerpt of a body, fit for an error message or log."""
-    text = content[:EXCERPT_LIMIT].decode("utf-8", errors="replace")
-    text = _URL.sub("<url>", text)
-    if len(content) > EXCERPT_LIMIT:
-        text += "..."
-    return text
+    """A short, link-free excerpt of a body (at most :data:`EXCERPT_LIMIT` characters)."""
+    cut = len(content) > EXCERPT_LIMIT
+    text = content[: EXCERPT_LIMIT - 3 if cut else EXCERPT_LIMIT].decode("utf-8", errors="replace")
+    text = redact_links(text)
+    return text[: EXCERPT_LIMIT - 3] + "..." if cut else text[:EXCERPT_LIMIT]
 
 
 _BY_STATUS: Final[Mapping[int, type[InviteError]]] = {
@@ -139,7 +136,7 @@ def response_error(
         if 300 <= status < 400:
             message = f"unexpected redirect ({status} {reason}); redirects are never followed"
         else:
-            message = f"{status} {reason}"
+            message = reason
         if response.content:
             extra.setdefault("body", excerpt(response.content))
     retryable = True if status == 503 else None

@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"  softwareone  base_url={url}  token={SOFTWAREONE_TOKEN}"
         f"  account_id={SOFTWAREONE_ACCOUNT_ID}\n"
         f"  tenant_api   base_url={url}  tenant_id={TENANT_ID}"
-        f"  api_key={TENANT_API_KEY}  bearer token={TENANT_BEARER_TOKEN}",
+        f"  api_key={TENANT_API_KEY}  bearer_token={TENANT_BEARER_TOKEN}",
         flush=True,
     )
     server.run(sockets=[sock])

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, NoReturn, cast
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -509,10 +509,12 @@ class _FaultGate:
             await sandbox._sleep(sandbox.slow_seconds)
             await self.app(scope, receive, send)
         elif fault is Fault.DROP_AFTER:
-            await self.app(scope, receive, _headers_only(send, fault))
-            raise ConnectionDropped(str(fault))  # the handler sent no body: drop all the same
+            drop = _Drop(fault, receive, send)
+            await self.app(scope, drop.receive, drop.send_headers_only)
+            await drop.now()  # the handler sent no body: drop all the same
         elif fault is Fault.DROP_BEFORE:
-            await send(
+            drop = _Drop(fault, receive, send)
+            await drop.send_headers_only(
                 {
                     "type": "http.response.start",
                     "status": 200,
@@ -522,21 +524,40 @@ class _FaultGate:
                     ],
                 }
             )
-            raise ConnectionDropped(str(fault))
+            await drop.now()
         else:
             response = _fault_response(fault, _vendor_of(scope["path"]), sandbox.retry_after)
             await response(scope, receive, send)
 
 
-def _headers_only(send: Send, fault: Fault) -> Send:
-    """A `send` that lets the status line and headers through, then drops the connection."""
+class _Drop:
+    """Ends a response after its headers by raising `ConnectionDropped`.
 
-    async def send_headers(message: Message) -> None:
+    The request body is read to its end first: closing a socket with unread input makes the
+    kernel reset the connection, and the client could lose the headers already sent.
+    """
+
+    def __init__(self, fault: Fault, receive: Receive, send: Send) -> None:
+        self.fault = fault
+        self._receive = receive
+        self._send = send
+        self._request_read = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self._request_read = True
+        return message
+
+    async def send_headers_only(self, message: Message) -> None:
         if message["type"] == "http.response.body":
-            raise ConnectionDropped(str(fault))
-        await send(message)
+            await self.now()
+        await self._send(message)
 
-    return send_headers
+    async def now(self) -> NoReturn:
+        while not self._request_read:
+            await self.receive()
+        raise ConnectionDropped(str(self.fault))
 
 
 # --- Ecosuite -------------------------------------------------------------------------------------

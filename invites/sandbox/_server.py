@@ -67,7 +67,13 @@ def serve(
     )
     server = uvicorn.Server(config)
     quiet_deliberate_drops()
-    thread = threading.Thread(target=server.run, name="invites-sandbox", daemon=True)
+
+    def run() -> None:
+        # uvicorn exits the process when it cannot bind; here that only ends this thread.
+        with contextlib.suppress(SystemExit):
+            server.run()
+
+    thread = threading.Thread(target=run, name="invites-sandbox", daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + startup_timeout
