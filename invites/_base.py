@@ -29,6 +29,7 @@ from .errors import (
     ConnectionFailed,
     InviteError,
     OutcomeUnknown,
+    RateLimited,
     UnexpectedResponse,
 )
 from .models import Invitee, ResendResult
@@ -246,11 +247,11 @@ class BaseProvider:
                 return result
             if isinstance(action, httpx.Request):
                 reply = self._send(action)
-            elif isinstance(action, float):
+            elif isinstance(action, _Refresh):
+                reply = self._run_refresh(self._credentials.refresh, action)
+            else:
                 self._sleep(action)
                 reply = None
-            else:
-                reply = self._run_refresh(self._credentials.refresh, action)
 
     async def aresend_invite(self, invitee: Invitee | str) -> ResendResult:
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
@@ -264,15 +265,15 @@ class BaseProvider:
                 return result
             if isinstance(action, httpx.Request):
                 reply = await self._asend(action)
-            elif isinstance(action, float):
-                await self._async_sleep(action)
-                reply = None
-            else:
+            elif isinstance(action, _Refresh):
                 try:
                     await self._credentials.arefresh(action.stale)
                     reply = None
                 except InviteError as exc:
                     reply = exc
+            else:
+                await self._async_sleep(action)
+                reply = None
 
     def close(self) -> None:
         """Close the sync client if this provider created it."""
@@ -340,10 +341,26 @@ class BaseProvider:
         attempt = 0
         refreshed = False
         while True:
-            wait = throttle.acquire()
-            while wait > 0:
+            while True:
+                paused = throttle.paused_for()
+                if paused > 0 and not policy.may_pause(paused, self._clock() - started):
+                    self._give_up(call, httpx.URL(call.url).path, user_id, attempt, "paused")
+                    raise RateLimited(
+                        f"the vendor asked to pause for {paused:.0f} s, longer than "
+                        "max_retry_after or the deadline allows; nothing was sent",
+                        provider=self.name,
+                        user_id=user_id,
+                        retry_after=paused,
+                        attempts=attempts[0],
+                    )
+                wait = throttle.acquire()
+                if wait <= 0:
+                    break
                 yield wait
-                wait = throttle.paused_for()
+                if throttle.paused_for() <= 0:
+                    break
+                # A pause began while this caller waited for its slot: that slot is void (every
+                # caller holding one would send at once when the pause ends), so take a new one.
             if credentials.current is None:
                 failure = yield _Refresh(None)
                 if isinstance(failure, InviteError):
@@ -374,12 +391,6 @@ class BaseProvider:
                 retry_after = None
                 if status == 429 or status == 503:
                     retry_after = parse_retry_after(reply.headers.get("retry-after"))
-                    if status == 429:
-                        throttle.pause(
-                            min(retry_after, policy.max_retry_after)
-                            if retry_after is not None
-                            else policy.backoff(attempt)
-                        )
                     retry = True
                 elif status in (502, 504):
                     retry = call.reads_only or policy.retry_unknown
@@ -389,11 +400,18 @@ class BaseProvider:
                     self._report(call, request, user_id, attempt, status, None, elapsed, None)
                     return reply
                 delay = policy.wait_before_retry(attempt, retry_after, self._clock() - started)
+                if status == 429:
+                    # The vendor asked this client, not this request, to slow down: hold every
+                    # caller for as long as it said (or the backoff when it did not say).
+                    if retry_after is not None:
+                        throttle.pause(retry_after)
+                    else:
+                        throttle.pause(delay if delay is not None else policy.backoff(attempt))
                 self._report(call, request, user_id, attempt, status, None, elapsed, delay)
                 if delay is None:
-                    self._give_up(call, request, user_id, attempt, f"HTTP {status}")
+                    self._give_up(call, request.url.path, user_id, attempt, f"HTTP {status}")
                     return reply
-                if status != 429:  # a 429 already paused the whole provider
+                if status != 429:  # a 429 paused the whole provider; the loop above waits it out
                     yield delay
                 continue
 
@@ -409,7 +427,7 @@ class BaseProvider:
             if delay is not None:
                 yield delay
                 continue
-            self._give_up(call, request, user_id, attempt, error_name)
+            self._give_up(call, request.url.path, user_id, attempt, error_name)
             if connect:
                 raise ConnectionFailed(
                     f"could not reach the vendor ({error_name}); nothing was sent",
@@ -502,10 +520,7 @@ class BaseProvider:
                 )
             )
 
-    def _give_up(
-        self, call: Call, request: httpx.Request, user_id: str, attempt: int, why: str
-    ) -> None:
-        path = request.url.path
+    def _give_up(self, call: Call, path: str, user_id: str, attempt: int, why: str) -> None:
         logger.warning(
             "%s %s %s: giving up after %d attempt(s): %s",
             self.name,

@@ -84,13 +84,21 @@ class RetryPolicy:
             return None
         return wait
 
+    def may_pause(self, seconds: float, elapsed: float) -> bool:
+        """Whether a caller may wait out a provider-wide pause (a 429's ``Retry-After``).
+
+        The same bounds as a retry's wait: at most ``max_retry_after``, and within the deadline.
+        """
+        return seconds <= self.max_retry_after and elapsed + seconds < self.deadline
+
 
 class Throttle:
     """A provider-wide pace shared by every thread and task using one provider.
 
     ``rate`` (requests per second, bursts of at most ``max(1, rate)``) is enforced with the generic
     cell rate algorithm: each caller reserves the next free slot and waits until it. ``pause``
-    holds every caller until a moment (a vendor's 429 ``Retry-After``), with or without a rate.
+    holds every caller until a moment (a vendor's 429 ``Retry-After``), with or without a rate; a
+    slot reserved before a pause began is void, and its holder reserves a new one.
     """
 
     __slots__ = ("_clock", "_interval", "_lock", "_paused_until", "_tat", "_tolerance")
