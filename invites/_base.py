@@ -94,6 +94,8 @@ class _Refresh:
 
 _Action: TypeAlias = "httpx.Request | float | _Refresh"
 _Reply: TypeAlias = "httpx.Response | Exception | None"
+#: ``Client.build_request`` of the driver's client: merges its default headers and cookies.
+_Builder: TypeAlias = Callable[..., httpx.Request]
 
 
 class _Credentials:
@@ -193,7 +195,6 @@ class BaseProvider:
         self._owns_async_client = async_client is None
         self._client_lock = threading.Lock()
         self._timeout = _timeout(settings)
-        self._timeout_ext = self._timeout.as_dict()
         self._credentials = _Credentials(settings.token, settings.token_provider)
         self._policy = RetryPolicy(
             max_attempts=settings.max_attempts,
@@ -237,7 +238,7 @@ class BaseProvider:
 
     def resend_invite(self, invitee: Invitee | str) -> ResendResult:
         """Resend the invitation, blocking. Raises an :class:`~invites.InviteError` subclass."""
-        steps = self._steps(self.invitee(invitee))
+        steps = self._steps(self.invitee(invitee), self._sync_client().build_request)
         reply: _Reply = None
         while True:
             try:
@@ -255,7 +256,7 @@ class BaseProvider:
 
     async def aresend_invite(self, invitee: Invitee | str) -> ResendResult:
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
-        steps = self._steps(self.invitee(invitee))
+        steps = self._steps(self.invitee(invitee), self._async_client_().build_request)
         reply: _Reply = None
         while True:
             try:
@@ -302,7 +303,11 @@ class BaseProvider:
 
     # -- the shared flow ------------------------------------------------------------------------
 
-    def _steps(self, invitee: Invitee) -> Generator[_Action, _Reply, ResendResult]:
+    def _steps(
+        self, invitee: Invitee, build: _Builder | None = None
+    ) -> Generator[_Action, _Reply, ResendResult]:
+        if build is None:
+            build = self._sync_client().build_request
         started = self._clock()
         attempts = [0]
         flow = self.flow(invitee)
@@ -310,7 +315,9 @@ class BaseProvider:
             call = next(flow)
             while True:
                 try:
-                    response = yield from self._exchange(call, invitee.user_id, started, attempts)
+                    response = yield from self._exchange(
+                        call, invitee.user_id, started, attempts, build
+                    )
                 except InviteError as exc:
                     # The flow may recover (a failed state read keeps the original refusal).
                     call = flow.throw(exc)
@@ -331,7 +338,7 @@ class BaseProvider:
             flow.close()
 
     def _exchange(
-        self, call: Call, user_id: str, started: float, attempts: list[int]
+        self, call: Call, user_id: str, started: float, attempts: list[int], build: _Builder
     ) -> Generator[_Action, _Reply, httpx.Response]:
         """Make one call under the delivery policy; return the answer the vendor should read."""
         policy = self._policy
@@ -371,7 +378,9 @@ class BaseProvider:
             headers[name] = value
             attempt += 1
             attempts[0] += 1
-            request = self._build(call, headers)
+            request = build(
+                call.method, call.url, json=call.json, headers=headers, timeout=self._timeout
+            )
             sent_at = self._clock()
             reply = yield request
             elapsed = self._clock() - sent_at
@@ -450,23 +459,6 @@ class BaseProvider:
                 user_id=user_id,
                 attempts=attempts[0],
             ) from reply
-
-    def _build(self, call: Call, headers: dict[str, str]) -> httpx.Request:
-        if self._client is not None:
-            return self._client.build_request(
-                call.method, call.url, json=call.json, headers=headers, timeout=self._timeout
-            )
-        if self._async_client is not None:
-            return self._async_client.build_request(
-                call.method, call.url, json=call.json, headers=headers, timeout=self._timeout
-            )
-        return httpx.Request(
-            call.method,
-            call.url,
-            json=call.json,
-            headers=headers,
-            extensions={"timeout": self._timeout_ext},
-        )
 
     def _report(
         self,
@@ -569,12 +561,12 @@ class BaseProvider:
             if _fits(response) or response.is_stream_consumed:
                 response.read()
                 return response
-            raw = bytearray()
-            for chunk in response.iter_raw():
-                raw += chunk
-                if len(raw) > BODY_LIMIT:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > BODY_LIMIT:
                     return _too_large(response)
-            return _rebuilt(response, bytes(raw))
+            return _rebuilt(response, bytes(body))
         except httpx.TransportError as exc:
             return exc
         except httpx.DecodingError as exc:
@@ -593,12 +585,12 @@ class BaseProvider:
             if _fits(response) or response.is_stream_consumed:
                 await response.aread()
                 return response
-            raw = bytearray()
-            async for chunk in response.aiter_raw():
-                raw += chunk
-                if len(raw) > BODY_LIMIT:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > BODY_LIMIT:
                     return _too_large(response)
-            return _rebuilt(response, bytes(raw))
+            return _rebuilt(response, bytes(body))
         except httpx.TransportError as exc:
             return exc
         except httpx.DecodingError as exc:
@@ -633,17 +625,18 @@ def _fits(response: httpx.Response) -> bool:
     )
 
 
-def _rebuilt(response: httpx.Response, raw: bytes) -> httpx.Response | Exception:
-    rebuilt = httpx.Response(
+def _rebuilt(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A response holding ``body``, already decoded, read incrementally within the limit."""
+    headers = response.headers.copy()
+    headers.pop("content-encoding", None)
+    headers["content-length"] = str(len(body))
+    return httpx.Response(
         response.status_code,
-        headers=response.headers,
-        content=raw,
+        headers=headers,
+        content=body,
         request=response.request,
         extensions=response.extensions,
     )
-    if len(rebuilt.content) > BODY_LIMIT:
-        return _too_large(response)
-    return rebuilt
 
 
 def _too_large(response: httpx.Response) -> Exception:

@@ -10,8 +10,9 @@ reported ``unknown`` (async), and their outcomes go to ``on_outcome`` so none is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import itertools
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from typing import Literal, TypeAlias
 
 import attrs
@@ -120,11 +121,12 @@ def resend_many(
     *,
     concurrency: int = 8,
     on_outcome: OutcomeHook | None = None,
-) -> Iterator[Outcome]:
+) -> Generator[Outcome, None, None]:
     """Resend to every invitee on up to ``concurrency`` threads; yield outcomes as they complete.
 
     ``on_outcome`` sees every outcome as it completes, including those that finish after the
-    consumer stopped iterating.
+    consumer stopped iterating. Closing the generator (or leaving a ``for`` loop over it) waits
+    for the resends in flight.
     """
     _check_concurrency(concurrency)
     return _resend_many(provider, iter(invitees), concurrency, on_outcome)
@@ -135,8 +137,9 @@ def _resend_many(
     source: Iterator[Invitee | str],
     concurrency: int,
     on_outcome: OutcomeHook | None,
-) -> Iterator[Outcome]:
+) -> Generator[Outcome, None, None]:
     pending: set[Future[Outcome]] = set()
+    ready: list[Future[Outcome]] = []  # completed, not yet yielded
     executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="invites")
     exhausted = False
     try:
@@ -151,19 +154,22 @@ def _resend_many(
             if not pending:
                 return
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                outcome = future.result()
+            ready.extend(done)
+            while ready:
+                outcome = ready.pop().result()
                 if on_outcome is not None:
                     on_outcome(outcome)
                 yield outcome
     finally:
-        # The consumer stopped early, or the input raised: let in-flight resends finish and
-        # hand their outcomes to on_outcome.
-        for future in pending:
-            outcome = future.result()
-            if on_outcome is not None:
-                on_outcome(outcome)
-        executor.shutdown(wait=True)
+        # The consumer stopped early, or the input raised: hand the outcomes completed but not
+        # yet yielded to on_outcome, then those of the resends in flight, as each finishes.
+        try:
+            for future in itertools.chain(ready, as_completed(pending)):
+                outcome = future.result()
+                if on_outcome is not None:
+                    on_outcome(outcome)
+        finally:
+            executor.shutdown(wait=True)
 
 
 async def aresend_many(
@@ -176,7 +182,9 @@ async def aresend_many(
     """Async twin of :func:`resend_many`: up to ``concurrency`` tasks, outcomes as they complete.
 
     When the consumer stops or the run is cancelled, in-flight resends are cancelled and reported
-    ``unknown`` to ``on_outcome`` (a request may already have reached the vendor).
+    ``unknown`` to ``on_outcome`` (a request may already have reached the vendor). A consumer that
+    may stop early should iterate inside ``contextlib.aclosing(...)``: an abandoned async generator
+    is closed only when it is garbage-collected.
     """
     _check_concurrency(concurrency)
     source = _aiter(invitees)

@@ -50,6 +50,14 @@ class EcosuiteProvider(BaseProvider):
     default_base_url = "https://api.ecosuite.io"
     settings: EcosuiteSettings
 
+    @classmethod
+    def check_settings(cls, settings: ProviderSettings) -> list[str]:
+        prefix = getattr(settings, "auth_prefix", "")
+        # It becomes part of a header value, which httpx encodes as ASCII.
+        if prefix and not (prefix.isascii() and prefix.isprintable()):
+            return ["auth_prefix: must be printable ASCII"]
+        return []
+
     def __init__(self, settings: ProviderSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         prefix = self.settings.auth_prefix.strip()
@@ -63,7 +71,7 @@ class EcosuiteProvider(BaseProvider):
         user_id = invitee.user_id
         url = self._users + segment(user_id)
         access = _access(invitee.access, user_id)
-        if invitee.email is not None:
+        if invitee.email:
             _check_email(invitee.email, user_id)
         if not (invitee.email and invitee.first_name and invitee.last_name):
             if not self.settings.fetch_profile:
@@ -120,7 +128,7 @@ def _completed(invitee: Invitee, profile: dict[str, Any]) -> Invitee:
     changes: dict[str, Any] = {}
     for field, key in _PROFILE_FIELDS:
         value = profile.get(key)
-        if getattr(invitee, field) is None and isinstance(value, str) and value:
+        if not getattr(invitee, field) and isinstance(value, str) and value:
             changes[field] = value
     completed = attrs.evolve(invitee, **changes) if changes else invitee
     missing = [f for f in ("email", "first_name", "last_name") if not getattr(completed, f)]

@@ -13,12 +13,16 @@ by reading the membership's state with one ``GET``.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
 
+import invites
 from invites._base import BaseProvider, Call, Flow
 from invites._settings import ProviderSettings
 from invites._wire import json_body, response_error, segment
@@ -87,7 +91,7 @@ class SoftwareOneProvider(BaseProvider):
                 "SoftwareOne's account-users resend endpoint is deprecated; set account_id to use "
                 "the current endpoint",
                 DeprecationWarning,
-                stacklevel=2,
+                stacklevel=_caller_stacklevel(),
             )
         else:
             self._members = (
@@ -155,6 +159,24 @@ class SoftwareOneProvider(BaseProvider):
         )
 
 
+# Frames in these folders are the library's own: the deprecation names the first frame outside.
+_LIBRARY_DIRS = tuple(
+    str(Path(module_file).resolve().parent) + os.sep for module_file in (__file__, invites.__file__)
+)
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by our caller name the user's own code."""
+    level = 1  # the frame that calls warnings.warn
+    frame = sys._getframe(1)
+    while frame.f_back is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(
+        _LIBRARY_DIRS
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -166,7 +188,10 @@ def _problem(data: dict[str, Any]) -> tuple[str | None, str | None, dict[str, An
     details: dict[str, Any] = {}
     if errors:
         details["errors"] = errors
-        head = f"{head}: {'; '.join(errors)}" if head else "; ".join(errors)
+        # A list-shaped ``errors`` often repeats ``detail``: say each message once.
+        extra = [error for error in errors if error != head]
+        if extra:
+            head = f"{head}: {'; '.join(extra)}" if head else "; ".join(extra)
     title = _text(data.get("title"))
     if title:
         details["title"] = title

@@ -7,6 +7,7 @@ are ``{"code", "message", "details"?, "notices"?}``, mapped by ``code`` first an
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from invites.models import Invitee, ResendResult
 
 __all__ = ["TenantApiProvider", "TenantApiSettings"]
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 _BY_CODE: dict[str, type[InviteError]] = {
     "already_verified": AlreadyVerified,
     "tenant_mismatch": TenantMismatch,
@@ -62,12 +64,15 @@ class TenantApiProvider(BaseProvider):
 
     def flow(self, invitee: Invitee) -> Flow:
         user_id = invitee.user_id
-        try:
-            user_uuid = str(uuid.UUID(user_id))
-        except ValueError:
+        # Only the 8-4-4-4-12 form: uuid.UUID() also takes braces, "urn:uuid:", bare hex and
+        # int() syntax ("+", "_"), which would send another spelling, or another user's id.
+        if not _UUID.fullmatch(user_id):
             raise InvalidInvitee(
-                "the tenant API's user ids are UUIDs", provider=self.name, user_id=user_id
-            ) from None
+                "the tenant API's user ids are UUIDs (8-4-4-4-12 hex digits)",
+                provider=self.name,
+                user_id=user_id,
+            )
+        user_uuid = str(uuid.UUID(user_id))
         url = self._users + user_uuid + "/resend-invite"
         response = yield Call("POST", url, headers=self._headers)
         data = json_body(response)
@@ -98,8 +103,10 @@ class TenantApiProvider(BaseProvider):
                 details["notices"] = [n for n in notices if isinstance(n, str)][:20]
             if isinstance(data.get("details"), dict):
                 details["details"] = data["details"]
+        # A code classifies only a refusal (4xx): a redirect or a 5xx keeps its own meaning.
+        by_code = _BY_CODE.get(code or "") if 400 <= response.status_code < 500 else None
         raise response_error(
-            _BY_CODE.get(code or ""),
+            by_code,
             response,
             provider=self.name,
             user_id=user_id,

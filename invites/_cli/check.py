@@ -1,0 +1,49 @@
+"""``invites check-config``: validate a profiles file and list its profiles, never a secret."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TextIO
+
+from .._base import BaseProvider
+from .common import EXIT_OK, UsageError, open_profiles, pick_profile
+
+__all__ = ["run"]
+
+
+def _credential(provider: BaseProvider) -> str:
+    """Where the profile's credential comes from; never the credential itself."""
+    settings = provider.settings
+    if settings.token_env is not None:
+        return f"from ${settings.token_env}"
+    if settings.token_provider is not None:
+        return "from a token provider"
+    return "set in the file (hidden)"
+
+
+def run(path: str, profile: str | None, stdout: TextIO, stderr: TextIO) -> int:
+    """Print each profile (or only ``profile``): provider, endpoint, where its credential is."""
+    profiles = open_profiles(path)
+    try:
+        names = list(profiles) if profile is None else [profile]
+        rows: list[list[str]] = []
+        notes: list[str] = []
+        for name in names:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                _, provider = pick_profile(profiles, name, path)
+            notes.extend(f"{name}: {warning.message}" for warning in caught)
+            if not isinstance(provider, BaseProvider):  # pragma: no cover - plug-ins only
+                raise UsageError(f"profile {name!r}: not a provider")
+            default = " (default)" if name == profiles.default_name else ""
+            rows.append([name + default, provider.name, provider.base_url, _credential(provider)])
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        stdout.write(f"{path}: valid, {len(profiles)} profile{'s' if len(profiles) != 1 else ''}\n")
+        for row in rows:
+            cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:3])]
+            stdout.write(f"  {'  '.join(cells)}  credential {row[3]}\n")
+        for note in notes:
+            stderr.write(f"invites: note: {note}\n")
+        return EXIT_OK
+    finally:
+        profiles.close()

@@ -1,0 +1,215 @@
+"""The ``invites`` command line: resend invitations in bulk, check a configuration, try a demo.
+
+argparse (standard library), not click or typer: a handful of subcommands need no extra dependency.
+rich (the ``cli`` extra) draws the progress bar and tables, imported only when one is drawn; plain
+text replaces it when it is not installed. Each subcommand imports what it uses when it runs, so
+``invites --help`` loads neither the sandbox's web stack nor rich.
+
+Exit statuses: 0 every invitee sent or already verified; 1 some failed or have an unknown outcome;
+2 a usage or configuration error; 130 interrupted (the resends in flight are settled first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from . import __version__
+from ._cli.common import EXIT_OK, EXIT_USAGE, UsageError
+from .registry import known_providers
+
+__all__ = ["main"]
+
+_RESEND_EPILOG = """\
+input: CSV with a header row, or JSON Lines (one object per line), chosen by the file's suffix
+(.csv, .jsonl, .ndjson). Columns or keys: user_id (required), email, first_name, last_name,
+timezone, user_type. Bad rows are reported with their line numbers and counted as failed.
+
+output: one JSON object per invitee: user_id, outcome (sent | already_verified | failed | unknown),
+error (exception class or null), message, status_code, skipped (true when the journal settled it).
+
+exit status: 0 all sent or already verified, 1 any failed or unknown, 2 usage or configuration
+error, 130 interrupted.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="invites",
+        description="Resend user invitations through Ecosuite, SoftwareOne or a tenant-header API.",
+    )
+    parser.add_argument("--version", action="version", version=f"invites {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log every request attempt to stderr"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    resend = commands.add_parser(
+        "resend",
+        help="resend invitations to user ids or to every row of a CSV / JSON Lines file",
+        description="Resend invitations with bounded concurrency; one JSON line per invitee.",
+        epilog=_RESEND_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    resend.add_argument("user_ids", nargs="*", metavar="USER_ID", help="user ids to resend to")
+    _config_arguments(resend)
+    resend.add_argument("--input", metavar="FILE", help="a .csv or .jsonl file of invitees")
+    resend.add_argument(
+        "--output", metavar="FILE", help="write the JSON lines to FILE instead of stdout"
+    )
+    resend.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="resends in flight at once (default: 8)",
+    )
+    resend.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="append each outcome to FILE as it completes; a rerun skips invitees it shows as "
+        "sent or already verified (and unknown, unless --retry-unknown)",
+    )
+    resend.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the configuration and every row; send nothing, write no output",
+    )
+    resend.add_argument(
+        "--retry-unknown",
+        action="store_true",
+        help="resend to invitees the journal shows with an unknown outcome (they may get the "
+        "email twice)",
+    )
+
+    commands.add_parser(
+        "demo",
+        help="resend through simulated vendors on loopback; no credentials needed",
+        description="Serve the sandbox on a free loopback port and resend to users in every "
+        "state through all three vendors.",
+    )
+
+    commands.add_parser(
+        "sandbox",
+        help="serve the simulated vendors in the foreground (see: invites sandbox --help)",
+        add_help=False,
+    )
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a profiles file and list its profiles (never their secrets)",
+        description="Validate a TOML profiles file; list each profile's provider and endpoint.",
+    )
+    _config_arguments(check)
+
+    commands.add_parser("providers", help="list the provider names that can be configured")
+    return parser
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", required=True, metavar="FILE", help="TOML profiles file (see the README)"
+    )
+    parser.add_argument(
+        "--profile", metavar="NAME", help="the profile to use (default: the file's default)"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    stdout, stderr = sys.stdout, sys.stderr
+    if arguments[:1] == ["sandbox"]:
+        # The sandbox has its own options (port, faults, rate limit): hand it the rest.
+        return _guarded(lambda: _sandbox(arguments[1:]), stderr)
+    parser = _parser()
+    try:
+        args = parser.parse_args(arguments)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse reported
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(stderr)
+        return EXIT_USAGE
+    logger = logging.getLogger("invites")
+    level = logger.level
+    handler = _StderrHandler(logging.DEBUG if args.verbose else logging.WARNING)
+    handler.setFormatter(logging.Formatter("invites: %(message)s"))
+    logger.addHandler(handler)
+    if args.verbose:
+        logger.setLevel(logging.DEBUG)
+    try:
+        return _guarded(lambda: _dispatch(args, stdout, stderr), stderr)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _guarded(command: Callable[[], int], stderr: TextIO) -> int:
+    try:
+        return command()
+    except UsageError as exc:
+        stderr.write(f"invites: {exc}\n")
+        return EXIT_USAGE
+
+
+def _dispatch(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    if args.command == "resend":
+        from ._cli import resend
+
+        return resend.run(args, stdout, stderr)
+    if args.command == "demo":
+        from ._cli import demo
+
+        return demo.run(stdout, stderr)
+    if args.command == "check-config":
+        from ._cli import check
+
+        return check.run(args.config, args.profile, stdout, stderr)
+    if args.command == "providers":
+        for name in known_providers():
+            stdout.write(name + "\n")
+        return EXIT_OK
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+def _sandbox(arguments: list[str]) -> int:
+    try:
+        from .sandbox.__main__ import main as serve_sandbox
+    except ImportError:
+        raise UsageError(
+            "the sandbox needs the sandbox extra: pip install 'invites[sandbox]'"
+        ) from None
+    try:
+        serve_sandbox(arguments)
+    except SystemExit as exc:  # its own --help or usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+class _StderrHandler(logging.Handler):
+    """Writes log lines to the current ``sys.stderr`` (a progress display may have wrapped it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
