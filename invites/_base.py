@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, ClassVar, Final, TypeAlias
 
 import attrs
@@ -104,6 +105,8 @@ class _Credentials:
     def __init__(self, token: Secret | None, source: TokenProvider | None) -> None:
         self.current = token
         self.source = source
+        # Every token handed out (a static one, then each refresh), for scrubbing errors.
+        self._used: list[Secret] = [token] if token is not None else []
         self._lock = threading.Lock()
         self._async_lock: asyncio.Lock | None = None
 
@@ -118,6 +121,7 @@ class _Credentials:
                     "the token provider returned an awaitable; use aresend_invite with it"
                 )
             self.current = self._secret(value)
+            self._used = [*self._used[-3:], self.current]
 
     async def arefresh(self, stale: Secret | None) -> None:
         if self._async_lock is None:
@@ -132,6 +136,16 @@ class _Credentials:
                 except Exception as exc:
                     raise _provider_failed(exc) from exc
             self.current = self._secret(value)
+            self._used = [*self._used[-3:], self.current]
+
+    def scrub(self, error: InviteError) -> None:
+        """Remove any token this provider has used from an error a vendor's answer filled in."""
+        for token in self._used:
+            value = token.reveal()
+            if value in error.message or value in repr(error.details):
+                error.message = error.message.replace(value, "<redacted>")
+                error.args = (error.message,)
+                error.details = _scrubbed(error.details, value)
 
     def _call(self) -> object:
         assert self.source is not None
@@ -148,6 +162,16 @@ class _Credentials:
             return Secret(value)
         except ValueError as exc:
             raise AuthenticationFailed("the token provider returned an unusable token") from exc
+
+
+def _scrubbed(value: Any, secret: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(secret, "<redacted>")
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, secret) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item, secret) for item in value]
+    return value
 
 
 def _provider_failed(exc: Exception) -> AuthenticationFailed:
@@ -333,6 +357,7 @@ class BaseProvider:
                 exc.user_id = invitee.user_id
             if exc.attempts is None:
                 exc.attempts = attempts[0]
+            self._credentials.scrub(exc)
             raise
         finally:
             flow.close()
@@ -543,13 +568,23 @@ class BaseProvider:
         if client is None:
             with self._client_lock:
                 if self._client is None:
-                    self._client = httpx.Client(timeout=self._timeout, follow_redirects=False)
+                    self._client = httpx.Client(
+                        timeout=self._timeout,
+                        follow_redirects=False,
+                        cookies=_no_cookies(),
+                        event_hooks={"response": [_forget_redirect_target]},
+                    )
                 client = self._client
         return client
 
     def _async_client_(self) -> httpx.AsyncClient:
         if self._async_client is None:
-            self._async_client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+            self._async_client = httpx.AsyncClient(
+                timeout=self._timeout,
+                follow_redirects=False,
+                cookies=_no_cookies(),
+                event_hooks={"response": [_aforget_redirect_target]},
+            )
         return self._async_client
 
     def _send(self, request: httpx.Request) -> httpx.Response | Exception:
@@ -557,6 +592,8 @@ class BaseProvider:
             response = self._sync_client().send(request, stream=True, follow_redirects=False)
         except httpx.TransportError as exc:
             return exc
+        except UnicodeError as exc:
+            return _unsendable(exc)
         try:
             if _fits(response) or response.is_stream_consumed:
                 response.read()
@@ -581,6 +618,8 @@ class BaseProvider:
             )
         except httpx.TransportError as exc:
             return exc
+        except UnicodeError as exc:
+            return _unsendable(exc)
         try:
             if _fits(response) or response.is_stream_consumed:
                 await response.aread()
@@ -636,6 +675,27 @@ def _rebuilt(response: httpx.Response, body: bytes) -> httpx.Response:
         content=body,
         request=response.request,
         extensions=response.extensions,
+    )
+
+
+def _no_cookies() -> CookieJar:
+    """A jar that keeps nothing: a vendor's cookies are never sent back with the credential."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+def _forget_redirect_target(response: httpx.Response) -> None:
+    """Drop a 3xx's ``Location`` so the client never builds (or parses) the redirect request."""
+    if response.is_redirect:
+        del response.headers["location"]
+
+
+async def _aforget_redirect_target(response: httpx.Response) -> None:
+    _forget_redirect_target(response)
+
+
+def _unsendable(exc: UnicodeError) -> Exception:
+    return UnexpectedResponse(
+        f"the request could not be encoded ({type(exc).__name__}); nothing was sent"
     )
 
 

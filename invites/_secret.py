@@ -10,6 +10,9 @@ _MASK: Final = "********"
 class Secret:
     """Hold a credential so that repr, str, format and pickle never reveal it.
 
+    The value must be printable ASCII, as an HTTP header value needs; CR, LF, NUL and other control
+    characters are refused, so a credential can never add a header line.
+
     Call :meth:`reveal` at the one place the value is needed (building a header).
     """
 
@@ -23,6 +26,9 @@ class Secret:
             raise ValueError("a secret must not be empty")
         if any(c in value for c in "\r\n\x00"):
             raise ValueError("a secret must not contain CR, LF or NUL")
+        if not (value.isascii() and value.isprintable()):
+            # It travels in an HTTP header: anything else would fail there, or alter the request.
+            raise ValueError("a secret must be printable ASCII (no control or other characters)")
         object.__setattr__(self, "_value", value)
 
     def reveal(self) -> str:

@@ -131,14 +131,15 @@ def response_error(
     if cls is None:
         cls = error_class_for_status(status, reads_only=reads_only)
     extra = dict(details or {})
+    # The body is kept when the adapter did not read a message from it, or did not understand it.
+    if response.content and (message is None or cls is UnexpectedResponse):
+        extra.setdefault("body", excerpt(response.content))
     if message is None:
         reason = response.reason_phrase or "no reason given"
         if 300 <= status < 400:
             message = f"unexpected redirect ({status} {reason}); redirects are never followed"
         else:
             message = reason
-        if response.content:
-            extra.setdefault("body", excerpt(response.content))
     retryable = True if status == 503 else None
     return cls(
         message,

@@ -6,12 +6,15 @@ its key path. Secrets are never echoed.
 
 from __future__ import annotations
 
+import collections.abc
 import difflib
 import importlib
 import ipaddress
 import os
+import re
 import tomllib
 import typing
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
@@ -44,6 +47,10 @@ if typing.TYPE_CHECKING:
 __all__ = ["Profiles", "from_config", "from_env", "load_profiles"]
 
 ENV_PREFIX = "INVITES_"
+# 32 hex digits, optionally hyphenated 8-4-4-4-12.
+_UUID = re.compile(r"[0-9a-f]{8}(-?)[0-9a-f]{4}\1[0-9a-f]{4}\1[0-9a-f]{4}\1[0-9a-f]{12}", re.I)
+_HOSTNAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
+_IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
@@ -59,6 +66,8 @@ def _text(value: object, _: object = None) -> str:
         raise _Problem(f"expected a string, got {type(value).__name__}")
     if any(c in value for c in "\r\n\x00"):
         raise _Problem("must not contain CR, LF or NUL")
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise _Problem("must not contain control characters")
     return value
 
 
@@ -119,6 +128,10 @@ def _base_url(value: object, _: object = None) -> BaseUrl:
         raise _Problem("must be an http:// or https:// URL")
     if not url.host:
         raise _Problem("has no host")
+    if not _valid_host(url.raw_host.decode("ascii", "replace")):
+        raise _Problem("has an invalid host")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise _Problem("has an invalid port")
     if url.userinfo:
         raise _Problem("must not contain credentials")
     if url.query or "?" in text:
@@ -128,29 +141,52 @@ def _base_url(value: object, _: object = None) -> BaseUrl:
     return BaseUrl(text.rstrip("/"))
 
 
+def _valid_host(host: str) -> bool:
+    """A DNS name (IDNs arrive punycoded), an IPv4 address or an IPv6 literal; nothing else."""
+    if ":" not in host:
+        return _HOSTNAME.fullmatch(host) is not None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _tenant_id(value: object, _: object = None) -> TenantId:
     text = _text(value)
-    try:
-        return TenantId(str(uuid.UUID(text)))
-    except ValueError:
-        raise _Problem("must be a UUID") from None
+    # uuid.UUID alone also takes int() syntax ("+", "_"), naming another tenant than the written;
+    # take only a UUID's own spellings (optionally in braces or a URN).
+    core = text[9:] if text[:9].lower() == "urn:uuid:" else text
+    if core[:1] == "{" and core[-1:] == "}":
+        core = core[1:-1]
+    if not _UUID.fullmatch(core):
+        raise _Problem("must be a UUID")
+    return TenantId(str(uuid.UUID(text)))
 
 
 def _callable(value: object, _: object = None) -> Callable[..., Any]:
     if callable(value):
         return value
-    if not isinstance(value, str) or value.count(":") != 1:
+    if not isinstance(value, str) or not _IMPORT_PATH.fullmatch(value):
+        # Not echoed: a credential pasted here by mistake must not reach an error message.
         raise _Problem('expected a callable or a "module:function" string')
     module_name, _, attr = value.partition(":")
     try:
         target = importlib.import_module(module_name)
+    except Exception as exc:
+        raise _Problem(f"cannot import module {module_name!r} ({type(exc).__name__})") from None
+    try:
         for part in attr.split("."):
             target = getattr(target, part)
-    except Exception as exc:
-        raise _Problem(f"cannot import {value!r} ({type(exc).__name__})") from None
+    except AttributeError:
+        raise _Problem(f"module {module_name!r} has no such attribute") from None
     if not callable(target):
-        raise _Problem(f"{value!r} is not callable")
+        raise _Problem(f"the object it names in module {module_name!r} is not callable")
     return typing.cast(Callable[..., Any], target)
+
+
+def _is_callable_type(tp: Any) -> bool:
+    return tp in (TokenProvider, AttemptHook) or get_origin(tp) is collections.abc.Callable
 
 
 def _is_literal(tp: Any) -> bool:
@@ -183,7 +219,9 @@ def _converter() -> cattrs.Converter:
         (PositiveInt, _positive_int),
     ):
         converter.register_structure_hook(tp, hook)
-    converter.register_structure_hook_func(lambda tp: tp in (TokenProvider, AttemptHook), _callable)
+    # Matched by origin: resolving the string annotations makes a Callable equal to, but not
+    # identical with, TokenProvider, so a plain membership test would miss the token_provider key.
+    converter.register_structure_hook_func(_is_callable_type, _callable)
     converter.register_structure_hook_factory(_is_literal, _literal)
     return converter
 
@@ -255,47 +293,78 @@ def _settings(
     except LookupError:
         known = ", ".join(known_providers())
         raise ConfigurationError(f"{where}: unknown provider {name!r} (known: {known})") from None
+    except Exception as exc:  # a plug-in's module failed to import or lacks the class
+        raise ConfigurationError(
+            f"{where}: cannot load provider {name!r} ({type(exc).__name__})"
+        ) from exc
     problems: list[str] = []
     settings: ProviderSettings | None = None
     data = dict(config)
-    token_env = data.get("token_env")
     try:
         settings = _converter().structure(data, cls.settings_class)
     except ClassValidationError as exc:
         problems.extend(_problems(exc, cls.settings_class, prefix))
-    if settings is not None:
-        token: Secret | None = settings.token
-        sources = [k for k in ("token", "token_env", "token_provider") if data.get(k) is not None]
-        if len(sources) > 1:
-            problems.append(f"{_join(prefix, sources[1])}: set only one of {', '.join(sources)}")
-        elif not sources:
-            problems.append(f"{_join(prefix, 'token')}: is required (or token_env, token_provider)")
-        elif isinstance(token_env, str):
-            value = (os.environ if environ is None else environ).get(token_env)
-            if not value:
-                problems.append(
-                    f"{_join(prefix, 'token_env')}: environment variable {token_env} is not set"
-                )
-            else:
-                try:
-                    token = Secret(value)
-                except ValueError as exc:
-                    problems.append(f"{_join(prefix, 'token_env')}: {token_env} {exc}")
-        base_url = settings.base_url or cls.default_base_url
-        if base_url is None:
+    # The checks across keys read the raw values, so that a type error elsewhere hides none of
+    # them; a value that is itself invalid was reported above and is skipped here.
+    token = _token(data, prefix, environ, problems)
+    base_url = _valid(_base_url, data.get("base_url")) or cls.default_base_url
+    if base_url is None:
+        if data.get("base_url") is None:
             problems.append(f"{_join(prefix, 'base_url')}: is required for {name}")
-        elif not settings.allow_insecure_http and not _secure(base_url):
-            problems.append(
-                f"{_join(prefix, 'base_url')}: must use https:// (plain http is allowed only for "
-                "a loopback host, or with allow_insecure_http = true)"
-            )
+    elif data.get("allow_insecure_http") in (None, False) and not _secure(base_url):
+        problems.append(
+            f"{_join(prefix, 'base_url')}: must use https:// (plain http is allowed only for "
+            "a loopback host, or with allow_insecure_http = true)"
+        )
+    if settings is not None:
         problems.extend(_join(prefix, p) for p in cls.check_settings(settings))
-        if not problems and token is not settings.token:
+        if not problems and token is not None and token is not settings.token:
             settings = attrs.evolve(settings, token=token)
     if problems:
         raise ConfigurationError(problems, provider=name)
     assert settings is not None
     return cls, settings
+
+
+def _valid(check: Callable[[object], Any], value: object) -> Any:
+    """``check(value)``, or None when the value is absent or invalid (reported elsewhere)."""
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except _Problem:
+        return None
+
+
+def _token(
+    data: Mapping[str, Any], prefix: str, environ: Mapping[str, str] | None, problems: list[str]
+) -> Secret | None:
+    """The token from ``token_env``, if that is the one source; adds what is wrong to problems."""
+    checks = {"token": _secret, "token_env": _text, "token_provider": _callable}
+    sources = [k for k in checks if data.get(k) is not None]
+    if any(_valid(checks[k], data[k]) is None for k in sources):
+        return None  # a source's own problem is reported; more about it would be noise
+    if len(sources) > 1:
+        problems.append(f"{_join(prefix, sources[1])}: set only one of {', '.join(sources)}")
+        return None
+    if not sources:
+        problems.append(f"{_join(prefix, 'token')}: is required (or token_env, token_provider)")
+        return None
+    token_env = data.get("token_env")
+    if not isinstance(token_env, str):
+        return None
+    value = (os.environ if environ is None else environ).get(token_env)
+    # The name is not echoed: a token pasted into token_env by mistake would be.
+    if not value:
+        problems.append(
+            f"{_join(prefix, 'token_env')}: the environment variable it names is not set"
+        )
+        return None
+    try:
+        return Secret(value)
+    except ValueError as exc:
+        problems.append(f"{_join(prefix, 'token_env')}: the environment variable it names: {exc}")
+        return None
 
 
 def _secure(base_url: str) -> bool:
@@ -368,6 +437,7 @@ def from_env(
             settings_class = provider_class(name).settings_class
         except LookupError:
             settings_class = ProviderSettings
+        attrs.resolve_types(settings_class)  # annotations are strings until resolved
         for field in attrs.fields(settings_class):
             if field.name in ("provider", "timeouts"):
                 continue

@@ -7,8 +7,10 @@ so that ``except InviteError`` never hides a broken setup.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "AccessDenied",
@@ -43,6 +45,63 @@ _FIELDS = (
 )
 
 
+#: Longest ``message`` an error keeps (longer ones are cut, ending in "...").
+MESSAGE_LIMIT: Final = 1024
+#: Longest ``vendor_code`` / ``request_id`` an error keeps.
+_CODE_LIMIT: Final = 200
+#: Total characters of text ``details`` keeps, and its shape limits.
+_DETAILS_TEXT: Final = 4096
+_DETAILS_STRING: Final = 2048
+_DETAILS_ITEMS: Final = 20
+_DETAILS_DEPTH: Final = 4
+
+# Links, also JSON-escaped (https:\/\/) or percent-encoded (https%3A%2F%2F): an invitation URL is a
+# credential, so no error keeps one.
+_LINK: Final = re.compile(r"""https?(?::|%3a)(?:/|\\/|\\u002f|%2f){2}[^\s"'<>]*""", re.IGNORECASE)
+# Line breaks, control, format (bidi), surrogate characters: they would break a one-line message.
+_UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def redact_links(text: str) -> str:
+    """``text`` with every URL replaced by ``<url>``."""
+    return _LINK.sub("<url>", text)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, marked with "..." when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 3, 0)] + "..."
+
+
+def one_line(text: object, limit: int) -> str:
+    """Printable, link-free, single-line text of at most ``limit`` characters."""
+    text = redact_links(str(text))
+    if not (text.isascii() and text.isprintable()):
+        text = "".join(" " if unicodedata.category(c) in _UNPRINTABLE else c for c in text)
+    return clip(text, limit)
+
+
+def _bounded(value: Any, room: list[int], depth: int) -> Any:
+    """A small, link-free, JSON-like copy of ``value``; ``room[0]`` is the text still allowed."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping | list | tuple):
+        if depth >= _DETAILS_DEPTH:
+            return "..."
+        pairs = value.items() if isinstance(value, Mapping) else enumerate(value)
+        kept: dict[str, Any] = {}
+        for count, (key, item) in enumerate(pairs):
+            if count >= _DETAILS_ITEMS or room[0] <= 0:
+                kept["..."] = "..."
+                break
+            kept[clip(redact_links(str(key)), 100)] = _bounded(item, room, depth + 1)
+        return kept if isinstance(value, Mapping) else list(kept.values())
+    text = clip(redact_links(str(value)), max(min(room[0], _DETAILS_STRING), 3))
+    room[0] -= len(text)
+    return text
+
+
 class InviteError(Exception):
     """Base of every failure to resend an invitation.
 
@@ -51,6 +110,10 @@ class InviteError(Exception):
     library's text), ``request_id`` (the vendor's trace id), ``retryable`` (whether trying again
     later may succeed), ``retry_after`` (seconds the vendor asked to wait), ``attempts`` (requests
     made), ``details`` (a small mapping of extra facts: never credentials or invitation URLs).
+
+    Whatever a vendor sent is kept bounded and link-free: ``message`` is one printable line of at
+    most :data:`MESSAGE_LIMIT` characters, ``vendor_code`` and ``request_id`` are short, and
+    ``details`` is small JSON-like data with every URL replaced by ``<url>``.
     """
 
     #: Whether a later attempt may succeed; subclasses override.
@@ -70,17 +133,18 @@ class InviteError(Exception):
         attempts: int | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> None:
+        message = one_line(message, MESSAGE_LIMIT)
         super().__init__(message)
         self.message = message
         self.provider = provider
         self.user_id = user_id
         self.status_code = status_code
-        self.vendor_code = vendor_code
-        self.request_id = request_id
+        self.vendor_code = None if vendor_code is None else one_line(vendor_code, _CODE_LIMIT)
+        self.request_id = None if request_id is None else one_line(request_id, _CODE_LIMIT)
         self.retryable = self.default_retryable if retryable is None else retryable
         self.retry_after = retry_after
         self.attempts = attempts
-        self.details: dict[str, Any] = dict(details or {})
+        self.details: dict[str, Any] = _bounded(dict(details or {}), [_DETAILS_TEXT], 0)
 
     def __str__(self) -> str:
         parts = []

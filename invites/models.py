@@ -6,7 +6,7 @@ import unicodedata
 
 import attrs
 
-from .errors import InvalidInvitee
+from .errors import MESSAGE_LIMIT, InvalidInvitee, one_line
 
 __all__ = ["MAX_ID_LENGTH", "Access", "Invitee", "ResendResult", "check_user_id"]
 
@@ -21,7 +21,8 @@ _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 def check_user_id(user_id: object, *, provider: str | None = None) -> str:
     """Return ``user_id`` if it is safe to send as one URL path segment, else raise.
 
-    Refused: non-strings, empty or blank ids, ``.`` and ``..``, ids longer than
+    Refused: non-strings, empty or blank ids, ``.`` and ``..`` (also spelled with Unicode
+    look-alikes that normalize to them, such as fullwidth dots), ids longer than
     :data:`MAX_ID_LENGTH`, leading or trailing whitespace, and control or invisible characters.
     """
 
@@ -39,6 +40,9 @@ def check_user_id(user_id: object, *, provider: str | None = None) -> str:
         raise refuse(f"it is {len(user_id)} characters long (at most {MAX_ID_LENGTH})")
     if user_id in {".", ".."}:
         raise refuse("it is a relative path segment")
+    if not user_id.isascii() and unicodedata.normalize("NFKC", user_id) in {".", ".."}:
+        # A server that normalizes decoded paths would read it as a relative segment.
+        raise refuse("it is a relative path segment once Unicode-normalized")
     if user_id != user_id.strip():
         raise refuse("it has leading or trailing whitespace")
     if not user_id.isascii():
@@ -52,6 +56,11 @@ def check_user_id(user_id: object, *, provider: str | None = None) -> str:
 
 def _validate_id(instance: Invitee, attribute: attrs.Attribute[str], value: str) -> None:
     check_user_id(value)
+
+
+def _vendor_text(value: object) -> str | None:
+    """Vendor text kept on a result: one printable line, bounded, with links removed."""
+    return None if value is None else one_line(value, MESSAGE_LIMIT)
 
 
 def _optional_text(
@@ -101,12 +110,14 @@ class ResendResult:
     """A resend the vendor accepted.
 
     ``message`` is the vendor's text when it sent one; ``invitation_status`` the invitation's state
-    after the resend when the vendor reports it (SoftwareOne). Invitation links are never kept.
+    after the resend when the vendor reports it (SoftwareOne), as sent. Invitation links are never
+    kept: ``message`` and ``request_id`` are stored as one bounded printable line with every URL
+    replaced by ``<url>``.
     """
 
     provider: str
     user_id: str
-    message: str | None = None
+    message: str | None = attrs.field(default=None, converter=_vendor_text)
     invitation_status: str | None = None
     status_code: int = 200
-    request_id: str | None = None
+    request_id: str | None = attrs.field(default=None, converter=_vendor_text)

@@ -288,12 +288,6 @@ def test_every_problem_is_reported_at_once() -> None:
         assert problem in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config._settings runs the cross-key checks (token source required/exclusive, "
-    "base_url required, https-only) only when every key structured, so a single type error "
-    "hides them; run those checks on the raw mapping too",
-)
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
@@ -448,13 +442,6 @@ def test_allow_insecure_http_permits_plain_http_anywhere() -> None:
     assert provider.base_url == "http://vendor.example.test"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config._base_url (invites/config.py) accepts a host httpx merely percent-encodes "
-    "('exa mple.test' -> 'exa%20mple.test', 'a<b') and a port above 65535; the mistake then "
-    "surfaces as a retried ConnectionFailed at send time. Check url.host is a DNS name or IP "
-    "literal and 1 <= url.port <= 65535",
-)
 @pytest.mark.parametrize(
     "url", ["https://exa mple.test", "https://exa<mple.test", "http://127.0.0.1:99999"]
 )
@@ -903,13 +890,6 @@ class TestFromEnv:
         assert seen[0].headers["X-API-Key"] == "fake-env-token"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="from_env (invites/config.py) reads attrs.fields(settings_class) types, which are "
-    "still strings until cattrs first structures the class (from __future__ annotations), so in "
-    "a fresh process numbers and booleans stay text; call attrs.resolve_types(settings_class) "
-    "(or typing.get_type_hints) before the loop",
-)
 def test_from_env_parses_text_in_a_fresh_process(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """
