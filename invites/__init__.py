@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._base import AttemptEvent, BaseProvider, Call, Flow
 from ._protocol import InviteProvider
 from ._secret import Secret
+from ._settings import ProviderSettings
 from .config import Profiles, from_config, from_env, load_profiles
 from .errors import (
     AccessDenied,
@@ -64,6 +65,7 @@ __all__ = [
     "OutcomeUnknown",
     "PermissionDenied",
     "Profiles",
+    "ProviderSettings",
     "ProviderUnavailable",
     "RateLimited",
     "ResendResult",

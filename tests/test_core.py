@@ -96,7 +96,7 @@ def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
             import attrs
 
             from invites import BaseProvider, Call, ResendResult
-            from invites._settings import ProviderSettings
+            from invites import ProviderSettings
 
 
             @attrs.frozen(kw_only=True)
