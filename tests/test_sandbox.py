@@ -1053,3 +1053,31 @@ def test_sandbox_depends_only_on_stdlib_starlette_and_uvicorn() -> None:
                 assert name.split(".")[0] in allowed, f"{module.name} imports {name}"
         # Relative imports stay inside the package.
         assert "from .." not in module.read_text(), module.name
+
+
+def test_added_users_can_be_reinvited_and_survive_a_reset() -> None:
+    added_uuid = "7b0e2c1a-1111-4222-8333-444455556666"
+    with harness("in_process") as h:
+        tenant = {"X-API-Key": TENANT_API_KEY, "X-Tenant-ID": TENANT_ID}
+        assert (
+            h.client.post(f"/v1/users/{added_uuid}/resend-invite", headers=tenant).status_code
+            == 404
+        )
+        assert (
+            h.client.get("/users/bulk-1", headers={"Authorization": ECOSUITE_TOKEN}).status_code
+            == 404
+        )
+
+        h.sandbox.add_users("tenant_api", [added_uuid.upper()])
+        h.sandbox.add_users("ecosuite", ["bulk-1"])
+        h.sandbox.reset()
+
+        assert (
+            h.client.post(f"/v1/users/{added_uuid}/resend-invite", headers=tenant).status_code
+            == 200
+        )
+        profile = h.client.get("/users/bulk-1", headers={"Authorization": ECOSUITE_TOKEN}).json()
+        assert profile["email"] == "bulk-1@example.com"
+        assert h.sandbox.emails_snapshot() == {added_uuid: 1}
+        with pytest.raises(ValueError, match="softwareone"):
+            h.sandbox.add_users("softwareone", ["AUSR-9"])

@@ -20,7 +20,6 @@ import pytest
 from support import vendor_config
 
 import invites
-import invites.sandbox._app as sandbox_app
 from invites import (
     ConnectionFailed,
     Invitee,
@@ -30,7 +29,7 @@ from invites import (
     UnexpectedResponse,
 )
 from invites.bulk import Outcome
-from invites.sandbox import ECOSUITE_PROFILES, Fault, RunningSandbox, Sandbox, serve
+from invites.sandbox import Fault, RunningSandbox, Sandbox, serve
 
 pytestmark = pytest.mark.soak
 
@@ -71,20 +70,17 @@ def faulty() -> Iterator[RunningSandbox]:
         yield running
 
 
-def tenant_users(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def tenant_users(sandbox: Sandbox) -> list[str]:
     """RESENDS invitable tenant-API users, added to the sandbox's seeded ones."""
     ids = [str(uuid.UUID(int=n, version=4)) for n in range(1, RESENDS + 1)]
-    monkeypatch.setattr(sandbox_app, "_TENANT_INVITED", frozenset(ids))
+    sandbox.add_users("tenant_api", ids)
     return ids
 
 
-def ecosuite_users(monkeypatch: pytest.MonkeyPatch) -> list[Invitee]:
+def ecosuite_users(sandbox: Sandbox) -> list[Invitee]:
     """RESENDS manageable Ecosuite users, added to the sandbox's seeded ones."""
     ids = [f"soak-user-{n:04d}" for n in range(1, RESENDS + 1)]
-    profile = {"email": "soak@example.com", "firstName": "Soak", "lastName": "Test"}
-    monkeypatch.setattr(
-        sandbox_app, "ECOSUITE_PROFILES", {**ECOSUITE_PROFILES, **dict.fromkeys(ids, profile)}
-    )
+    sandbox.add_users("ecosuite", ids)
     return [
         Invitee(user_id=i, email="soak@example.com", first_name="S", last_name="T") for i in ids
     ]
@@ -162,8 +158,8 @@ def timed(run: Callable[[], list[Outcome]]) -> tuple[list[Outcome], float]:
     return outcomes, time.perf_counter() - started
 
 
-def test_soak_async(faulty: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    user_ids = tenant_users(monkeypatch)
+def test_soak_async(faulty: RunningSandbox) -> None:
+    user_ids = tenant_users(faulty.sandbox)
     fake = FakeTime()
     provider = provider_for("tenant_api", faulty, fake)
 
@@ -178,8 +174,8 @@ def test_soak_async(faulty: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> 
     check("async, tenant_api", outcomes, user_ids, faulty.sandbox, 3, seconds, fake)
 
 
-def test_soak_threads(faulty: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    invitees = ecosuite_users(monkeypatch)
+def test_soak_threads(faulty: RunningSandbox) -> None:
+    invitees = ecosuite_users(faulty.sandbox)
     fake = FakeTime()
     provider = provider_for("ecosuite", faulty, fake)
 

@@ -24,7 +24,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, NoReturn, cast
@@ -213,7 +213,29 @@ class Sandbox:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._ecosuite_profiles: dict[str, Any] = dict(ECOSUITE_PROFILES)
+        self._tenant_invited: set[str] = set(_TENANT_INVITED)
         self._clear()
+
+    def add_users(self, vendor: str, user_ids: Iterable[str]) -> None:
+        """Seed more users who can be re-invited (kept across `reset`), e.g. for bulk runs.
+
+        ``vendor`` is ``"ecosuite"`` (each gets a complete generated profile) or ``"tenant_api"``
+        (ids must be UUIDs).
+        """
+        ids = list(user_ids)
+        with self._lock:
+            if vendor == "ecosuite":
+                for user_id in ids:
+                    self._ecosuite_profiles[user_id] = {
+                        "email": f"{user_id}@example.com",
+                        "firstName": "Sandbox",
+                        "lastName": user_id,
+                    }
+            elif vendor == "tenant_api":
+                self._tenant_invited.update(str(uuid.UUID(user_id)) for user_id in ids)
+            else:
+                raise ValueError(f"add_users takes 'ecosuite' or 'tenant_api', not {vendor!r}")
 
     def _clear(self) -> None:
         self._emails: collections.Counter[str] = collections.Counter()
@@ -574,7 +596,7 @@ def _ecosuite_refusal(request: Request, user_id: str) -> JSONResponse | None:
         return _ecosuite_message(401, "Unauthorized")
     if user_id == ECOSUITE_USER_FORBIDDEN:
         return _ecosuite_message(403, "Forbidden")
-    if user_id not in ECOSUITE_PROFILES:
+    if user_id not in _sandbox_of(request.scope)._ecosuite_profiles:
         return _ecosuite_message(404, "User not found")
     return None
 
@@ -622,7 +644,7 @@ async def _ecosuite_get_user(request: Request) -> Response:
     refusal = _ecosuite_refusal(request, user_id)
     if refusal is not None:
         return refusal
-    return JSONResponse(_plain(ECOSUITE_PROFILES[user_id]))
+    return JSONResponse(_plain(_sandbox_of(request.scope)._ecosuite_profiles[user_id]))
 
 
 async def _ecosuite_resend(request: Request) -> Response:
@@ -852,7 +874,7 @@ async def _tenant_resend(request: Request) -> Response:
             "An invitation was sent recently.",
             details={"retry_in": 300},
         )
-    if user_id not in _TENANT_INVITED:
+    if user_id not in _sandbox_of(request.scope)._tenant_invited:
         return _tenant_error(
             404,
             "not_found",
