@@ -10,14 +10,13 @@ asynchronous I/O. No vendor and no policy is written twice.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
 
 import attrs
 import httpx
@@ -34,6 +33,9 @@ from .errors import (
     UnexpectedResponse,
 )
 from .models import Invitee, ResendResult
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AttemptEvent", "BaseProvider", "Call", "Flow"]
 
@@ -125,6 +127,8 @@ class _Credentials:
 
     async def arefresh(self, stale: Secret | None) -> None:
         if self._async_lock is None:
+            import asyncio  # loaded already: this runs in an event loop
+
             self._async_lock = asyncio.Lock()
         async with self._async_lock:
             if self.current is not stale:
@@ -184,6 +188,13 @@ def _close_awaitable(value: Awaitable[Any]) -> None:
         close()
 
 
+async def _asyncio_sleep(seconds: float) -> None:
+    """``asyncio.sleep``, imported when first awaited: synchronous programs never load asyncio."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
 class BaseProvider:
     """Shared base of every vendor adapter. Satisfies :class:`invites.InviteProvider`.
 
@@ -206,7 +217,7 @@ class BaseProvider:
         async_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        async_sleep: Callable[[float], Awaitable[None]] = _asyncio_sleep,
     ) -> None:
         self.settings = settings
         base_url = settings.base_url or self.default_base_url
@@ -403,9 +414,15 @@ class BaseProvider:
             headers[name] = value
             attempt += 1
             attempts[0] += 1
-            request = build(
-                call.method, call.url, json=call.json, headers=headers, timeout=self._timeout
-            )
+            try:
+                request = build(
+                    call.method, call.url, json=call.json, headers=headers, timeout=self._timeout
+                )
+            except (UnicodeError, httpx.InvalidURL) as exc:
+                # e.g. a cookie a vendor set in the caller's own client that cannot be sent back
+                raise UnexpectedResponse(
+                    f"the request could not be built ({type(exc).__name__}); nothing was sent"
+                ) from exc
             sent_at = self._clock()
             reply = yield request
             elapsed = self._clock() - sent_at
@@ -592,8 +609,8 @@ class BaseProvider:
             response = self._sync_client().send(request, stream=True, follow_redirects=False)
         except httpx.TransportError as exc:
             return exc
-        except UnicodeError as exc:
-            return _unsendable(exc)
+        except (UnicodeError, httpx.InvalidURL) as exc:
+            return _unprocessable(exc)
         try:
             if _fits(response) or response.is_stream_consumed:
                 response.read()
@@ -618,8 +635,8 @@ class BaseProvider:
             )
         except httpx.TransportError as exc:
             return exc
-        except UnicodeError as exc:
-            return _unsendable(exc)
+        except (UnicodeError, httpx.InvalidURL) as exc:
+            return _unprocessable(exc)
         try:
             if _fits(response) or response.is_stream_consumed:
                 await response.aread()
@@ -635,7 +652,8 @@ class BaseProvider:
         except httpx.DecodingError as exc:
             return _undecodable(response, exc)
         finally:
-            await response.aclose()
+            if not response.is_closed:  # reading to the end closed it already
+                await response.aclose()
 
 
 def _timeout(settings: ProviderSettings) -> httpx.Timeout:
@@ -653,15 +671,18 @@ def _timeout(settings: ProviderSettings) -> httpx.Timeout:
 
 
 def _fits(response: httpx.Response) -> bool:
-    """Whether the body can be read in one go: declared, small and not compressed."""
-    length = response.headers.get("content-length")
-    encoding = response.headers.get("content-encoding")
-    return (
-        length is not None
-        and length.isdigit()
-        and int(length) <= BODY_LIMIT
-        and (not encoding or encoding == "identity")
-    )
+    """Whether the body can be read in one go: declared once, small and not compressed."""
+    # One pass over the raw headers: two Headers.get() calls cost several times more.
+    length: bytes | None = None
+    for key, value in response.headers.raw:
+        name = key.lower()
+        if name == b"content-length":
+            if length is not None:
+                return False  # declared twice: read it incrementally, within the limit
+            length = value
+        elif name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            return False
+    return length is not None and length.isdigit() and int(length) <= BODY_LIMIT
 
 
 def _rebuilt(response: httpx.Response, body: bytes) -> httpx.Response:
@@ -693,9 +714,11 @@ async def _aforget_redirect_target(response: httpx.Response) -> None:
     _forget_redirect_target(response)
 
 
-def _unsendable(exc: UnicodeError) -> Exception:
+def _unprocessable(exc: Exception) -> Exception:
+    # Only a caller's own client gets here: it keeps cookies and parses a 3xx's Location.
     return UnexpectedResponse(
-        f"the request could not be encoded ({type(exc).__name__}); nothing was sent"
+        f"httpx could not process this exchange ({type(exc).__name__}): a header of the request "
+        "or of the vendor's answer is not valid"
     )
 
 

@@ -7,12 +7,10 @@ its key path. Secrets are never echoed.
 from __future__ import annotations
 
 import collections.abc
-import difflib
 import importlib
 import ipaddress
 import os
 import re
-import tomllib
 import typing
 import unicodedata
 import uuid
@@ -238,6 +236,12 @@ def _format(exc: BaseException, tp: type | None) -> str:
     return "invalid value"
 
 
+def _close_matches(word: str, known: list[str]) -> list[str]:
+    import difflib  # only for a configuration with an unknown key
+
+    return difflib.get_close_matches(word, known, n=1)
+
+
 def _problems(exc: Exception, settings_class: type[Any], prefix: str) -> list[str]:
     problems = []
     for line in transform_error(exc, path="$", format_exception=_format):
@@ -248,7 +252,7 @@ def _problems(exc: Exception, settings_class: type[Any], prefix: str) -> list[st
             known = [f.name for f in attrs.fields(owner)] if owner else []
             for extra in message[1:].split(","):
                 where = _join(prefix, _join(key, extra))
-                hint = difflib.get_close_matches(extra, known, n=1)
+                hint = _close_matches(extra, known)
                 problems.append(
                     f"{where}: unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
                 )
@@ -514,6 +518,8 @@ def load_profiles(
     environ: Mapping[str, str] | None = None,
 ) -> Profiles:
     """Load ``default = "name"`` and ``[profiles.name]`` tables from a TOML file or a mapping."""
+    import tomllib  # only here: a provider built from a mapping never parses TOML
+
     if isinstance(source, Mapping):
         document: Mapping[str, Any] = source
     else:

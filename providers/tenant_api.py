@@ -8,7 +8,6 @@ are ``{"code", "message", "details"?, "notices"?}``, mapped by ``code`` first an
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any, Literal
 
 import attrs
@@ -72,7 +71,7 @@ class TenantApiProvider(BaseProvider):
                 provider=self.name,
                 user_id=user_id,
             )
-        user_uuid = str(uuid.UUID(user_id))
+        user_uuid = user_id.lower()  # what str(uuid.UUID(user_id)) gives for this form
         url = self._users + user_uuid + "/resend-invite"
         response = yield Call("POST", url, headers=self._headers)
         data = json_body(response)

@@ -782,3 +782,25 @@ def test_a_schema_valid_account_user_parses_as_a_result(
     assert outcome.invitation_status == expected
     assert outcome.message is None
     assert len(sent) == 1
+
+
+# -- found by the fuzz profile -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("key", "answer"),
+    [
+        # A caller's own client parses a 3xx's Location; httpx raises InvalidURL for this one.
+        ("ecosuite", (301, [(b"content-type", b"application/json"), (b"location", b"A:!")])),
+        # A caller's own client keeps a cookie it cannot send back with the state read.
+        ("softwareone", (400, [(b"content-type", b"application/json"), (b"set-cookie", b"\x80")])),
+    ],
+)
+def test_what_a_callers_client_cannot_process_is_an_invite_error(
+    key: str, answer: tuple[int, list[tuple[bytes, bytes]]], mode: str
+) -> None:
+    status, headers = answer
+    outcome, sent, _ = resend(key, [(status, headers, [b"null"])], mode)
+    assert isinstance(outcome, InviteError)
+    assert len(sent) >= 1
