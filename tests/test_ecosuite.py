@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,30 +57,10 @@ from invites.sandbox import (
     ECOSUITE_USER_FORBIDDEN,
     RunningSandbox,
     Sandbox,
-    serve,
 )
 
 #: Every exchange runs through the sync and the async driver: both must give the same outcome.
 modes = pytest.mark.parametrize("mode", MODES)
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[RunningSandbox]:
-    """One sandbox server for the module; `server` hands it out reset, as good as new."""
-    with serve(Sandbox()) as running:
-        yield running
-
-
-@pytest.fixture
-def server(served: RunningSandbox) -> RunningSandbox:
-    """The module's sandbox over a real socket, with its seeded state and no faults."""
-    served.sandbox.reset()
-    return served
-
-
-@pytest.fixture
-def sandbox(server: RunningSandbox) -> Sandbox:
-    return server.sandbox
 
 
 RESEND_1 = f"/users/{ECOSUITE_USER_1}/resend"

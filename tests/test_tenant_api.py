@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,30 +65,10 @@ from invites.sandbox import (
     TENANT_USER_VERIFIED,
     RunningSandbox,
     Sandbox,
-    serve,
 )
 
 #: Every exchange runs through the sync and the async driver: both must give the same outcome.
 modes = pytest.mark.parametrize("mode", MODES)
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[RunningSandbox]:
-    """One sandbox server for the module; `server` hands it out reset, as good as new."""
-    with serve(Sandbox()) as running:
-        yield running
-
-
-@pytest.fixture
-def server(served: RunningSandbox) -> RunningSandbox:
-    """The module's sandbox over a real socket, with its seeded state and no faults."""
-    served.sandbox.reset()
-    return served
-
-
-@pytest.fixture
-def sandbox(server: RunningSandbox) -> Sandbox:
-    return server.sandbox
 
 
 def resend_path(user_id: str) -> str:
