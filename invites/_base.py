@@ -32,7 +32,7 @@ from .errors import (
     RateLimited,
     UnexpectedResponse,
 )
-from .models import Invitee, ResendResult
+from .models import Invitee, ResendResult, as_invitee
 
 if TYPE_CHECKING:
     import asyncio
@@ -261,19 +261,11 @@ class BaseProvider:
         """The header that carries the credential."""
         return ("Authorization", "Bearer " + token)
 
-    def invitee(self, invitee: Invitee | str) -> Invitee:
-        """Turn what the caller passed into an :class:`Invitee` (a bare id becomes one)."""
-        if isinstance(invitee, Invitee):
-            return invitee
-        if isinstance(invitee, str):
-            return Invitee(user_id=invitee)
-        raise TypeError(f"expected an Invitee or a user id string, got {type(invitee).__name__}")
-
     # -- public API ------------------------------------------------------------------------------
 
     def resend_invite(self, invitee: Invitee | str) -> ResendResult:
         """Resend the invitation, blocking. Raises an :class:`~invites.InviteError` subclass."""
-        steps = self._steps(self.invitee(invitee), self._sync_client().build_request)
+        steps = self._steps(as_invitee(invitee), self._sync_client().build_request)
         reply: _Reply = None
         while True:
             try:
@@ -291,7 +283,7 @@ class BaseProvider:
 
     async def aresend_invite(self, invitee: Invitee | str) -> ResendResult:
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
-        steps = self._steps(self.invitee(invitee), self._async_client_().build_request)
+        steps = self._steps(as_invitee(invitee), self._async_client_().build_request)
         reply: _Reply = None
         while True:
             try:

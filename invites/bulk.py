@@ -19,7 +19,7 @@ import attrs
 
 from ._protocol import InviteProvider
 from .errors import AlreadyVerified, OutcomeUnknown, UnexpectedResponse
-from .models import Invitee, ResendResult
+from .models import Invitee, ResendResult, as_invitee
 
 __all__ = ["Outcome", "OutcomeStatus", "aresend_many", "resend_many"]
 
@@ -64,14 +64,6 @@ def _user_id(item: object) -> str:
     return item if isinstance(item, str) else repr(item)
 
 
-def _invitee(item: object) -> Invitee:
-    if isinstance(item, Invitee):
-        return item
-    if isinstance(item, str):
-        return Invitee(user_id=item)
-    raise TypeError(f"expected an Invitee or a user id string, got {type(item).__name__}")
-
-
 def _failed(item: object, error: BaseException) -> Outcome:
     invitee = item if isinstance(item, Invitee) else None
     return Outcome(invitee=invitee, user_id=_user_id(item), status=_status(error), error=error)
@@ -84,7 +76,7 @@ def _sent(invitee: Invitee, result: ResendResult) -> Outcome:
 def resend_one(provider: InviteProvider, item: Invitee | str) -> Outcome:
     """Resend to one invitee and return its outcome; never raises for the invitee's sake."""
     try:
-        invitee = _invitee(item)
+        invitee = as_invitee(item)
         return _sent(invitee, provider.resend_invite(invitee))
     except Exception as exc:
         return _failed(item, exc)
@@ -93,7 +85,7 @@ def resend_one(provider: InviteProvider, item: Invitee | str) -> Outcome:
 async def aresend_one(provider: InviteProvider, item: Invitee | str) -> Outcome:
     """Async twin of :func:`resend_one`; a cancelled resend is reported ``unknown``."""
     try:
-        invitee = _invitee(item)
+        invitee = as_invitee(item)
         return _sent(invitee, await provider.aresend_invite(invitee))
     except asyncio.CancelledError:
         return _cancelled(provider, item)

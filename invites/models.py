@@ -8,7 +8,7 @@ import attrs
 
 from .errors import MESSAGE_LIMIT, InvalidInvitee, one_line
 
-__all__ = ["MAX_ID_LENGTH", "Access", "Invitee", "ResendResult", "check_user_id"]
+__all__ = ["MAX_ID_LENGTH", "Access", "Invitee", "ResendResult", "as_invitee", "check_user_id"]
 
 #: Longer ids are refused: no vendor here issues ids anywhere near this long.
 MAX_ID_LENGTH = 256
@@ -103,6 +103,15 @@ class Invitee:
     timezone: str | None = attrs.field(default=None, validator=_optional_text)
     user_type: str | None = attrs.field(default=None, validator=_optional_text)
     access: Access | None = None
+
+
+def as_invitee(value: Invitee | str) -> Invitee:
+    """What a caller passed to a resend, as an :class:`Invitee`: a bare id becomes one."""
+    if isinstance(value, Invitee):
+        return value
+    if isinstance(value, str):
+        return Invitee(user_id=value)
+    raise TypeError(f"expected an Invitee or a user id string, got {type(value).__name__}")
 
 
 @attrs.frozen(kw_only=True)

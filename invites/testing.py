@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 from .errors import InviteError
-from .models import Invitee, ResendResult
+from .models import Invitee, ResendResult, as_invitee
 
 __all__ = ["FakeProvider"]
 
@@ -43,8 +43,7 @@ class FakeProvider:
 
     def resend_invite(self, invitee: Invitee | str) -> ResendResult:
         """Record the call and answer from the script."""
-        if isinstance(invitee, str):
-            invitee = Invitee(user_id=invitee)
+        invitee = as_invitee(invitee)
         with self._lock:
             self.invitees.append(invitee)
         scripted = self.results.get(invitee.user_id)
