@@ -1,21 +1,26 @@
-"""Delivery policy shared by every vendor: what is retried, how long to wait, how fast to go.
+"""Delivery policy shared by every vendor: what is retried, and how long to wait.
 
-All of it is free of I/O: the drivers in :mod:`invites._base` do the sleeping and the sending.
+All of it is free of I/O: the engine turns a :class:`Decision` into actions, the drivers in
+:mod:`invites._base` do the sleeping and the sending.
 """
 
 from __future__ import annotations
 
 import email.utils
 import random
-import threading
 import time
 from collections.abc import Callable
+from typing import Final
 
 import attrs
+import httpx
 
-__all__ = ["RetryPolicy", "Throttle", "parse_retry_after"]
+from .errors import ConnectionFailed, InviteError, OutcomeUnknown
 
-Clock = Callable[[], float]
+__all__ = ["CONNECT_ERRORS", "Decision", "RetryPolicy", "parse_retry_after"]
+
+#: Transport failures raised before the request left: retrying them cannot send twice.
+CONNECT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
@@ -40,6 +45,36 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
     return max(0.0, when.timestamp() - now())
 
 
+@attrs.frozen(slots=True)
+class Decision:
+    """What follows one attempt's outcome (see :meth:`RetryPolicy.decide`).
+
+    ``wait``: another attempt follows after this many seconds; None: none follows, and the answer
+    goes to the vendor's flow, or ``error`` is raised when it is set. ``pause``: first hold every
+    caller of the provider this long; the next attempt then waits out the pause instead of
+    sleeping ``wait``. ``refresh``: fetch a new token and repeat the attempt without counting it.
+    ``gave_up``: the failure was retriable but the attempts, the deadline or ``max_retry_after``
+    ran out. ``message`` words ``error``.
+    """
+
+    wait: float | None = None
+    pause: float | None = None
+    refresh: bool = False
+    gave_up: bool = False
+    error: type[InviteError] | None = None
+    message: str = attrs.field(default="", eq=False)
+
+
+_DELIVER: Final = Decision()
+
+
+def _jitter_or_uniform(jitter: Callable[[float], float] | None) -> Callable[[float], float]:
+    if jitter is not None:
+        return jitter
+    rng = random.Random()
+    return lambda top: rng.uniform(0.0, top)
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """When to try a request again, and after how long.
@@ -57,12 +92,10 @@ class RetryPolicy:
     retry_unknown: bool = False
     base: float = 0.5
     cap: float = 30.0
-    jitter: Callable[[float], float] = attrs.field(default=None, eq=False)
-
-    def __attrs_post_init__(self) -> None:
-        if self.jitter is None:
-            rng = random.Random()
-            object.__setattr__(self, "jitter", lambda top: rng.uniform(0.0, top))
+    #: Given a backoff's upper bound, the wait (None: uniformly random below it).
+    jitter: Callable[[float], float] = attrs.field(
+        default=None, converter=_jitter_or_uniform, eq=False
+    )
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter wait before attempt ``attempt + 1``."""
@@ -91,51 +124,71 @@ class RetryPolicy:
         """
         return seconds <= self.max_retry_after and elapsed + seconds < self.deadline
 
+    def decide(
+        self,
+        outcome: httpx.Response | Exception,
+        *,
+        reads_only: bool,
+        attempt: int,
+        elapsed: float,
+        refreshable: bool = False,
+    ) -> Decision:
+        """What follows attempt number ``attempt`` (from 1), ``elapsed`` seconds into the resend.
 
-class Throttle:
-    """A provider-wide pace shared by every thread and task using one provider.
+        ``outcome`` is the vendor's answer or the transport failure; ``reads_only`` marks a request
+        that cannot send an email; ``refreshable``: the token comes from a token provider and was
+        not refreshed yet for this call. The whole table:
 
-    ``rate`` (requests per second, bursts of at most ``max(1, rate)``) is enforced with the generic
-    cell rate algorithm: each caller reserves the next free slot and waits until it. ``pause``
-    holds every caller until a moment (a vendor's 429 ``Retry-After``), with or without a rate; a
-    slot reserved before a pause began is void, and its holder reserves a new one.
-    """
+        - 401, refreshable: refresh the token, repeat the attempt (not counted).
+        - 429: retry after ``Retry-After`` (or the backoff) and pause every caller as long;
+          ``Retry-After`` beyond ``max_retry_after`` ends the retries, the pause still holds.
+        - 503: retry after ``Retry-After`` (or the backoff).
+        - 502, 504: retry after the backoff for reads or with ``retry_unknown``, else deliver.
+        - any other status: deliver the answer to the flow.
+        - connection failed before sending: retry, then raise ConnectionFailed.
+        - answer lost after sending: retry a read or with ``retry_unknown``; raise ConnectionFailed
+          for a read, OutcomeUnknown otherwise.
+        """
+        if isinstance(outcome, Exception):
+            return self._after_failure(outcome, reads_only, attempt, elapsed)
+        status = outcome.status_code
+        if status == 401 and refreshable:
+            return Decision(wait=0.0, refresh=True)
+        if status == 429 or status == 503:
+            retry_after = parse_retry_after(outcome.headers.get("retry-after"))
+            wait = self.wait_before_retry(attempt, retry_after, elapsed)
+            if status == 503:
+                return Decision(wait=wait, gave_up=wait is None)
+            # The vendor asked this client, not this request, to slow down: hold every caller
+            # for as long as it said (or the backoff when it did not say).
+            pause = retry_after
+            if pause is None:
+                pause = wait if wait is not None else self.backoff(attempt)
+            return Decision(wait=wait, pause=pause, gave_up=wait is None)
+        if (status == 502 or status == 504) and (reads_only or self.retry_unknown):
+            wait = self.wait_before_retry(attempt, None, elapsed)
+            return Decision(wait=wait, gave_up=wait is None)
+        return _DELIVER
 
-    __slots__ = ("_clock", "_interval", "_lock", "_paused_until", "_tat", "_tolerance")
-
-    def __init__(self, rate: float | None, *, clock: Clock = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._paused_until = 0.0
-        self._tat = 0.0
-        if rate is None:
-            self._interval = 0.0
-            self._tolerance = 0.0
-        else:
-            self._interval = 1.0 / rate
-            self._tolerance = (max(1, int(rate)) - 1) * self._interval
-
-    def acquire(self) -> float:
-        """Reserve a slot; return how long the caller must wait before sending (0 for now)."""
-        if not self._interval and not self._paused_until:
-            return 0.0
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._paused_until)
-            if not self._interval:
-                return start - now
-            tat = max(self._tat, start)
-            allowed = tat - self._tolerance
-            self._tat = tat + self._interval
-            return max(0.0, allowed - now, start - now)
-
-    def paused_for(self) -> float:
-        """Seconds left in a pause, 0 when none is in force."""
-        if not self._paused_until:
-            return 0.0
-        return max(0.0, self._paused_until - self._clock())
-
-    def pause(self, seconds: float) -> None:
-        """Hold every caller for ``seconds`` from now (a longer pause in force wins)."""
-        with self._lock:
-            self._paused_until = max(self._paused_until, self._clock() + seconds)
+    def _after_failure(
+        self, failure: Exception, reads_only: bool, attempt: int, elapsed: float
+    ) -> Decision:
+        connect = isinstance(failure, CONNECT_ERRORS)
+        if connect or reads_only or self.retry_unknown:
+            wait = self.wait_before_retry(attempt, None, elapsed)
+            if wait is not None:
+                return Decision(wait=wait)
+        name = type(failure).__name__
+        if connect:
+            message = f"could not reach the vendor ({name}); nothing was sent"
+            return Decision(gave_up=True, error=ConnectionFailed, message=message)
+        if reads_only:
+            message = (
+                f"the vendor's answer was lost ({name}) while reading, before any resend was sent"
+            )
+            return Decision(gave_up=True, error=ConnectionFailed, message=message)
+        message = (
+            f"the request was sent but no answer came back ({name}); "
+            "the invitation may or may not have been sent"
+        )
+        return Decision(gave_up=True, error=OutcomeUnknown, message=message)

@@ -30,6 +30,7 @@ __all__ = [
     "error_class_for_status",
     "excerpt",
     "json_body",
+    "json_object",
     "response_error",
     "segment",
 ]
@@ -66,6 +67,26 @@ def json_body(response: httpx.Response) -> Any:
         return json.loads(content.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return NOT_JSON
+
+
+def json_object(
+    response: httpx.Response, *, provider: str, user_id: str, what: str = "the answer"
+) -> dict[str, Any]:
+    """The response's JSON object; raise :class:`UnexpectedResponse` when the body is not one.
+
+    For an answer that must be an object to mean success (a 200 whose fields are read): anything
+    else, a list, a string or no JSON at all, is "``what`` is not a JSON object".
+    """
+    data = json_body(response)
+    if not isinstance(data, dict):
+        raise response_error(
+            UnexpectedResponse,
+            response,
+            provider=provider,
+            user_id=user_id,
+            message=f"{what} is not a JSON object",
+        )
+    return data
 
 
 def excerpt(content: bytes) -> str:

@@ -1,6 +1,6 @@
 """Ecosuite (Project Data API): ``PUT /users/{userId}/resend``.
 
-Contract (VENDORS.md): ``Authorization: <token>`` with no prefix by default; the body carries the
+Contract: ``Authorization: <token>`` with no prefix by default; the body carries the
 user's profile (``email``, ``firstName``, ``lastName`` required); 200 answers ``{}``, 400 answers
 ``{"message": ...}``. Nothing else is documented, so other statuses map by status code with the
 vendor's message kept. An invitee without email or names is completed from ``GET /users/{userId}``.
@@ -13,10 +13,17 @@ from typing import Any
 
 import attrs
 
-from invites._base import BaseProvider, Call, Flow
-from invites._settings import ProviderSettings
-from invites._wire import json_body, response_error, segment
-from invites.errors import InvalidInvitee, UnexpectedResponse
+from invites.adapter import (
+    BaseProvider,
+    Call,
+    Flow,
+    ProviderSettings,
+    json_body,
+    json_object,
+    response_error,
+    segment,
+)
+from invites.errors import InvalidInvitee
 from invites.models import Access, Invitee, ResendResult
 
 __all__ = ["EcosuiteProvider", "EcosuiteSettings"]
@@ -42,13 +49,12 @@ class EcosuiteSettings(ProviderSettings):
     fetch_profile: bool = True
 
 
-class EcosuiteProvider(BaseProvider):
+class EcosuiteProvider(BaseProvider[EcosuiteSettings]):
     """Resend Ecosuite invitations."""
 
     name = "ecosuite"
     settings_class = EcosuiteSettings
     default_base_url = "https://api.ecosuite.io"
-    settings: EcosuiteSettings
 
     @classmethod
     def check_settings(cls, settings: ProviderSettings) -> list[str]:
@@ -58,7 +64,7 @@ class EcosuiteProvider(BaseProvider):
             return ["auth_prefix: must be printable ASCII"]
         return []
 
-    def __init__(self, settings: ProviderSettings, **kwargs: Any) -> None:
+    def __init__(self, settings: EcosuiteSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         prefix = self.settings.auth_prefix.strip()
         self._auth_prefix = prefix + " " if prefix else ""
@@ -84,19 +90,16 @@ class EcosuiteProvider(BaseProvider):
             response = yield Call("GET", url, reads_only=True)
             if response.status_code != 200:
                 raise self._error(response, user_id, reads_only=True)
-            profile = json_body(response)
-            if not isinstance(profile, dict):
-                raise self._unexpected(response, user_id, "the user profile is not a JSON object")
+            profile = json_object(
+                response, provider=self.name, user_id=user_id, what="the user profile"
+            )
             invitee = _completed(invitee, profile)
             if access is None and isinstance(profile.get("access"), dict):
                 access = _access_from_profile(profile["access"])
         body = _body(invitee, access)
         response = yield Call("PUT", url + "/resend", json=body)
         if response.status_code == 200:
-            data = json_body(response)
-            if not isinstance(data, dict):
-                raise self._unexpected(response, user_id, "the answer is not a JSON object")
-            message = data.get("message")
+            message = json_object(response, provider=self.name, user_id=user_id).get("message")
             return ResendResult(
                 provider=self.name,
                 user_id=user_id,
@@ -115,11 +118,6 @@ class EcosuiteProvider(BaseProvider):
             user_id=user_id,
             message=message if isinstance(message, str) and message else None,
             reads_only=reads_only,
-        )
-
-    def _unexpected(self, response: Any, user_id: str, why: str) -> Exception:
-        return response_error(
-            UnexpectedResponse, response, provider=self.name, user_id=user_id, message=why
         )
 
 

@@ -1,6 +1,6 @@
 """SoftwareOne Marketplace Platform: resend an account user's invitation.
 
-Contract (VENDORS.md, seed 003 and SoftwareOne's published OpenAPI): ``Authorization: Bearer``;
+Contract (after SoftwareOne's published OpenAPI): ``Authorization: Bearer``;
 no request body; 200 answers the account-user object; errors are RFC 7807 problem details (with
 ``errors`` as a mapping or a list), the gateway's ``{"message", "statusCode"}``, or not JSON at all.
 
@@ -23,14 +23,20 @@ import attrs
 import httpx
 
 import invites
-from invites._base import BaseProvider, Call, Flow
-from invites._settings import ProviderSettings
-from invites._wire import json_body, response_error, segment
+from invites.adapter import (
+    BaseProvider,
+    Call,
+    Flow,
+    ProviderSettings,
+    json_body,
+    json_object,
+    response_error,
+    segment,
+)
 from invites.errors import (
     AlreadyVerified,
     InvitationExpired,
     InviteError,
-    UnexpectedResponse,
     UserNotFound,
 )
 from invites.models import Invitee, ResendResult, check_user_id
@@ -42,7 +48,7 @@ _LEGACY_HINT = (
     "the deprecated account-users endpoint may have been removed by SoftwareOne; set account_id "
     "to use /accounts/accounts/{accountId}/users/{userId}/resend-invite"
 )
-# Membership states that explain a refused resend (VENDORS.md).
+# Membership states that explain a refused resend: an accepted invitation, an expired one.
 _REFUSAL_BY_STATE: dict[str, type[InviteError]] = {
     "Active": AlreadyVerified,
     "InvitationExpired": InvitationExpired,
@@ -57,13 +63,12 @@ class SoftwareOneSettings(ProviderSettings):
     account_id: str | None = None
 
 
-class SoftwareOneProvider(BaseProvider):
+class SoftwareOneProvider(BaseProvider[SoftwareOneSettings]):
     """Resend SoftwareOne account-user invitations."""
 
     name = "softwareone"
     settings_class = SoftwareOneSettings
     default_base_url = "https://api.platform.softwareone.com"
-    settings: SoftwareOneSettings
 
     @classmethod
     def check_settings(cls, settings: ProviderSettings) -> list[str]:
@@ -76,7 +81,7 @@ class SoftwareOneProvider(BaseProvider):
             return ["account_id: is not a usable id (empty, too long or with control characters)"]
         return []
 
-    def __init__(self, settings: ProviderSettings, **kwargs: Any) -> None:
+    def __init__(self, settings: SoftwareOneSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         # The official client accepts a base URL ending in /public or /public/v1; so do we.
         for suffix in (_API, "/public"):
@@ -103,15 +108,7 @@ class SoftwareOneProvider(BaseProvider):
         member_url = self._members + segment(user_id)
         response = yield Call("POST", member_url + "/resend-invite")
         if response.status_code == 200:
-            data = json_body(response)
-            if not isinstance(data, dict):
-                raise response_error(
-                    UnexpectedResponse,
-                    response,
-                    provider=self.name,
-                    user_id=user_id,
-                    message="the answer is not a JSON object",
-                )
+            data = json_object(response, provider=self.name, user_id=user_id)
             return ResendResult(
                 provider=self.name,
                 user_id=user_id,

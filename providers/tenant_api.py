@@ -1,6 +1,6 @@
 """A tenant-header identity API: ``POST /v1/users/{id}/resend-invite``.
 
-Contract (VENDORS.md, seed 004): ``X-Tenant-ID`` (a UUID) on every request, and the credential in
+Contract: ``X-Tenant-ID`` (a UUID) on every request, and the credential in
 ``X-API-Key`` or ``Authorization: Bearer``; ids are UUIDs; 200 answers ``{"message": ...}``; errors
 are ``{"code", "message", "details"?, "notices"?}``, mapped by ``code`` first and status second.
 """
@@ -12,15 +12,21 @@ from typing import Any, Literal
 
 import attrs
 
-from invites._base import BaseProvider, Call, Flow
-from invites._settings import ProviderSettings, TenantId
-from invites._wire import json_body, response_error
+from invites.adapter import (
+    BaseProvider,
+    Call,
+    Flow,
+    ProviderSettings,
+    TenantId,
+    json_body,
+    json_object,
+    response_error,
+)
 from invites.errors import (
     AlreadyVerified,
     InvalidInvitee,
     InviteError,
     TenantMismatch,
-    UnexpectedResponse,
     UserNotFound,
 )
 from invites.models import Invitee, ResendResult
@@ -43,14 +49,13 @@ class TenantApiSettings(ProviderSettings):
     auth: Literal["api_key", "bearer"] = "api_key"
 
 
-class TenantApiProvider(BaseProvider):
+class TenantApiProvider(BaseProvider[TenantApiSettings]):
     """Resend invitations through a tenant-header identity API."""
 
     name = "tenant_api"
     settings_class = TenantApiSettings
-    settings: TenantApiSettings
 
-    def __init__(self, settings: ProviderSettings, **kwargs: Any) -> None:
+    def __init__(self, settings: TenantApiSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self._users = self.base_url + "/v1/users/"
         self._headers = {"X-Tenant-ID": self.settings.tenant_id}
@@ -74,23 +79,15 @@ class TenantApiProvider(BaseProvider):
         user_uuid = user_id.lower()  # what str(uuid.UUID(user_id)) gives for this form
         url = self._users + user_uuid + "/resend-invite"
         response = yield Call("POST", url, headers=self._headers)
-        data = json_body(response)
         if response.status_code == 200:
-            if not isinstance(data, dict):
-                raise response_error(
-                    UnexpectedResponse,
-                    response,
-                    provider=self.name,
-                    user_id=user_id,
-                    message="the answer is not a JSON object",
-                )
-            message = data.get("message")
+            message = json_object(response, provider=self.name, user_id=user_id).get("message")
             return ResendResult(
                 provider=self.name,
                 user_id=user_id,
                 message=message if isinstance(message, str) else None,
                 status_code=200,
             )
+        data = json_body(response)
         code = message = None
         details: dict[str, Any] = {}
         if isinstance(data, dict):

@@ -324,7 +324,7 @@ def test_the_providers_own_clients_verify_tls(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         provider = invites.from_config(_config(vendor))
-    clients = [provider._sync_client(), provider._async_client_()]
+    clients = [provider._transport.client(), provider._transport.async_client()]
     assert len(client_kwargs) == 2
     for kwargs in client_kwargs:
         assert kwargs.get("verify", True) is True
@@ -342,7 +342,7 @@ def test_an_injected_client_is_used_as_given() -> None:
     """TLS is the caller's business with their own client: the provider creates none."""
     client = httpx.Client(verify=False)  # noqa: S501  (the caller's choice, never the library's)
     provider = invites.from_config(_config("ecosuite"), client=client)
-    assert provider._sync_client() is client
+    assert provider._transport.client() is client
     provider.close()
     assert not client.is_closed  # the provider does not close what it did not create
     client.close()

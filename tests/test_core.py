@@ -273,7 +273,7 @@ def test_with_block_leaves_an_injected_client_open() -> None:
 
 def test_with_block_closes_the_client_the_provider_created() -> None:
     with invites.from_config(_config("tenant_api")) as provider:
-        owned = provider._sync_client()
+        owned = provider._transport.client()
         assert not owned.is_closed
     assert owned.is_closed
 
@@ -298,8 +298,8 @@ def test_async_with_leaves_an_injected_async_client_open() -> None:
 def test_async_with_closes_both_clients_the_provider_created() -> None:
     async def main() -> tuple[httpx.Client, httpx.AsyncClient]:
         async with invites.from_config(_config("tenant_api")) as provider:
-            owned_sync = provider._sync_client()
-            owned_async = provider._async_client_()
+            owned_sync = provider._transport.client()
+            owned_async = provider._transport.async_client()
             assert not owned_async.is_closed
         return owned_sync, owned_async
 

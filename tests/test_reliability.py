@@ -14,10 +14,9 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
-import attrs
 import httpx
 import pytest
 from support import VENDORS, vendor_config
@@ -36,6 +35,7 @@ from invites import (
     ResendResult,
     UnexpectedResponse,
 )
+from invites._engine import Action, Pause, PausedFor, Reply, Reserve, Send, Sleep
 from invites.errors import AlreadyVerified, InvalidRequest
 from invites.sandbox import (
     ECOSUITE_TOKEN,
@@ -154,6 +154,7 @@ def make(
     *,
     client: httpx.Client | None = None,
     async_client: httpx.AsyncClient | None = None,
+    jitter: Callable[[float], float] | None = None,
     **overrides: Any,
 ) -> invites.BaseProvider:
     """The configured provider, rebuilt on the fake clock and sleeps when ``fake`` is given."""
@@ -169,6 +170,7 @@ def make(
         clock=fake.clock,
         sleep=fake.sleep,
         async_sleep=fake.async_sleep,
+        jitter=jitter,
     )
 
 
@@ -240,9 +242,9 @@ def closed_port() -> int:
     return port
 
 
-def exact_backoff(provider: invites.BaseProvider) -> None:
-    """Take the jitter out of the backoff: each wait is its upper bound, base * 2**n."""
-    provider._policy = attrs.evolve(provider._policy, jitter=lambda top: top)
+def exact_backoff(top: float) -> float:
+    """A jitter that takes the randomness out of the backoff: each wait is its upper bound."""
+    return top
 
 
 # -- retried: 429 and 503 ----------------------------------------------------------------------
@@ -345,8 +347,7 @@ def test_an_unreadable_retry_after_falls_back_to_the_backoff(
     server: RunningSandbox, sandbox: Sandbox, fault: Fault, mode: str
 ) -> None:
     fake = FakeTime()
-    provider = make("tenant_api", server.url, fake)
-    exact_backoff(provider)
+    provider = make("tenant_api", server.url, fake, jitter=exact_backoff)
     sandbox.retry_after = "soon"  # type: ignore[assignment]
     sandbox.inject(TENANT_USER_INVITED, fault)
 
@@ -544,8 +545,14 @@ def test_retry_unknown_opts_in_to_retrying_unknown_outcomes(
     server: RunningSandbox, sandbox: Sandbox, vendor: str, fault: Fault, mode: str
 ) -> None:
     fake, events = FakeTime(), []
-    provider = make(vendor, server.url, fake, retry_unknown=True, on_attempt=events.append)
-    exact_backoff(provider)
+    provider = make(
+        vendor,
+        server.url,
+        fake,
+        jitter=exact_backoff,
+        retry_unknown=True,
+        on_attempt=events.append,
+    )
     sandbox.inject(USERS[vendor], fault)
 
     result = one(mode, provider, invitee(vendor))
@@ -573,8 +580,7 @@ def test_the_ecosuite_profile_read_is_retried_on_unknown_outcomes(
     server: RunningSandbox, sandbox: Sandbox, fault: Fault, mode: str
 ) -> None:
     fake, events = FakeTime(), []
-    provider = make("ecosuite", server.url, fake, on_attempt=events.append)
-    exact_backoff(provider)
+    provider = make("ecosuite", server.url, fake, jitter=exact_backoff, on_attempt=events.append)
     sandbox.inject(ECOSUITE_USER_1, fault, fault)
 
     result = one(mode, provider, ECOSUITE_USER_1)  # no email or names: the profile is read
@@ -634,9 +640,13 @@ def test_a_refused_connection_is_retried_with_backoff_then_connection_failed(
 ) -> None:
     fake, events = FakeTime(), []
     provider = make(
-        vendor, f"http://127.0.0.1:{closed_port()}", fake, max_attempts=4, on_attempt=events.append
+        vendor,
+        f"http://127.0.0.1:{closed_port()}",
+        fake,
+        jitter=exact_backoff,
+        max_attempts=4,
+        on_attempt=events.append,
     )
-    exact_backoff(provider)
 
     error = failure(one(mode, provider, invitee(vendor)), ConnectionFailed)
 
@@ -1006,7 +1016,7 @@ def test_a_429_pauses_every_later_call_even_with_one_attempt(
     assert isinstance(second, ResendResult)
     assert fake.waits == [7.0]  # the second resend waited out the first one's 429
     assert [t - 1000.0 for t in sent_at] == [0.0, 7.0]
-    assert provider._throttle.paused_for() == 0.0
+    assert provider._pacer.paused_for() == 0.0
     assert sandbox.emails_sent(USERS[vendor]) == 1
 
 
@@ -1018,7 +1028,7 @@ def test_a_429_pause_is_seen_by_another_thread(server: RunningSandbox, sandbox: 
     seen: list[float] = []
     with provider:
         failure(one_sync(provider, TENANT_USER_INVITED), RateLimited)
-        thread = threading.Thread(target=lambda: seen.append(provider._throttle.paused_for()))
+        thread = threading.Thread(target=lambda: seen.append(provider._pacer.paused_for()))
         thread.start()
         thread.join()
         provider.resend_invite(TENANT_USER_INVITED)
@@ -1031,45 +1041,61 @@ def _response(status: int, request: httpx.Request, **headers: str) -> httpx.Resp
     return httpx.Response(status, headers=headers, json={"message": "ok"}, request=request)
 
 
+def advance(
+    provider: invites.BaseProvider, steps: Generator[Action, Reply, Any], reply: Reply = None
+) -> Action:
+    """Send ``reply`` into ``steps``, perform the pacing actions that follow, and return the next
+    action that takes time: a ``Send`` or a ``Sleep``."""
+    action = steps.send(reply)
+    while isinstance(action, (PausedFor, Reserve, Pause)):
+        action = steps.send(provider._perform(action))
+    return action
+
+
 def test_slots_reserved_before_a_pause_are_retaken_after_it() -> None:
     # Three callers of a 1/s provider: A sends at once, B and C hold the slots at +1 s and +2 s.
     # A meets a 429 asking for 10 s. B and C must not both send when the pause ends.
     fake = FakeTime()
     provider = make("tenant_api", "http://127.0.0.1:9", fake, rate_limit=1, max_attempts=1)
-    a = provider._steps(Invitee(user_id=TENANT_USER_INVITED))
-    b = provider._steps(Invitee(user_id=TENANT_USER_INVITED))
-    c = provider._steps(Invitee(user_id=TENANT_USER_INVITED))
-    request_a = next(a)
-    assert isinstance(request_a, httpx.Request)
-    assert next(b) == 1.0
-    assert next(c) == 2.0
+    build = provider._transport.client().build_request
+    a = provider._steps(Invitee(user_id=TENANT_USER_INVITED), build)
+    b = provider._steps(Invitee(user_id=TENANT_USER_INVITED), build)
+    c = provider._steps(Invitee(user_id=TENANT_USER_INVITED), build)
+    send_a = advance(provider, a)
+    assert isinstance(send_a, Send)
+    assert advance(provider, b) == Sleep(1.0)
+    assert advance(provider, c) == Sleep(2.0)
 
     with pytest.raises(RateLimited):
-        a.send(_response(429, request_a, **{"Retry-After": "10"}))
+        advance(provider, a, _response(429, send_a.request, **{"Retry-After": "10"}))
 
     fake.now += 1.0  # B slept its 1 s: the pause holds it, and it takes a new slot
-    assert b.send(None) == 9.0
+    assert advance(provider, b) == Sleep(9.0)
     fake.now += 1.0  # C slept its 2 s: its new slot comes one interval after B's
-    assert c.send(None) == 9.0
+    assert advance(provider, c) == Sleep(9.0)
     fake.now += 8.0  # t = 10: the pause ends and B sends...
-    assert isinstance(b.send(None), httpx.Request)
+    assert isinstance(advance(provider, b), Send)
     fake.now += 1.0  # ...and C one interval later, not in the same instant
-    assert isinstance(c.send(None), httpx.Request)
+    assert isinstance(advance(provider, c), Send)
 
 
 def test_a_429_without_retry_after_pauses_for_the_backoff_it_reports() -> None:
     fake, events = FakeTime(), []
     provider = make("tenant_api", "http://127.0.0.1:9", fake, on_attempt=events.append)
-    steps = provider._steps(Invitee(user_id=TENANT_USER_INVITED))
-    request = next(steps)
+    steps = provider._steps(
+        Invitee(user_id=TENANT_USER_INVITED), provider._transport.client().build_request
+    )
+    send = advance(provider, steps)
+    assert isinstance(send, Send)
 
-    wait = steps.send(_response(429, request))
+    wait = advance(provider, steps, _response(429, send.request))
 
     [event] = events
     assert event.will_retry
     assert event.wait is not None
-    assert wait == pytest.approx(event.wait)
-    assert provider._throttle.paused_for() == pytest.approx(event.wait)
+    assert isinstance(wait, Sleep)
+    assert wait.seconds == pytest.approx(event.wait)
+    assert provider._pacer.paused_for() == pytest.approx(event.wait)
 
 
 @pytest.mark.parametrize("mode", MODES)

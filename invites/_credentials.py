@@ -1,0 +1,108 @@
+"""The credential a provider sends: a fixed token, or one fetched and cached until a 401."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from ._secret import Secret
+from ._settings import TokenProvider
+from .errors import AuthenticationFailed, InviteError
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["Credentials"]
+
+
+class Credentials:
+    """The current token: fixed, or fetched from a token provider and cached until a 401."""
+
+    def __init__(self, token: Secret | None, source: TokenProvider | None) -> None:
+        self.current = token
+        self.source = source
+        # Every token handed out (a static one, then each refresh), for scrubbing errors.
+        self._used: list[Secret] = [token] if token is not None else []
+        self._lock = threading.Lock()
+        self._async_lock: asyncio.Lock | None = None
+
+    def refresh(self, stale: Secret | None) -> None:
+        """Replace ``stale`` (None: no token yet) with a new token, unless another caller did."""
+        with self._lock:
+            if self.current is not stale:
+                return  # another caller refreshed it meanwhile
+            value = self._call()
+            if inspect.isawaitable(value):
+                _close_awaitable(value)
+                raise AuthenticationFailed(
+                    "the token provider returned an awaitable; use aresend_invite with it"
+                )
+            self._use(value)
+
+    async def arefresh(self, stale: Secret | None) -> None:
+        """:meth:`refresh` from async code; the token provider may return an awaitable."""
+        if self._async_lock is None:
+            import asyncio  # loaded already: this runs in an event loop
+
+            self._async_lock = asyncio.Lock()
+        async with self._async_lock:
+            if self.current is not stale:
+                return
+            value = self._call()
+            if inspect.isawaitable(value):
+                try:
+                    value = await value
+                except Exception as exc:
+                    raise _provider_failed(exc) from exc
+            self._use(value)
+
+    def scrub(self, error: InviteError) -> None:
+        """Remove any token this provider has used from an error a vendor's answer filled in."""
+        for token in self._used:
+            value = token.reveal()
+            if value in error.message or value in repr(error.details):
+                error.message = error.message.replace(value, "<redacted>")
+                error.args = (error.message,)
+                error.details = _scrubbed(error.details, value)
+
+    def _use(self, value: object) -> None:
+        self.current = _secret(value)
+        self._used = [*self._used[-3:], self.current]
+
+    def _call(self) -> object:
+        assert self.source is not None
+        try:
+            return self.source()
+        except Exception as exc:
+            raise _provider_failed(exc) from exc
+
+
+def _secret(value: object) -> Secret:
+    if not isinstance(value, str) or not value:
+        raise AuthenticationFailed("the token provider returned no token (a non-empty str)")
+    try:
+        return Secret(value)
+    except ValueError as exc:
+        raise AuthenticationFailed("the token provider returned an unusable token") from exc
+
+
+def _scrubbed(value: Any, secret: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(secret, "<redacted>")
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, secret) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item, secret) for item in value]
+    return value
+
+
+def _provider_failed(exc: Exception) -> AuthenticationFailed:
+    return AuthenticationFailed(f"the token provider failed: {type(exc).__name__}")
+
+
+def _close_awaitable(value: Awaitable[Any]) -> None:
+    close = getattr(value, "close", None)
+    if callable(close):
+        close()

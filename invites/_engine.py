@@ -1,0 +1,385 @@
+"""The sans-I/O delivery engine: one vendor flow, wrapped in the delivery policy, as actions.
+
+A vendor's flow yields :class:`Call` objects and receives ``httpx.Response`` objects. The engine
+wraps each call in pacing, token refresh, retries and reporting, and yields named actions
+(:class:`Send`, :class:`Sleep`, :class:`Refresh`, :class:`Reserve`, :class:`PausedFor`,
+:class:`Pause`) for a driver to perform with blocking or asynchronous I/O. The driver sends each
+action's result back: the answer or transport failure for :class:`Send`, seconds for
+:class:`Reserve` and :class:`PausedFor`, None otherwise; or the :class:`~invites.InviteError` the
+action raised (a failed refresh, an unreachable pacing store), which ends the resend.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator, Mapping
+from typing import Any, Final, TypeAlias
+
+import attrs
+import httpx
+
+from ._credentials import Credentials
+from ._policy import Decision, RetryPolicy
+from ._secret import Secret
+from ._settings import AttemptHook
+from .errors import InviteError, RateLimited, UnexpectedResponse
+from .models import Invitee, ResendResult
+
+__all__ = [
+    "Action",
+    "AttemptEvent",
+    "Call",
+    "Engine",
+    "Flow",
+    "Pause",
+    "PausedFor",
+    "Refresh",
+    "Reply",
+    "Reserve",
+    "Send",
+    "Sleep",
+]
+
+logger = logging.getLogger("invites")
+
+
+@attrs.frozen(slots=True)
+class Call:
+    """One request a vendor flow wants made.
+
+    ``reads_only`` marks a request that cannot send an email (a ``GET``): it is also retried when
+    its outcome is unknown.
+    """
+
+    method: str
+    url: str
+    json: Any = None
+    headers: Mapping[str, str] | None = None
+    reads_only: bool = False
+
+
+#: What a vendor's :meth:`BaseProvider.flow` is.
+Flow: TypeAlias = Generator[Call, httpx.Response, ResendResult]
+
+
+@attrs.frozen(slots=True)
+class AttemptEvent:
+    """What happened in one attempt, for metrics and tracing (see ``on_attempt``).
+
+    ``status_code`` is None when no answer came (``error`` then names the transport failure);
+    ``will_retry`` says whether another attempt follows, after ``wait`` seconds.
+    """
+
+    provider: str
+    method: str
+    path: str
+    user_id: str
+    attempt: int
+    status_code: int | None
+    error: str | None
+    elapsed_ms: float
+    will_retry: bool
+    wait: float | None
+
+
+@attrs.frozen(slots=True)
+class Send:
+    """Send ``request``; reply with the answer read within the limit, or the failure."""
+
+    request: httpx.Request
+
+
+@attrs.frozen(slots=True)
+class Sleep:
+    """Wait ``seconds``; reply None."""
+
+    seconds: float
+
+
+@attrs.frozen(slots=True)
+class Refresh:
+    """Fetch a new token replacing ``stale`` (None when none was ever fetched); reply None."""
+
+    stale: Secret | None
+
+
+@attrs.frozen(slots=True)
+class Reserve:
+    """Reserve the pacer's next slot; reply the seconds to wait before sending."""
+
+
+@attrs.frozen(slots=True)
+class PausedFor:
+    """Ask the pacer for the provider-wide pause in force; reply its seconds left (0: none)."""
+
+
+@attrs.frozen(slots=True)
+class Pause:
+    """Hold every caller of the provider ``seconds`` from now; reply None."""
+
+    seconds: float
+
+
+RESERVE: Final = Reserve()
+PAUSED_FOR: Final = PausedFor()
+
+Action: TypeAlias = "Send | Sleep | Refresh | Reserve | PausedFor | Pause"
+Reply: TypeAlias = "httpx.Response | Exception | float | None"
+#: ``Client.build_request`` of the driver's client: merges its default headers and cookies.
+Builder: TypeAlias = Callable[..., httpx.Request]
+AuthHeader: TypeAlias = Callable[[str], "tuple[str, str]"]
+Steps: TypeAlias = Generator[Action, Reply, ResendResult]
+
+
+@attrs.define(slots=True)
+class _Run:
+    """One resend in progress: whose, since when, and how many requests it has made."""
+
+    user_id: str
+    started: float
+    attempts: int = 0
+
+
+def _checked(reply: Reply) -> None:
+    if isinstance(reply, InviteError):
+        raise reply
+
+
+def _seconds(reply: Reply) -> float:
+    if isinstance(reply, InviteError):
+        raise reply
+    assert isinstance(reply, (int, float))
+    return reply
+
+
+class Engine:
+    """Delivery of one provider's resends: its policy, credentials, clock and attempt reports."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        policy: RetryPolicy,
+        credentials: Credentials,
+        timeout: httpx.Timeout,
+        clock: Callable[[], float],
+        on_attempt: AttemptHook | None,
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self.credentials = credentials
+        self.timeout = timeout
+        self.clock = clock
+        self.on_attempt = on_attempt
+
+    def steps(
+        self,
+        flow: Callable[[Invitee], Flow],
+        invitee: Invitee,
+        build: Builder,
+        auth_header: AuthHeader,
+    ) -> Steps:
+        """Run ``flow(invitee)`` as actions; return its result or raise a completed error."""
+        run = _Run(invitee.user_id, self.clock())
+        calls = flow(invitee)
+        try:
+            call = next(calls)
+            while True:
+                try:
+                    response = yield from self._exchange(call, run, build, auth_header)
+                except InviteError as exc:
+                    # The flow may recover (a failed state read keeps the original refusal).
+                    call = calls.throw(exc)
+                else:
+                    call = calls.send(response)
+        except StopIteration as stop:
+            result: ResendResult = stop.value
+            return result
+        except InviteError as exc:
+            if exc.provider is None:
+                exc.provider = self.name
+            if exc.user_id is None:
+                exc.user_id = run.user_id
+            if exc.attempts is None:
+                exc.attempts = run.attempts
+            self.credentials.scrub(exc)
+            raise
+        finally:
+            calls.close()
+
+    def _exchange(
+        self, call: Call, run: _Run, build: Builder, auth_header: AuthHeader
+    ) -> Generator[Action, Reply, httpx.Response]:
+        """Make one call under the delivery policy; return the answer the vendor should read."""
+        credentials = self.credentials
+        headers = dict(call.headers) if call.headers else {}
+        attempt = 0
+        refreshed = False
+        while True:
+            yield from self._pace(call, run, attempt)
+            if credentials.current is None:
+                _checked((yield Refresh(None)))
+            token = credentials.current
+            assert token is not None
+            name, value = auth_header(token.reveal())
+            headers[name] = value
+            attempt += 1
+            run.attempts += 1
+            request = self._build(build, call, headers)
+            sent_at = self.clock()
+            reply = yield Send(request)
+            elapsed = self.clock() - sent_at
+            _checked(reply)
+            assert isinstance(reply, (httpx.Response, Exception))
+            decision = self.policy.decide(
+                reply,
+                reads_only=call.reads_only,
+                attempt=attempt,
+                elapsed=self.clock() - run.started,
+                refreshable=credentials.source is not None and not refreshed,
+            )
+            if decision.refresh:
+                # The vendor refused the credential, so nothing was sent: the attempt is not spent.
+                refreshed = True
+                self._report(call, request, run, attempt, reply, elapsed, decision.wait)
+                attempt -= 1
+                _checked((yield Refresh(token)))
+                continue
+            if decision.pause is not None:
+                _checked((yield Pause(decision.pause)))
+            self._report(call, request, run, attempt, reply, elapsed, decision.wait)
+            if decision.wait is None:
+                return self._settle(call, request, run, attempt, reply, decision)
+            if decision.pause is None:  # after a pause, the pacing above waits it out
+                yield Sleep(decision.wait)
+
+    def _pace(self, call: Call, run: _Run, attempt: int) -> Generator[Action, Reply, None]:
+        """Wait for the pacer's slot, or raise RateLimited when its pause is too long to wait."""
+        while True:
+            paused = _seconds((yield PAUSED_FOR))
+            if paused > 0 and not self.policy.may_pause(paused, self.clock() - run.started):
+                self._give_up(call, httpx.URL(call.url).path, run.user_id, attempt, "paused")
+                raise RateLimited(
+                    f"the vendor asked to pause for {paused:.0f} s, longer than "
+                    "max_retry_after or the deadline allows; nothing was sent",
+                    provider=self.name,
+                    user_id=run.user_id,
+                    retry_after=paused,
+                    attempts=run.attempts,
+                )
+            wait = _seconds((yield RESERVE))
+            if wait <= 0:
+                return
+            yield Sleep(wait)
+            if _seconds((yield PAUSED_FOR)) <= 0:
+                return
+            # A pause began while this caller waited for its slot: that slot is void (every
+            # caller holding one would send at once when the pause ends), so take a new one.
+
+    def _build(self, build: Builder, call: Call, headers: dict[str, str]) -> httpx.Request:
+        try:
+            return build(
+                call.method, call.url, json=call.json, headers=headers, timeout=self.timeout
+            )
+        except (UnicodeError, httpx.InvalidURL) as exc:
+            # e.g. a cookie a vendor set in the caller's own client that cannot be sent back
+            raise UnexpectedResponse(
+                f"the request could not be built ({type(exc).__name__}); nothing was sent"
+            ) from exc
+
+    def _settle(
+        self,
+        call: Call,
+        request: httpx.Request,
+        run: _Run,
+        attempt: int,
+        reply: httpx.Response | Exception,
+        decision: Decision,
+    ) -> httpx.Response:
+        """End the call: the answer for the flow, or the error no retry is left to avoid."""
+        if decision.gave_up:
+            why = type(reply).__name__
+            if isinstance(reply, httpx.Response):
+                why = f"HTTP {reply.status_code}"
+            self._give_up(call, request.url.path, run.user_id, attempt, why)
+        if isinstance(reply, Exception):
+            assert decision.error is not None
+            raise decision.error(
+                decision.message, provider=self.name, user_id=run.user_id, attempts=run.attempts
+            ) from reply
+        return reply
+
+    def _report(
+        self,
+        call: Call,
+        request: httpx.Request,
+        run: _Run,
+        attempt: int,
+        reply: httpx.Response | Exception,
+        elapsed: float,
+        wait: float | None,
+    ) -> None:
+        hook = self.on_attempt
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if hook is None and not debug:
+            return
+        status: int | None = None
+        error: str | None = None
+        if isinstance(reply, httpx.Response):
+            status = reply.status_code
+        else:
+            error = type(reply).__name__
+        path = request.url.path
+        elapsed_ms = round(elapsed * 1000.0, 3)
+        if debug:
+            logger.debug(
+                "%s %s %s -> %s (attempt %d, %.1f ms)",
+                self.name,
+                call.method,
+                path,
+                status if status is not None else error,
+                attempt,
+                elapsed_ms,
+                extra={
+                    "vendor": self.name,
+                    "method": call.method,
+                    "path": path,
+                    "status_code": status,
+                    "error": error,
+                    "attempt": attempt,
+                    "elapsed_ms": elapsed_ms,
+                    "will_retry": wait is not None,
+                },
+            )
+        if hook is not None:
+            hook(
+                AttemptEvent(
+                    provider=self.name,
+                    method=call.method,
+                    path=path,
+                    user_id=run.user_id,
+                    attempt=attempt,
+                    status_code=status,
+                    error=error,
+                    elapsed_ms=elapsed_ms,
+                    will_retry=wait is not None,
+                    wait=wait,
+                )
+            )
+
+    def _give_up(self, call: Call, path: str, user_id: str, attempt: int, why: str) -> None:
+        logger.warning(
+            "%s %s %s: giving up after %d attempt(s): %s",
+            self.name,
+            call.method,
+            path,
+            attempt,
+            why,
+            extra={
+                "vendor": self.name,
+                "method": call.method,
+                "path": path,
+                "attempt": attempt,
+                "error": why,
+            },
+        )

@@ -1,0 +1,106 @@
+"""Pacing: how fast a provider may send, and the pause a vendor's 429 imposes on every caller.
+
+The delivery engine never calls a pacer: it yields pacing actions that the sync or async driver
+performs, so a pacer may do network I/O (a pace shared between processes through a store). A
+pacer method may raise :class:`~invites.ConnectionFailed` when its store is unreachable; the
+driver hands that error back to the engine, and nothing is sent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+__all__ = ["Pacer", "Throttle"]
+
+Clock = Callable[[], float]
+
+
+class Pacer(Protocol):
+    """A provider-wide pace: slots for requests, and a pause that holds every caller."""
+
+    def reserve(self) -> float:
+        """Reserve the next slot; seconds to wait before sending (0: now), any pause included."""
+        ...
+
+    def paused_for(self) -> float:
+        """Seconds left in a provider-wide pause (0: none)."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller ``seconds`` from now; a longer pause in force wins."""
+        ...
+
+    async def areserve(self) -> float:
+        """:meth:`reserve` from async code."""
+        ...
+
+    async def apaused_for(self) -> float:
+        """:meth:`paused_for` from async code."""
+        ...
+
+    async def apause(self, seconds: float) -> None:
+        """:meth:`pause` from async code."""
+        ...
+
+
+class Throttle:
+    """A :class:`Pacer` shared by every thread and task using one provider in one process.
+
+    ``rate`` (requests per second, bursts of at most ``max(1, rate)``) is enforced with the generic
+    cell rate algorithm: each caller reserves the next free slot and waits until it. ``pause``
+    holds every caller until a moment (a vendor's 429 ``Retry-After``), with or without a rate; a
+    slot reserved before a pause began is void, and its holder reserves a new one.
+    """
+
+    __slots__ = ("_clock", "_interval", "_lock", "_paused_until", "_tat", "_tolerance")
+
+    def __init__(self, rate: float | None, *, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
+        self._tat = 0.0
+        if rate is None:
+            self._interval = 0.0
+            self._tolerance = 0.0
+        else:
+            self._interval = 1.0 / rate
+            self._tolerance = (max(1, int(rate)) - 1) * self._interval
+
+    def reserve(self) -> float:
+        """Reserve a slot; return how long the caller must wait before sending (0 for now)."""
+        if not self._interval and not self._paused_until:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._paused_until)
+            if not self._interval:
+                return start - now
+            tat = max(self._tat, start)
+            allowed = tat - self._tolerance
+            self._tat = tat + self._interval
+            return max(0.0, allowed - now, start - now)
+
+    def paused_for(self) -> float:
+        """Seconds left in a pause, 0 when none is in force."""
+        if not self._paused_until:
+            return 0.0
+        return max(0.0, self._paused_until - self._clock())
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` from now (a longer pause in force wins)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    # The lock is only ever held for a few arithmetic steps, so the async twins need not yield.
+
+    async def areserve(self) -> float:
+        return self.reserve()
+
+    async def apaused_for(self) -> float:
+        return self.paused_for()
+
+    async def apause(self, seconds: float) -> None:
+        self.pause(seconds)

@@ -1,0 +1,214 @@
+"""The HTTP side of a provider: the clients it owns or borrows, and bounded body reading.
+
+Every answer is read whole before a vendor's flow sees it, within :data:`BODY_LIMIT`; a body that
+does not fit is refused unread. The clients a provider creates follow no redirect and keep no
+cookie, so the credential is never replayed to another place.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Final
+
+import httpx
+
+from ._settings import ProviderSettings
+from .errors import UnexpectedResponse
+
+__all__ = ["BODY_LIMIT", "Transport", "timeout_for"]
+
+#: Bodies larger than this are refused unread.
+BODY_LIMIT: Final = 1024 * 1024
+
+
+class Transport:
+    """The provider's sync and async clients: injected by the caller, or created and owned.
+
+    An injected client is used as it is (the configured timeouts still apply per request) and
+    never closed here.
+    """
+
+    def __init__(
+        self,
+        timeout: httpx.Timeout,
+        client: httpx.Client | None = None,
+        async_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self._client = client
+        self._async_client = async_client
+        self._owns_client = client is None
+        self._owns_async_client = async_client is None
+        self._client_lock = threading.Lock()
+
+    def client(self) -> httpx.Client:
+        """The sync client, created on first use (once, whichever thread comes first)."""
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = httpx.Client(
+                        timeout=self.timeout,
+                        follow_redirects=False,
+                        cookies=_no_cookies(),
+                        event_hooks={"response": [_forget_redirect_target]},
+                    )
+                client = self._client
+        return client
+
+    def async_client(self) -> httpx.AsyncClient:
+        """The async client, created on first use: the one place an async client is made."""
+        if self._async_client is None:
+            self._async_client = httpx.AsyncClient(
+                timeout=self.timeout,
+                follow_redirects=False,
+                cookies=_no_cookies(),
+                event_hooks={"response": [_aforget_redirect_target]},
+            )
+        return self._async_client
+
+    def close(self) -> None:
+        """Close the sync client if it was created here."""
+        if self._client is not None and self._owns_client:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        """Close both clients that were created here."""
+        if self._async_client is not None and self._owns_async_client:
+            await self._async_client.aclose()
+            self._async_client = None
+        self.close()
+
+    def send(self, request: httpx.Request) -> httpx.Response | Exception:
+        """The answer, read within the limit, or the failure (returned, not raised)."""
+        try:
+            response = self.client().send(request, stream=True, follow_redirects=False)
+        except httpx.TransportError as exc:
+            return exc
+        except (UnicodeError, httpx.InvalidURL) as exc:
+            return _unprocessable(exc)
+        try:
+            if _fits(response) or response.is_stream_consumed:
+                response.read()
+                return response
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > BODY_LIMIT:
+                    return _too_large(response)
+            return _rebuilt(response, bytes(body))
+        except httpx.TransportError as exc:
+            return exc
+        except httpx.DecodingError as exc:
+            return _undecodable(response, exc)
+        finally:
+            response.close()
+
+    async def asend(self, request: httpx.Request) -> httpx.Response | Exception:
+        """:meth:`send` from async code."""
+        try:
+            response = await self.async_client().send(request, stream=True, follow_redirects=False)
+        except httpx.TransportError as exc:
+            return exc
+        except (UnicodeError, httpx.InvalidURL) as exc:
+            return _unprocessable(exc)
+        try:
+            if _fits(response) or response.is_stream_consumed:
+                await response.aread()
+                return response
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > BODY_LIMIT:
+                    return _too_large(response)
+            return _rebuilt(response, bytes(body))
+        except httpx.TransportError as exc:
+            return exc
+        except httpx.DecodingError as exc:
+            return _undecodable(response, exc)
+        finally:
+            if not response.is_closed:  # reading to the end closed it already
+                await response.aclose()
+
+
+def timeout_for(settings: ProviderSettings) -> httpx.Timeout:
+    """The settings' timeouts: ``timeout`` for every phase that ``timeouts`` leaves unset."""
+    phases = settings.timeouts
+    default = settings.timeout
+    if phases is None:
+        return httpx.Timeout(default)
+    return httpx.Timeout(
+        default,
+        connect=phases.connect or default,
+        read=phases.read or default,
+        write=phases.write or default,
+        pool=phases.pool or default,
+    )
+
+
+def _fits(response: httpx.Response) -> bool:
+    """Whether the body can be read in one go: declared once, small and not compressed."""
+    # One pass over the raw headers: two Headers.get() calls cost several times more.
+    length: bytes | None = None
+    for key, value in response.headers.raw:
+        name = key.lower()
+        if name == b"content-length":
+            if length is not None:
+                return False  # declared twice: read it incrementally, within the limit
+            length = value
+        elif name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            return False
+    return length is not None and length.isdigit() and int(length) <= BODY_LIMIT
+
+
+def _rebuilt(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A response holding ``body``, already decoded, read incrementally within the limit."""
+    headers = response.headers.copy()
+    headers.pop("content-encoding", None)
+    headers["content-length"] = str(len(body))
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
+def _no_cookies() -> CookieJar:
+    """A jar that keeps nothing: a vendor's cookies are never sent back with the credential."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+def _forget_redirect_target(response: httpx.Response) -> None:
+    """Drop a 3xx's ``Location`` so the client never builds (or parses) the redirect request."""
+    if response.is_redirect:
+        del response.headers["location"]
+
+
+async def _aforget_redirect_target(response: httpx.Response) -> None:
+    _forget_redirect_target(response)
+
+
+def _unprocessable(exc: Exception) -> Exception:
+    # Only a caller's own client gets here: it keeps cookies and parses a 3xx's Location.
+    return UnexpectedResponse(
+        f"httpx could not process this exchange ({type(exc).__name__}): a header of the request "
+        "or of the vendor's answer is not valid"
+    )
+
+
+def _too_large(response: httpx.Response) -> Exception:
+    return UnexpectedResponse(
+        f"the answer's body is larger than {BODY_LIMIT} bytes; refused unread",
+        status_code=response.status_code,
+    )
+
+
+def _undecodable(response: httpx.Response, exc: Exception) -> Exception:
+    return UnexpectedResponse(
+        f"the answer's body could not be decoded ({type(exc).__name__})",
+        status_code=response.status_code,
+    )
