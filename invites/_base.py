@@ -18,7 +18,6 @@ from typing_extensions import TypeVar
 
 from ._credentials import Credentials
 from ._engine import (
-    Action,
     AttemptEvent,
     Builder,
     Call,
@@ -30,6 +29,7 @@ from ._engine import (
     Reply,
     Reserve,
     Send,
+    Sleep,
     Steps,
 )
 from ._pacing import Pacer, Throttle
@@ -129,7 +129,7 @@ class BaseProvider(Generic[S]):
     def resend_invite(self, invitee: Invitee | str) -> ResendResult:
         """Resend the invitation, blocking. Raises an :class:`~invites.InviteError` subclass."""
         steps = self._steps(as_invitee(invitee), self._transport.client().build_request)
-        perform = self._perform
+        send, perform = self._transport.send, self._perform
         reply: Reply = None
         while True:
             try:
@@ -137,12 +137,12 @@ class BaseProvider(Generic[S]):
             except StopIteration as stop:
                 result: ResendResult = stop.value
                 return result
-            reply = perform(action)
+            reply = send(action.request) if isinstance(action, Send) else perform(action)
 
     async def aresend_invite(self, invitee: Invitee | str) -> ResendResult:
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
         steps = self._steps(as_invitee(invitee), self._transport.async_client().build_request)
-        perform = self._aperform
+        send, perform = self._transport.asend, self._aperform
         reply: Reply = None
         while True:
             try:
@@ -150,7 +150,7 @@ class BaseProvider(Generic[S]):
             except StopIteration as stop:
                 result: ResendResult = stop.value
                 return result
-            reply = await perform(action)
+            reply = await (send(action.request) if isinstance(action, Send) else perform(action))
 
     def close(self) -> None:
         """Close the sync client if this provider created it."""
@@ -177,11 +177,9 @@ class BaseProvider(Generic[S]):
     def _steps(self, invitee: Invitee, build: Builder) -> Steps:
         return self._engine.steps(self.flow, invitee, build, self.auth_header)
 
-    def _perform(self, action: Action) -> Reply:
-        """Do one action with blocking I/O; an error it raises goes back to the engine."""
+    def _perform(self, action: Sleep | Refresh | Reserve | PausedFor | Pause) -> Reply:
+        """Do one action other than Send with blocking I/O; its InviteError goes to the engine."""
         try:
-            if isinstance(action, Send):
-                return self._transport.send(action.request)
             if isinstance(action, PausedFor):
                 return self._pacer.paused_for()
             if isinstance(action, Reserve):
@@ -196,11 +194,9 @@ class BaseProvider(Generic[S]):
             return exc
         return None
 
-    async def _aperform(self, action: Action) -> Reply:
-        """Do one action with asynchronous I/O; an error it raises goes back to the engine."""
+    async def _aperform(self, action: Sleep | Refresh | Reserve | PausedFor | Pause) -> Reply:
+        """Do one action other than Send with async I/O; its InviteError goes to the engine."""
         try:
-            if isinstance(action, Send):
-                return await self._transport.asend(action.request)
             if isinstance(action, PausedFor):
                 return await self._pacer.apaused_for()
             if isinstance(action, Reserve):

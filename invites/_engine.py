@@ -19,7 +19,7 @@ import attrs
 import httpx
 
 from ._credentials import Credentials
-from ._policy import Decision, RetryPolicy
+from ._policy import DELIVER, Decision, RetryPolicy
 from ._secret import Secret
 from ._settings import AttemptHook
 from .errors import InviteError, RateLimited, UnexpectedResponse
@@ -168,7 +168,9 @@ class Engine:
         self.name = name
         self.policy = policy
         self.credentials = credentials
-        self.timeout = timeout
+        # Set on each request as httpx's "timeout" request extension, which its transports read:
+        # cheaper than build_request(timeout=...), which rebuilds a Timeout for every request.
+        self._timeout = timeout.as_dict()
         self.clock = clock
         self.on_attempt = on_attempt
 
@@ -216,7 +218,12 @@ class Engine:
         attempt = 0
         refreshed = False
         while True:
-            yield from self._pace(call, run, attempt)
+            # Inline while no pause or pace holds the caller (both replies 0): it runs before
+            # every attempt. Anything else, an error too, is for the slow path to judge.
+            paused = yield PAUSED_FOR
+            wait = 0.0 if paused else (yield RESERVE)
+            if paused or wait:
+                yield from self._pace(call, run, attempt, _seconds(paused), _seconds(wait))
             if credentials.current is None:
                 _checked((yield Refresh(None)))
             token = credentials.current
@@ -228,14 +235,16 @@ class Engine:
             request = self._build(build, call, headers)
             sent_at = self.clock()
             reply = yield Send(request)
-            elapsed = self.clock() - sent_at
-            _checked(reply)
+            now = self.clock()
+            if isinstance(reply, InviteError):
+                raise reply
             assert isinstance(reply, (httpx.Response, Exception))
+            elapsed = now - sent_at
             decision = self.policy.decide(
                 reply,
                 reads_only=call.reads_only,
                 attempt=attempt,
-                elapsed=self.clock() - run.started,
+                elapsed=now - run.started,
                 refreshable=credentials.source is not None and not refreshed,
             )
             if decision.refresh:
@@ -249,43 +258,52 @@ class Engine:
                 _checked((yield Pause(decision.pause)))
             self._report(call, request, run, attempt, reply, elapsed, decision.wait)
             if decision.wait is None:
+                if decision is DELIVER:
+                    assert isinstance(reply, httpx.Response)
+                    return reply
                 return self._settle(call, request, run, attempt, reply, decision)
             if decision.pause is None:  # after a pause, the pacing above waits it out
                 yield Sleep(decision.wait)
 
-    def _pace(self, call: Call, run: _Run, attempt: int) -> Generator[Action, Reply, None]:
-        """Wait for the pacer's slot, or raise RateLimited when its pause is too long to wait."""
+    def _pace(
+        self, call: Call, run: _Run, attempt: int, paused: float, wait: float
+    ) -> Generator[Action, Reply, None]:
+        """Wait out a pause in force (``paused``) or for a reserved slot (``wait``).
+
+        Raise RateLimited, with nothing sent, when a pause is longer than the policy may wait.
+        """
         while True:
-            paused = _seconds((yield PAUSED_FOR))
-            if paused > 0 and not self.policy.may_pause(paused, self.clock() - run.started):
-                self._give_up(call, httpx.URL(call.url).path, run.user_id, attempt, "paused")
-                raise RateLimited(
-                    f"the vendor asked to pause for {paused:.0f} s, longer than "
-                    "max_retry_after or the deadline allows; nothing was sent",
-                    provider=self.name,
-                    user_id=run.user_id,
-                    retry_after=paused,
-                    attempts=run.attempts,
-                )
-            wait = _seconds((yield RESERVE))
+            if paused > 0:
+                if not self.policy.may_pause(paused, self.clock() - run.started):
+                    self._give_up(call, httpx.URL(call.url).path, run.user_id, attempt, "paused")
+                    raise RateLimited(
+                        f"the vendor asked to pause for {paused:.0f} s, longer than "
+                        "max_retry_after or the deadline allows; nothing was sent",
+                        provider=self.name,
+                        user_id=run.user_id,
+                        retry_after=paused,
+                        attempts=run.attempts,
+                    )
+                wait = _seconds((yield RESERVE))
             if wait <= 0:
                 return
             yield Sleep(wait)
-            if _seconds((yield PAUSED_FOR)) <= 0:
+            paused = _seconds((yield PAUSED_FOR))
+            if paused <= 0:
                 return
             # A pause began while this caller waited for its slot: that slot is void (every
             # caller holding one would send at once when the pause ends), so take a new one.
 
     def _build(self, build: Builder, call: Call, headers: dict[str, str]) -> httpx.Request:
         try:
-            return build(
-                call.method, call.url, json=call.json, headers=headers, timeout=self.timeout
-            )
+            request = build(call.method, call.url, json=call.json, headers=headers)
         except (UnicodeError, httpx.InvalidURL) as exc:
             # e.g. a cookie a vendor set in the caller's own client that cannot be sent back
             raise UnexpectedResponse(
                 f"the request could not be built ({type(exc).__name__}); nothing was sent"
             ) from exc
+        request.extensions["timeout"] = self._timeout.copy()  # also over a caller's own client
+        return request
 
     def _settle(
         self,

@@ -17,7 +17,7 @@ import httpx
 
 from .errors import ConnectionFailed, InviteError, OutcomeUnknown
 
-__all__ = ["CONNECT_ERRORS", "Decision", "RetryPolicy", "parse_retry_after"]
+__all__ = ["CONNECT_ERRORS", "DELIVER", "Decision", "RetryPolicy", "parse_retry_after"]
 
 #: Transport failures raised before the request left: retrying them cannot send twice.
 CONNECT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -65,7 +65,8 @@ class Decision:
     message: str = attrs.field(default="", eq=False)
 
 
-_DELIVER: Final = Decision()
+#: The decision for an answer the flow reads as it is (the common case: compare by identity).
+DELIVER: Final = Decision()
 
 
 def _jitter_or_uniform(jitter: Callable[[float], float] | None) -> Callable[[float], float]:
@@ -150,7 +151,12 @@ class RetryPolicy:
           for a read, OutcomeUnknown otherwise.
         """
         if isinstance(outcome, Exception):
-            return self._after_failure(outcome, reads_only, attempt, elapsed)
+            connect = isinstance(outcome, CONNECT_ERRORS)
+            if connect or reads_only or self.retry_unknown:
+                wait = self.wait_before_retry(attempt, None, elapsed)
+                if wait is not None:
+                    return Decision(wait=wait)
+            return _failed(outcome, connect, reads_only)
         status = outcome.status_code
         if status == 401 and refreshable:
             return Decision(wait=0.0, refresh=True)
@@ -168,27 +174,20 @@ class RetryPolicy:
         if (status == 502 or status == 504) and (reads_only or self.retry_unknown):
             wait = self.wait_before_retry(attempt, None, elapsed)
             return Decision(wait=wait, gave_up=wait is None)
-        return _DELIVER
+        return DELIVER
 
-    def _after_failure(
-        self, failure: Exception, reads_only: bool, attempt: int, elapsed: float
-    ) -> Decision:
-        connect = isinstance(failure, CONNECT_ERRORS)
-        if connect or reads_only or self.retry_unknown:
-            wait = self.wait_before_retry(attempt, None, elapsed)
-            if wait is not None:
-                return Decision(wait=wait)
-        name = type(failure).__name__
-        if connect:
-            message = f"could not reach the vendor ({name}); nothing was sent"
-            return Decision(gave_up=True, error=ConnectionFailed, message=message)
-        if reads_only:
-            message = (
-                f"the vendor's answer was lost ({name}) while reading, before any resend was sent"
-            )
-            return Decision(gave_up=True, error=ConnectionFailed, message=message)
-        message = (
-            f"the request was sent but no answer came back ({name}); "
-            "the invitation may or may not have been sent"
-        )
-        return Decision(gave_up=True, error=OutcomeUnknown, message=message)
+
+def _failed(failure: Exception, connect: bool, reads_only: bool) -> Decision:
+    """Giving up after a transport failure: what the caller is told about the email."""
+    name = type(failure).__name__
+    if connect:
+        message = f"could not reach the vendor ({name}); nothing was sent"
+        return Decision(gave_up=True, error=ConnectionFailed, message=message)
+    if reads_only:
+        message = f"the vendor's answer was lost ({name}) while reading, before any resend was sent"
+        return Decision(gave_up=True, error=ConnectionFailed, message=message)
+    message = (
+        f"the request was sent but no answer came back ({name}); "
+        "the invitation may or may not have been sent"
+    )
+    return Decision(gave_up=True, error=OutcomeUnknown, message=message)
