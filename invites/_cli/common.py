@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import TYPE_CHECKING, Final
 
 from ..config import Profiles, load_profiles
 from ..errors import ConfigurationError
+from .display import is_terminal
 
 if TYPE_CHECKING:
     from .._base import BaseProvider
@@ -36,13 +37,6 @@ class UsageError(Exception):
 
     The text never contains a configuration value: it may be a secret.
     """
-
-
-def is_terminal(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def open_profiles(path: str) -> Profiles:

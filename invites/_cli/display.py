@@ -22,7 +22,8 @@ def has_rich() -> bool:
     return True
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is an interactive terminal (False for anything that cannot say)."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
@@ -64,7 +65,7 @@ def _rich_table(
     from rich.table import Table
     from rich.text import Text
 
-    terminal = _is_terminal(stream)
+    terminal = is_terminal(stream)
     # Piped or captured output gets the table's full width instead of rich's 80 columns.
     width = None if terminal else sum(_natural_width(columns, rows)) + 3 * len(columns) + 2
     console = Console(file=stream, highlight=False, width=width)
