@@ -10,14 +10,17 @@ into the flow as an ``InviteError``: the flow may catch it to recover, or let it
 
 Reading answers: :func:`json_body` (the JSON value or :data:`NOT_JSON`), :func:`json_object` (the
 JSON object a success must be, or an error); building URLs: :func:`segment`. Settings keys are
-typed with the NewTypes below, which the configuration loader validates. The README's "Writing an
-adapter" section walks through a whole adapter.
+typed with the NewTypes below, which the configuration loader validates. A :class:`Pacer` passed
+as ``pacer=`` shares one pace and one 429 pause between providers (:class:`Throttle` is the
+in-process one each provider has by default). The README's "Writing an adapter" section walks
+through a whole adapter.
 """
 
 from __future__ import annotations
 
 from ._base import BaseProvider
 from ._engine import Call, Flow
+from ._pacing import Pacer, Throttle
 from ._settings import (
     BaseUrl,
     NonNegativeFloat,
@@ -48,11 +51,13 @@ __all__ = [
     "Flow",
     "Invitee",
     "NonNegativeFloat",
+    "Pacer",
     "PositiveFloat",
     "PositiveInt",
     "ProviderSettings",
     "ResendResult",
     "TenantId",
+    "Throttle",
     "Timeouts",
     "check_user_id",
     "error_class_for_status",
