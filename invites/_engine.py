@@ -11,7 +11,6 @@ action raised (a failed refresh, an unreachable pacing store), which ends the re
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, Final, TypeAlias
 
@@ -20,6 +19,7 @@ import httpx
 
 from ._credentials import Credentials
 from ._policy import DELIVER, Decision, RetryPolicy
+from ._reporting import AttemptEvent, Reporter
 from ._secret import Secret
 from ._settings import AttemptHook
 from .errors import InviteError, RateLimited, UnexpectedResponse
@@ -40,8 +40,6 @@ __all__ = [
     "Sleep",
 ]
 
-logger = logging.getLogger("invites")
-
 
 @attrs.frozen(slots=True)
 class Call:
@@ -60,26 +58,6 @@ class Call:
 
 #: What a vendor's :meth:`BaseProvider.flow` is.
 Flow: TypeAlias = Generator[Call, httpx.Response, ResendResult]
-
-
-@attrs.frozen(slots=True)
-class AttemptEvent:
-    """What happened in one attempt, for metrics and tracing (see ``on_attempt``).
-
-    ``status_code`` is None when no answer came (``error`` then names the transport failure);
-    ``will_retry`` says whether another attempt follows, after ``wait`` seconds.
-    """
-
-    provider: str
-    method: str
-    path: str
-    user_id: str
-    attempt: int
-    status_code: int | None
-    error: str | None
-    elapsed_ms: float
-    will_retry: bool
-    wait: float | None
 
 
 @attrs.frozen(slots=True)
@@ -172,7 +150,7 @@ class Engine:
         # cheaper than build_request(timeout=...), which rebuilds a Timeout for every request.
         self._timeout = timeout.as_dict()
         self.clock = clock
-        self.on_attempt = on_attempt
+        self.report = Reporter(name, on_attempt)
 
     def steps(
         self,
@@ -250,13 +228,15 @@ class Engine:
             if decision.refresh:
                 # The vendor refused the credential, so nothing was sent: the attempt is not spent.
                 refreshed = True
-                self._report(call, request, run, attempt, reply, elapsed, decision.wait)
+                self.report.attempt(
+                    call, request, run.user_id, attempt, reply, elapsed, decision.wait
+                )
                 attempt -= 1
                 _checked((yield Refresh(token)))
                 continue
             if decision.pause is not None:
                 _checked((yield Pause(decision.pause)))
-            self._report(call, request, run, attempt, reply, elapsed, decision.wait)
+            self.report.attempt(call, request, run.user_id, attempt, reply, elapsed, decision.wait)
             if decision.wait is None:
                 if decision is DELIVER:
                     assert isinstance(reply, httpx.Response)
@@ -275,7 +255,9 @@ class Engine:
         while True:
             if paused > 0:
                 if not self.policy.may_pause(paused, self.clock() - run.started):
-                    self._give_up(call, httpx.URL(call.url).path, run.user_id, attempt, "paused")
+                    self.report.give_up(
+                        call, httpx.URL(call.url).path, run.user_id, attempt, "paused"
+                    )
                     raise RateLimited(
                         f"the vendor asked to pause for {paused:.0f} s, longer than "
                         "max_retry_after or the deadline allows; nothing was sent",
@@ -319,85 +301,10 @@ class Engine:
             why = type(reply).__name__
             if isinstance(reply, httpx.Response):
                 why = f"HTTP {reply.status_code}"
-            self._give_up(call, request.url.path, run.user_id, attempt, why)
+            self.report.give_up(call, request.url.path, run.user_id, attempt, why)
         if isinstance(reply, Exception):
             assert decision.error is not None
             raise decision.error(
                 decision.message, provider=self.name, user_id=run.user_id, attempts=run.attempts
             ) from reply
         return reply
-
-    def _report(
-        self,
-        call: Call,
-        request: httpx.Request,
-        run: _Run,
-        attempt: int,
-        reply: httpx.Response | Exception,
-        elapsed: float,
-        wait: float | None,
-    ) -> None:
-        hook = self.on_attempt
-        debug = logger.isEnabledFor(logging.DEBUG)
-        if hook is None and not debug:
-            return
-        status: int | None = None
-        error: str | None = None
-        if isinstance(reply, httpx.Response):
-            status = reply.status_code
-        else:
-            error = type(reply).__name__
-        path = request.url.path
-        elapsed_ms = round(elapsed * 1000.0, 3)
-        if debug:
-            logger.debug(
-                "%s %s %s -> %s (attempt %d, %.1f ms)",
-                self.name,
-                call.method,
-                path,
-                status if status is not None else error,
-                attempt,
-                elapsed_ms,
-                extra={
-                    "vendor": self.name,
-                    "method": call.method,
-                    "path": path,
-                    "status_code": status,
-                    "error": error,
-                    "attempt": attempt,
-                    "elapsed_ms": elapsed_ms,
-                    "will_retry": wait is not None,
-                },
-            )
-        if hook is not None:
-            hook(
-                AttemptEvent(
-                    provider=self.name,
-                    method=call.method,
-                    path=path,
-                    user_id=run.user_id,
-                    attempt=attempt,
-                    status_code=status,
-                    error=error,
-                    elapsed_ms=elapsed_ms,
-                    will_retry=wait is not None,
-                    wait=wait,
-                )
-            )
-
-    def _give_up(self, call: Call, path: str, user_id: str, attempt: int, why: str) -> None:
-        logger.warning(
-            "%s %s %s: giving up after %d attempt(s): %s",
-            self.name,
-            call.method,
-            path,
-            attempt,
-            why,
-            extra={
-                "vendor": self.name,
-                "method": call.method,
-                "path": path,
-                "attempt": attempt,
-                "error": why,
-            },
-        )
