@@ -229,14 +229,16 @@ class Engine:
                 # The vendor refused the credential, so nothing was sent: the attempt is not spent.
                 refreshed = True
                 self.report.attempt(
-                    call, request, run.user_id, attempt, reply, elapsed, decision.wait
+                    call.method, request, run.user_id, attempt, reply, elapsed, decision.wait
                 )
                 attempt -= 1
                 _checked((yield Refresh(token)))
                 continue
             if decision.pause is not None:
                 _checked((yield Pause(decision.pause)))
-            self.report.attempt(call, request, run.user_id, attempt, reply, elapsed, decision.wait)
+            self.report.attempt(
+                call.method, request, run.user_id, attempt, reply, elapsed, decision.wait
+            )
             if decision.wait is None:
                 if decision is DELIVER:
                     assert isinstance(reply, httpx.Response)
@@ -256,7 +258,7 @@ class Engine:
             if paused > 0:
                 if not self.policy.may_pause(paused, self.clock() - run.started):
                     self.report.give_up(
-                        call, httpx.URL(call.url).path, run.user_id, attempt, "paused"
+                        call.method, httpx.URL(call.url).path, run.user_id, attempt, "paused"
                     )
                     raise RateLimited(
                         f"the vendor asked to pause for {paused:.0f} s, longer than "
@@ -301,7 +303,7 @@ class Engine:
             why = type(reply).__name__
             if isinstance(reply, httpx.Response):
                 why = f"HTTP {reply.status_code}"
-            self.report.give_up(call, request.url.path, run.user_id, attempt, why)
+            self.report.give_up(call.method, request.url.path, run.user_id, attempt, why)
         if isinstance(reply, Exception):
             assert decision.error is not None
             raise decision.error(

@@ -7,15 +7,11 @@ transport error, attempt number and timing.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import attrs
 import httpx
 
 from ._settings import AttemptHook
-
-if TYPE_CHECKING:
-    from ._engine import Call
 
 __all__ = ["AttemptEvent", "Reporter"]
 
@@ -53,7 +49,7 @@ class Reporter:
 
     def attempt(
         self,
-        call: Call,
+        method: str,
         request: httpx.Request,
         user_id: str,
         attempt: int,
@@ -77,14 +73,14 @@ class Reporter:
             logger.debug(
                 "%s %s %s -> %s (attempt %d, %.1f ms)",
                 self.name,
-                call.method,
+                method,
                 path,
                 status if status is not None else error,
                 attempt,
                 elapsed_ms,
                 extra={
                     "vendor": self.name,
-                    "method": call.method,
+                    "method": method,
                     "path": path,
                     "status_code": status,
                     "error": error,
@@ -97,7 +93,7 @@ class Reporter:
             hook(
                 AttemptEvent(
                     provider=self.name,
-                    method=call.method,
+                    method=method,
                     path=path,
                     user_id=user_id,
                     attempt=attempt,
@@ -109,17 +105,17 @@ class Reporter:
                 )
             )
 
-    def give_up(self, call: Call, path: str, user_id: str, attempt: int, why: str) -> None:
+    def give_up(self, method: str, path: str, user_id: str, attempt: int, why: str) -> None:
         logger.warning(
             "%s %s %s: giving up after %d attempt(s): %s",
             self.name,
-            call.method,
+            method,
             path,
             attempt,
             why,
             extra={
                 "vendor": self.name,
-                "method": call.method,
+                "method": method,
                 "path": path,
                 "attempt": attempt,
                 "error": why,
