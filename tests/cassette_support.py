@@ -81,6 +81,7 @@ from invites.sandbox import (
     TENANT_USER_UNKNOWN,
     TENANT_USER_VERIFIED,
     Fault,
+    SoftwareOneSandbox,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -828,7 +829,7 @@ def record(
     path = path or scenario.path
     sandbox = running.sandbox
     sandbox.reset()
-    sandbox.legacy_removed = scenario.legacy_removed
+    sandbox.vendor(SoftwareOneSandbox).legacy_removed = scenario.legacy_removed
     if scenario.faults:
         sandbox.inject(scenario.user_id, *scenario.faults)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -843,7 +844,7 @@ def record(
     assert recorded == len(scenario.calls), f"{scenario.id}: recorded {recorded} interactions"
     emails = sum(sandbox.emails_snapshot().values())
     assert emails == scenario.emails, f"{scenario.id}: {emails} emails sent"
-    sandbox.legacy_removed = False
+    sandbox.vendor(SoftwareOneSandbox).legacy_removed = False
     return outcome
 
 

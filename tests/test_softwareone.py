@@ -70,6 +70,7 @@ from invites.sandbox import (
     Fault,
     RunningSandbox,
     Sandbox,
+    SoftwareOneSandbox,
     serve,
 )
 
@@ -79,7 +80,7 @@ modes = pytest.mark.parametrize("mode", MODES)
 CURRENT = f"/public/v1/accounts/accounts/{SOFTWAREONE_ACCOUNT_ID}/users/"
 LEGACY = "/public/v1/accounts/account-users/"
 TRACE_ID = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00")
-SEEDS = Path(os.environ.get("INVITES_SEEDS_DIR", "/work/shared/seeds"))
+DATA = Path(__file__).parent / "data"
 INVITATION_LINK = "https://portal.example.com/invitations/3f9c2e7a1b4d5e6f7a8b9c0d"
 
 
@@ -94,9 +95,9 @@ def served() -> Iterator[RunningSandbox]:
 def server(served: RunningSandbox) -> Iterator[RunningSandbox]:
     """The module's sandbox over a real socket, with its seeded state and no faults."""
     served.sandbox.reset()
-    served.sandbox.legacy_removed = False
+    served.sandbox.vendor(SoftwareOneSandbox).legacy_removed = False
     yield served
-    served.sandbox.legacy_removed = False
+    served.sandbox.vendor(SoftwareOneSandbox).legacy_removed = False
 
 
 @pytest.fixture
@@ -311,7 +312,7 @@ def test_legacy_endpoint_warns_once_when_built_and_resends(
 
 @modes
 def test_legacy_404_when_removed_says_to_set_account_id(mode: Mode) -> None:
-    with serve(Sandbox(legacy_removed=True)) as running:
+    with serve(Sandbox(vendors=[SoftwareOneSandbox(legacy_removed=True)])) as running:
         outcome, sent = resend_captured(
             legacy_config(running.url), SOFTWAREONE_MEMBERSHIP_INVITED, mode
         )
@@ -388,13 +389,9 @@ def run_mock(handler: Handler, mode: Mode, **config: Any) -> tuple[Any, list[htt
 
 
 def seed_example() -> dict[str, Any]:
-    """The 200 example of the vendor's page for the deprecated endpoint (seed 003)."""
-    [page] = SEEDS.glob("003_*.txt") if SEEDS.is_dir() else [None]
-    if page is None:
-        pytest.skip(f"the vendor pages are not at {SEEDS} (set INVITES_SEEDS_DIR)")
-    text = page.read_text(encoding="utf-8")
-    start, end = text.index("\n{") + 1, text.rindex("\n}") + 2
-    example: dict[str, Any] = json.loads(text[start:end])
+    """The 200 example of the vendor's page for the deprecated endpoint (tests/data/SOURCES.md)."""
+    text = (DATA / "softwareone-resend-user-invitation-200.json").read_text(encoding="utf-8")
+    example: dict[str, Any] = json.loads(text)
     return example
 
 
