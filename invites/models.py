@@ -119,9 +119,11 @@ class ResendResult:
     """A resend the vendor accepted.
 
     ``message`` is the vendor's text when it sent one; ``invitation_status`` the invitation's state
-    after the resend when the vendor reports it (SoftwareOne), as sent. Invitation links are never
-    kept: ``message`` and ``request_id`` are stored as one bounded printable line with every URL
-    replaced by ``<url>``.
+    after the resend when the vendor reports it (SoftwareOne), as sent. ``renewed`` is true when
+    the vendor refused the resend because the invitation had expired and a new invitation was sent
+    in its place (SoftwareOne's ``renew_expired``). Invitation links are never kept: ``message``
+    and ``request_id`` are stored as one bounded printable line with every URL replaced by
+    ``<url>``.
     """
 
     provider: str
@@ -130,3 +132,4 @@ class ResendResult:
     invitation_status: str | None = None
     status_code: int = 200
     request_id: str | None = attrs.field(default=None, converter=_vendor_text)
+    renewed: bool = False

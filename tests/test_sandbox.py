@@ -57,6 +57,7 @@ from invites.sandbox import (
     create_app,
     serve,
 )
+from invites.sandbox.softwareone import PUBLISHED, TOP_LEVEL_STATUS
 
 ECOSUITE_AUTH = {"Authorization": ECOSUITE_TOKEN}
 SOFTWAREONE_AUTH = {"Authorization": f"Bearer {SOFTWAREONE_TOKEN}"}
@@ -67,10 +68,9 @@ CURRENT = f"/public/v1/accounts/accounts/{SOFTWAREONE_ACCOUNT_ID}/users"
 TRACE_ID = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00")
 INVITATION_URL = re.compile(r"https://portal\.sandbox\.invalid/invitations/[0-9a-f]{24}")
 CIRCULAR = {str(index): char for index, char in enumerate("[Circular Reference]")}
-# The top-level fields of the account-user object in seed 003, plus the member's state.
+# The top-level fields of the published account-user object (no top-level ``status``).
 ACCOUNT_USER_FIELDS = {
     "id",
-    "status",
     "audit",
     "$meta",
     "user",
@@ -129,7 +129,9 @@ def shared_server() -> Iterator[RunningSandbox]:
 def over_socket(shared_server: RunningSandbox) -> Iterator[Harness]:
     """The module's server, its sandbox back to a fresh default state."""
     shared_server.sandbox.reset()
-    shared_server.sandbox.vendor(SoftwareOneSandbox).legacy_removed = False
+    softwareone = shared_server.sandbox.vendor(SoftwareOneSandbox)
+    softwareone.legacy_removed = False
+    softwareone.shape = PUBLISHED
     with httpx.Client(base_url=shared_server.url) as client:
         yield Harness(client, shared_server.sandbox)
 
@@ -330,7 +332,6 @@ def test_softwareone_resend_renews_an_invited_membership(
     body = first.json()
     assert set(body) == ACCOUNT_USER_FIELDS
     assert body["id"] == SOFTWAREONE_MEMBERSHIP_INVITED
-    assert body["status"] == "Invited"
     assert body["invitation"]["status"] == "Invited"
     assert INVITATION_URL.fullmatch(body["invitation"]["url"])
     assert body["user"]["id"] == SOFTWAREONE_USER_INVITED
@@ -363,7 +364,62 @@ def test_softwareone_reads_the_membership_state(
         body = response.json()
         assert set(body) == ACCOUNT_USER_FIELDS
         assert (body["id"], body["user"]["id"]) == (membership_id, user_id)
-        assert body["status"] == body["invitation"]["status"] == status
+        assert body["invitation"]["status"] == status
+    assert vendors.sandbox.emails_snapshot() == {}
+
+
+def test_softwareone_top_level_status_scenario_adds_the_members_status(vendors: Harness) -> None:
+    vendors.sandbox.vendor(SoftwareOneSandbox).shape = TOP_LEVEL_STATUS
+    try:
+        active = vendors.client.get(
+            f"{CURRENT}/{SOFTWAREONE_USER_ACTIVE}", headers=SOFTWAREONE_AUTH
+        )
+        resent = vendors.client.post(
+            f"{CURRENT}/{SOFTWAREONE_USER_INVITED}/resend-invite", headers=SOFTWAREONE_AUTH
+        )
+    finally:
+        vendors.sandbox.vendor(SoftwareOneSandbox).shape = PUBLISHED
+
+    assert set(active.json()) == ACCOUNT_USER_FIELDS | {"status"}
+    assert active.json()["status"] == active.json()["invitation"]["status"] == "Active"
+    assert resent.json()["status"] == "Invited"
+    with pytest.raises(ValueError, match="shape must be one of published, top_level_status"):
+        SoftwareOneSandbox(shape="Published")
+
+
+@pytest.mark.parametrize(
+    ("path", "counted_as"),
+    [
+        (f"{LEGACY}/{SOFTWAREONE_MEMBERSHIP_EXPIRED}", SOFTWAREONE_MEMBERSHIP_EXPIRED),
+        (f"{CURRENT}/{SOFTWAREONE_USER_EXPIRED}", SOFTWAREONE_USER_EXPIRED),
+    ],
+)
+def test_softwareone_send_new_invite_renews_only_an_expired_invitation(
+    vendors: Harness, path: str, counted_as: str
+) -> None:
+    renewed = vendors.client.post(f"{path}/send-new-invite", headers=SOFTWAREONE_AUTH)
+    again = vendors.client.post(f"{path}/send-new-invite", headers=SOFTWAREONE_AUTH)
+    resent = vendors.client.post(f"{path}/resend-invite", headers=SOFTWAREONE_AUTH)
+
+    assert renewed.status_code == 200
+    assert renewed.json()["invitation"]["status"] == "Invited"
+    assert INVITATION_URL.fullmatch(renewed.json()["invitation"]["url"])
+    # Now Invited: a second new invitation is refused, a resend is accepted.
+    assert again.status_code == 400
+    assert again.json()["errors"] == {"status": ["Account user is not in InvitationExpired state."]}
+    assert resent.status_code == 200
+    assert vendors.sandbox.emails_snapshot() == {counted_as: 2}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"{CURRENT}/{SOFTWAREONE_USER_ACTIVE}", f"{CURRENT}/{SOFTWAREONE_USER_DELETED}"],
+)
+def test_softwareone_send_new_invite_refuses_other_members(vendors: Harness, path: str) -> None:
+    response = vendors.client.post(f"{path}/send-new-invite", headers=SOFTWAREONE_AUTH)
+
+    assert response.status_code in (400, 404)
+    assert response.json()["status"] == response.status_code
     assert vendors.sandbox.emails_snapshot() == {}
 
 

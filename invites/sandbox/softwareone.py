@@ -1,10 +1,14 @@
 """Simulated SoftwareOne Marketplace Platform: account users and their invitations.
 
 Paths (all under ``/public/v1``): the current ``/accounts/accounts/{accountId}/users/{userId}``
-(``GET``) and ``.../resend-invite`` (``POST``), and the deprecated
-``/accounts/account-users/{accountUserId}`` family. Auth is ``Authorization: Bearer <token>``;
-errors are RFC 7807 problem details with a W3C ``traceId``; any other ``/public/...`` path gets
-the gateway's ``404 {"message": "Resource not found", "statusCode": 404}``.
+(``GET``), ``.../resend-invite`` and ``.../send-new-invite`` (``POST``), and the same three under
+the deprecated ``/accounts/account-users/{accountUserId}``. Auth is ``Authorization: Bearer
+<token>``; errors are RFC 7807 problem details with a W3C ``traceId``; any other ``/public/...``
+path gets the gateway's ``404 {"message": "Resource not found", "statusCode": 404}``.
+
+Account users are answered in the published ``AccountUser`` shape: the membership's state only as
+``invitation.status`` (``Invited``, ``Active``, ``InvitationExpired``), no top-level ``status``.
+The `TOP_LEVEL_STATUS` scenario adds the top-level ``status`` the platform's user objects carry.
 """
 
 from __future__ import annotations
@@ -34,6 +38,12 @@ from ._data import (
 __all__ = ["SoftwareOneSandbox"]
 
 _ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+PUBLISHED = "published"
+"""Account users as the published schema has them: the state in ``invitation.status`` only."""
+TOP_LEVEL_STATUS = "top_level_status"
+"""Account users with a top-level ``status`` too, as the platform's user objects have it."""
+_SHAPES = (PUBLISHED, TOP_LEVEL_STATUS)
 
 
 @dataclass
@@ -116,12 +126,13 @@ def _circular_reference() -> dict[str, str]:
     return {str(index): char for index, char in enumerate("[Circular Reference]")}
 
 
-def _account_user(membership: _Membership) -> dict[str, object]:
-    """The published account-user object, plus the member's ``status``."""
+def _account_user(membership: _Membership, shape: str) -> dict[str, object]:
+    """The published account-user object; with `TOP_LEVEL_STATUS`, the member's ``status`` too."""
     accepted = membership.status == "Active"
+    state: dict[str, object] = {"status": membership.status} if shape == TOP_LEVEL_STATUS else {}
     return {
         "id": membership.membership_id,
-        "status": membership.status,
+        **state,
         "audit": {
             "created": {"at": _SEEDED_AT, "by": _circular_reference()},
             "updated": {"at": membership.updated_at, "by": _circular_reference()},
@@ -172,10 +183,13 @@ def _account_user(membership: _Membership) -> dict[str, object]:
     }
 
 
-def _read(membership: _Membership | None, path_id: str) -> Response:
-    if membership is None:
-        return problem(404, f"Account user {path_id} not found.")
-    return JSONResponse(_account_user(membership))
+def _not_in_state(state: str) -> Response:
+    return problem(
+        400,
+        None,
+        title="One or more validation errors occurred.",
+        errors={"status": [f"Account user is not in {state} state."]},
+    )
 
 
 def _expired(membership: _Membership) -> Response:
@@ -198,15 +212,23 @@ class SoftwareOneSandbox(VendorSandbox):
     """One account (`SOFTWAREONE_ACCOUNT_ID`) with Invited, Active, expired and deleted members.
 
     ``legacy_removed``: the deprecated ``/accounts/account-users/...`` family answers the gateway's
-    ``404 {"message": "Resource not found", "statusCode": 404}``. A plain attribute: it may be
-    switched while the sandbox runs.
+    ``404 {"message": "Resource not found", "statusCode": 404}``. ``shape``: `PUBLISHED` (the
+    default) or `TOP_LEVEL_STATUS`. Both are plain attributes: they may be switched while the
+    sandbox runs.
+
+    A resend is accepted only while the membership is ``Invited`` (400 when ``Active``, 409 when
+    ``InvitationExpired``); ``send-new-invite`` only when ``InvitationExpired`` (it becomes
+    ``Invited``). Both count one email under the path's id.
     """
 
     name = "softwareone"
     path_prefixes = ("/public",)
 
-    def __init__(self, *, legacy_removed: bool = False) -> None:
+    def __init__(self, *, legacy_removed: bool = False, shape: str = PUBLISHED) -> None:
+        if shape not in _SHAPES:
+            raise ValueError(f"shape must be one of {', '.join(_SHAPES)}, not {shape!r}")
         self.legacy_removed = legacy_removed
+        self.shape = shape
         super().__init__()
 
     def reset(self) -> None:
@@ -223,17 +245,14 @@ class SoftwareOneSandbox(VendorSandbox):
     def routes(self) -> Sequence[VendorRoute]:
         legacy = "/public/v1/accounts/account-users/{membership_id}"
         current = "/public/v1/accounts/accounts/{account_id}/users/{user_id}"
+        legacy_id, current_id = "membership_id", "user_id"
         return [
-            VendorRoute(legacy, self.legacy_get, ("GET",), "membership_id"),
-            VendorRoute(
-                legacy + "/resend-invite",
-                self.legacy_resend,
-                ("POST",),
-                "membership_id",
-                resend=True,
-            ),
-            VendorRoute(current, self.get, ("GET",), "user_id"),
-            VendorRoute(current + "/resend-invite", self.resend, ("POST",), "user_id", resend=True),
+            VendorRoute(legacy, self.legacy_get, ("GET",), legacy_id),
+            VendorRoute(legacy + "/resend-invite", self.legacy_resend, ("POST",), legacy_id, True),
+            VendorRoute(legacy + "/send-new-invite", self.legacy_renew, ("POST",), legacy_id, True),
+            VendorRoute(current, self.get, ("GET",), current_id),
+            VendorRoute(current + "/resend-invite", self.resend, ("POST",), current_id, True),
+            VendorRoute(current + "/send-new-invite", self.renew, ("POST",), current_id, True),
             # The gateway answers every other path (the removed families too) in its own shape.
             VendorRoute("/public/{rest:path}", self.unknown_route, _ALL_METHODS),
         ]
@@ -264,9 +283,10 @@ class SoftwareOneSandbox(VendorSandbox):
             return None
 
     def _renew(self, membership_id: str, counted_as: str) -> _Membership:
-        """Send the invitation again: a fresh link, an updated audit time, one email counted."""
+        """Send the invitation again: Invited, a fresh link, an updated audit time, one email."""
         with self.lock:
             membership = self._memberships[membership_id]
+            membership.status = "Invited"
             membership.invitation_url = _invitation_url()
             membership.updated_at = _timestamp()
             renewed = replace(membership)
@@ -275,20 +295,31 @@ class SoftwareOneSandbox(VendorSandbox):
 
     # --- endpoints -------------------------------------------------------------------------------
 
+    def _answer(self, membership: _Membership) -> Response:
+        return JSONResponse(_account_user(membership, self.shape))
+
+    def _read(self, membership: _Membership | None, path_id: str) -> Response:
+        if membership is None:
+            return problem(404, f"Account user {path_id} not found.")
+        return self._answer(membership)
+
     def _resend(self, membership: _Membership | None, path_id: str) -> Response:
         """Resend to a live membership; allowed only while it is Invited."""
         if membership is None:
             return problem(404, f"Account user {path_id} not found.")
         if membership.status == "Active":
-            return problem(
-                400,
-                None,
-                title="One or more validation errors occurred.",
-                errors={"status": ["Account user is not in Invited state."]},
-            )
+            return _not_in_state("Invited")
         if membership.status == "InvitationExpired":
             return _expired(membership)
-        return JSONResponse(_account_user(self._renew(membership.membership_id, path_id)))
+        return self._answer(self._renew(membership.membership_id, path_id))
+
+    def _send_new(self, membership: _Membership | None, path_id: str) -> Response:
+        """A new invitation for a live membership whose invitation expired."""
+        if membership is None:
+            return problem(404, f"Account user {path_id} not found.")
+        if membership.status != "InvitationExpired":
+            return _not_in_state("InvitationExpired")
+        return self._answer(self._renew(membership.membership_id, path_id))
 
     def _legacy_refusal(self, request: Request) -> Response | None:
         if self.legacy_removed:
@@ -300,7 +331,7 @@ class SoftwareOneSandbox(VendorSandbox):
         if refusal is not None:
             return refusal
         membership_id = request.path_params["membership_id"]
-        return _read(self._find(membership_id=membership_id), membership_id)
+        return self._read(self._find(membership_id=membership_id), membership_id)
 
     async def legacy_resend(self, request: Request) -> Response:
         refusal = self._legacy_refusal(request)
@@ -308,6 +339,13 @@ class SoftwareOneSandbox(VendorSandbox):
             return refusal
         membership_id = request.path_params["membership_id"]
         return self._resend(self._find(membership_id=membership_id), membership_id)
+
+    async def legacy_renew(self, request: Request) -> Response:
+        refusal = self._legacy_refusal(request)
+        if refusal is not None:
+            return refusal
+        membership_id = request.path_params["membership_id"]
+        return self._send_new(self._find(membership_id=membership_id), membership_id)
 
     def _member(self, request: Request) -> Response | _Membership | None:
         """The refusal for a bad token or unknown account, else the membership the path names."""
@@ -323,13 +361,19 @@ class SoftwareOneSandbox(VendorSandbox):
         member = self._member(request)
         if isinstance(member, Response):
             return member
-        return _read(member, request.path_params["user_id"])
+        return self._read(member, request.path_params["user_id"])
 
     async def resend(self, request: Request) -> Response:
         member = self._member(request)
         if isinstance(member, Response):
             return member
         return self._resend(member, request.path_params["user_id"])
+
+    async def renew(self, request: Request) -> Response:
+        member = self._member(request)
+        if isinstance(member, Response):
+            return member
+        return self._send_new(member, request.path_params["user_id"])
 
     async def unknown_route(self, request: Request) -> Response:
         return _gateway_not_found()
