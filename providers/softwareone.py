@@ -1,8 +1,9 @@
 """SoftwareOne Marketplace Platform: resend an account user's invitation.
 
-Contract (VENDORS.md, seed 003 and SoftwareOne's published OpenAPI): ``Authorization: Bearer``;
-no request body; 200 answers the account-user object; errors are RFC 7807 problem details (with
-``errors`` as a mapping or a list), the gateway's ``{"message", "statusCode"}``, or not JSON at all.
+Contract (SoftwareOne's published documentation and OpenAPI, and its official Python client):
+``Authorization: Bearer``; no request body; 200 answers the account-user object; errors are RFC 7807
+problem details (with ``errors`` as a mapping, a list or a string), the gateway's
+``{"message", "statusCode"}``, or not JSON at all.
 
 Two endpoints: with ``account_id`` set, the current
 ``POST /public/v1/accounts/accounts/{accountId}/users/{userId}/resend-invite`` (``userId`` is a

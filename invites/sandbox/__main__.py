@@ -16,7 +16,7 @@ from ._core import Sandbox
 from ._faults import Fault
 from ._server import base_url, quiet_deliberate_drops
 from .ecosuite import EcosuiteSandbox
-from .softwareone import SoftwareOneSandbox
+from .softwareone import PUBLISHED, TOP_LEVEL_STATUS, SoftwareOneSandbox
 from .tenant_api import TenantApiSandbox
 
 
@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="SoftwareOne's deprecated account-users endpoints answer 404",
     )
+    parser.add_argument(
+        "--softwareone-top-level-status",
+        action="store_true",
+        help="SoftwareOne account users also carry a top-level status (not the published shape)",
+    )
     return parser
 
 
@@ -66,7 +71,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         vendors = [
             EcosuiteSandbox(),
-            SoftwareOneSandbox(legacy_removed=args.legacy_removed),
+            SoftwareOneSandbox(
+                legacy_removed=args.legacy_removed,
+                shape=TOP_LEVEL_STATUS if args.softwareone_top_level_status else PUBLISHED,
+            ),
             TenantApiSandbox(),
         ]
         sandbox = Sandbox(
