@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -208,3 +209,22 @@ def test_the_core_names_no_vendor() -> None:
                 assert not (isinstance(node.value, str) and node.value.lower() in names), core
             if isinstance(node, ast.ImportFrom):
                 assert (node.module or "").lstrip(".") not in names, f"{core} imports a vendor"
+
+
+def test_the_documented_plug_in_example_runs() -> None:
+    from invites.sandbox import _core
+
+    doc = _core.__doc__ or ""
+    code = doc[doc.index("    from starlette") : doc.index("The contract of a vendor object")]
+    namespace: dict[str, object] = {}
+    exec(textwrap.dedent(code), namespace)  # noqa: S102 (the module's own documented example)
+    sandbox = namespace["sandbox"]
+    assert isinstance(sandbox, Sandbox)
+
+    invited = call(sandbox, "POST", "/acme/users/u-1/invite")
+    unknown = call(sandbox, "POST", "/acme/users/u-2/invite")
+
+    assert (invited.status_code, invited.json()) == (200, {"ok": True})
+    assert unknown.status_code == 404
+    assert sandbox.emails_snapshot() == {"u-1": 1}
+    assert [type(vendor).__name__ for vendor in sandbox.vendors][-1] == "AcmeSandbox"

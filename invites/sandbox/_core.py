@@ -9,8 +9,6 @@ passing an instance to `Sandbox`; nothing here changes::
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
 
-from ._faults import ALL_FAULTS, Fault
-
     from invites.sandbox import Sandbox, VendorRoute, VendorSandbox, create_app, default_vendors
 
 
