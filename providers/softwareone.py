@@ -265,9 +265,7 @@ def _unsaid(errors: list[tuple[str, str]], head: str | None) -> list[str]:
     said = {head, *head.split("; ")} if head else set()
     extra: list[str] = []
     for shown, message in errors:
-        if message not in said and shown not in said:
-            said.add(message)
-            said.add(shown)
+        if message not in said and shown not in said and shown not in extra:
             extra.append(shown)
     return extra
 

@@ -795,3 +795,24 @@ def test_live_resend_records_a_filtered_cassette() -> None:
     text = target.path.read_text(encoding="utf-8")
     assert target.config["token"] not in text
     assert "invitations/" not in text
+
+
+@modes
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # Every text of `errors` already in `detail`, in each shape.
+        (problem(400, detail="A; B", errors=[{"message": "A"}, {"message": "B"}]), "A; B"),
+        (problem(400, detail="A", errors={"id": ["A"]}), "A"),
+        (problem(400, detail="A", errors="A"), "A"),
+        # Repeated entries, and a text `detail` does not say.
+        (problem(400, detail="A", errors=[{"message": "B"}, {"message": "B"}, "A"]), "A: B"),
+        (problem(400, errors=[{"message": "B"}, {"message": "B"}]), "B"),
+        (problem(400, detail="A", errors={"id": ["B"], "name": ["B"]}), "A: id: B; name: B"),
+    ],
+)
+def test_each_vendor_message_is_said_once(mode: Mode, body: dict[str, Any], message: str) -> None:
+    outcome, _ = run_mock(answering(reply(400, json=body), reply(404, json={})), mode)
+
+    assert isinstance(outcome, InvalidRequest)
+    assert outcome.message == message
