@@ -24,7 +24,7 @@ import httpx
 
 import invites
 from invites._base import BaseProvider, Call, Flow
-from invites._settings import ProviderSettings
+from invites._settings import ProviderSettings, path_segment, setting
 from invites._wire import json_body, response_error, segment
 from invites.errors import (
     AlreadyVerified,
@@ -54,7 +54,8 @@ _REFUSED = (400, 409)
 class SoftwareOneSettings(ProviderSettings):
     """SoftwareOne keys: ``account_id`` selects the current endpoint (unset: the legacy one)."""
 
-    account_id: str | None = None
+    provider: str = "softwareone"
+    account_id: str | None = setting(path_segment, default=None)
 
 
 class SoftwareOneProvider(BaseProvider):
