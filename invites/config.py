@@ -166,7 +166,7 @@ def _settings_class(name: object) -> type[ProviderSettings]:
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"provider: is required (one of: {', '.join(known_providers())})")
     try:
-        settings_class = provider_class(name).settings_class
+        settings_class = getattr(provider_class(name), "settings_class", None)
     except LookupError:
         shown = f" {name!r}" if name.isidentifier() else ""
         known = ", ".join(known_providers())
@@ -334,6 +334,9 @@ class Profiles(Mapping[str, "BaseProvider"]):
             path = f"profiles.{name}"
             provider = self._built[name] = _provider(settings, self._environ, path=path)
         return provider
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._settings  # without building: Mapping's own would
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._settings)
