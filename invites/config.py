@@ -8,6 +8,7 @@ once, in one :class:`ConfigurationError`, each with its key path. Values are nev
 from __future__ import annotations
 
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -40,6 +41,7 @@ __all__ = ["ENV_PREFIX", "Profiles", "from_config", "from_env", "load_profiles"]
 ENV_PREFIX = "INVITES_"
 #: Variables under the prefix that are no key: the live tests' and the test suite's own.
 NOT_KEYS = ("INVITES_LIVE_", "INVITES_REQUIRE_SERVICES", "INVITES_SEEDS_DIR")
+_CONVENTIONAL = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 
 #: Settings of whichever provider the mapping's ``provider`` key names.
 _AnySettings = NewType("_AnySettings", ProviderSettings)
@@ -251,19 +253,18 @@ def _provider(
     """The provider for ``settings``, its token read now from the variable ``token_env`` names."""
     name = settings.token_env
     if name is not None and settings.token is None:
+        # Named only when spelt as variables conventionally are (upper case, at most 64): a token
+        # pasted here could pass as a name, and would be echoed.
+        shown = name if len(name) <= 64 and _CONVENTIONAL.fullmatch(name) else "it names"
+        where = f"{spell(_join(path, 'token_env'))}: the environment variable {shown}"
         value = (os.environ if environ is None else environ).get(name)
-        where = spell(_join(path, "token_env"))
         if not value:
-            raise ConfigurationError(
-                f"{where}: the environment variable {name} is not set", provider=settings.provider
-            )
+            raise ConfigurationError(f"{where} is not set", provider=settings.provider)
         try:
             settings = with_token(settings, Secret(value))
         except ValueError as exc:
-            raise ConfigurationError(
-                f"{where}: the environment variable {name} holds an unusable token: {exc}",
-                provider=settings.provider,
-            ) from None
+            problem = f"{where} holds an unusable token: {exc}"
+            raise ConfigurationError(problem, provider=settings.provider) from None
     return provider_class(settings.provider)(settings, **clients)
 
 

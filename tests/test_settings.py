@@ -252,6 +252,12 @@ def test_a_missing_token_variable_is_named_and_its_value_never() -> None:
     assert FAKE_TOKEN not in problem
 
 
+@pytest.mark.parametrize("pasted", ["ghp_" + "x7" * 18, "Ab1_" * 5, "A" * 65])
+def test_a_token_pasted_into_token_env_is_not_named(pasted: str) -> None:
+    (problem,) = _problems(from_config, {"provider": "ecosuite", "token_env": pasted}, environ={})
+    assert problem == "token_env: the environment variable it names is not set"
+
+
 # -- profiles ------------------------------------------------------------------------------------
 
 
