@@ -8,6 +8,7 @@ raises one :class:`~invites.ConfigurationError` naming every bad key; a value is
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import importlib
@@ -34,7 +35,22 @@ __all__ = [
     "ProviderSettings",
     "Timeouts",
     "TokenProvider",
+    "at_least_one",
+    "callable_or_path",
+    "credential",
+    "flag",
+    "header_text",
+    "http_url",
+    "integer",
+    "non_negative",
+    "number",
+    "one_of",
+    "path_segment",
+    "positive",
     "setting",
+    "text",
+    "uuid_text",
+    "variable_name",
     "with_token",
 ]
 
@@ -287,14 +303,17 @@ def _by_type(tp: Any) -> Check | None:
 @functools.cache
 def _plan(cls: Any) -> tuple[tuple[str, Check, bool], ...]:
     """(key, check, None allowed) for every key of ``cls`` that has a check."""
-    attrs.resolve_types(cls)  # annotations are strings until resolved
+    # Annotations are strings until resolved. One naming what only its defining scope knows
+    # stays a string: such a key keeps its declared check alone.
+    with contextlib.suppress(NameError):
+        attrs.resolve_types(cls)
     plan = []
     for field in attrs.fields(cls):
         tp = field.type
-        optional = False
+        optional = field.default is None  # also when the annotation stayed a string
         if typing.get_origin(tp) in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(tp) if a is not type(None)]
-            optional = len(args) < len(typing.get_args(tp))
+            optional = optional or len(args) < len(typing.get_args(tp))
             tp = args[0] if len(args) == 1 else None
         check = field.metadata.get(_CHECK) or _by_type(tp)
         if check is not None:

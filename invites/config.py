@@ -36,7 +36,7 @@ from .registry import known_providers, provider_class
 if typing.TYPE_CHECKING:
     from ._base import BaseProvider
 
-__all__ = ["ENV_PREFIX", "Profiles", "from_config", "from_env", "load_profiles"]
+__all__ = ["Profiles", "from_config", "from_env", "load_profiles"]
 
 ENV_PREFIX = "INVITES_"
 #: Variables under the prefix that are no key: the live tests' and the test suite's own.

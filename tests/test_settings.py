@@ -148,6 +148,24 @@ def test_a_plug_ins_keys_are_checked_by_their_types() -> None:
     ]
 
 
+def test_a_plug_in_whose_annotations_cannot_be_resolved_keeps_its_declared_checks() -> None:
+    def build() -> type[ProviderSettings]:
+        class Local:
+            pass
+
+        @attrs.frozen(kw_only=True)
+        class LocalSettings(ProviderSettings):
+            thing: Local | None = None
+
+        return LocalSettings
+
+    cls = build()
+    assert cls(token=Secret(FAKE_TOKEN)).thing is None
+    assert _problems(cls, token=Secret(FAKE_TOKEN), timeout=0) == [
+        "timeout: must be greater than 0"
+    ]
+
+
 # -- a token as a Secret -------------------------------------------------------------------------
 
 
