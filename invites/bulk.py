@@ -69,8 +69,10 @@ def _status(error: BaseException) -> OutcomeStatus:
 def _user_id(item: object) -> str:
     if isinstance(item, Invitee):
         return item.user_id
+    if isinstance(item, str | int):
+        return str(item)  # a numeric id reads as itself
     # Anything else goes by its type's name: its repr could be long, or show what it holds.
-    return item if isinstance(item, str) else f"<{type(item).__name__}>"
+    return f"<{type(item).__name__}>"
 
 
 def _failed(item: object, error: BaseException) -> Outcome:
