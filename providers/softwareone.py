@@ -29,7 +29,7 @@ import httpx
 
 import invites
 from invites._base import BaseProvider, Call, Flow
-from invites._settings import ProviderSettings
+from invites._settings import Invalid, ProviderSettings, flag, path_segment, setting
 from invites._wire import json_body, response_error, segment
 from invites.errors import (
     AlreadyVerified,
@@ -38,7 +38,7 @@ from invites.errors import (
     UnexpectedResponse,
     UserNotFound,
 )
-from invites.models import Invitee, ResendResult, check_user_id
+from invites.models import Invitee, ResendResult
 
 __all__ = ["SoftwareOneProvider", "SoftwareOneSettings"]
 
@@ -68,6 +68,14 @@ _LEGACY_EXPECTS = (
 )
 
 
+def _renewable(value: object, settings: object) -> bool:
+    """``renew_expired``: send-new-invite exists only on the current endpoint."""
+    renew = flag(value)
+    if renew and getattr(settings, "account_id", None) is None:
+        raise Invalid("needs account_id (send-new-invite exists only on the current endpoint)")
+    return renew
+
+
 @attrs.frozen(kw_only=True)
 class SoftwareOneSettings(ProviderSettings):
     """SoftwareOne keys.
@@ -77,8 +85,9 @@ class SoftwareOneSettings(ProviderSettings):
     call) instead of raising `InvitationExpired`; current endpoint only.
     """
 
-    account_id: str | None = None
-    renew_expired: bool = False
+    provider: str = "softwareone"
+    account_id: str | None = setting(path_segment, default=None)
+    renew_expired: bool = setting(lambda value, settings: _renewable(value, settings), default=False)
 
 
 class SoftwareOneProvider(BaseProvider):
@@ -88,22 +97,6 @@ class SoftwareOneProvider(BaseProvider):
     settings_class = SoftwareOneSettings
     default_base_url = "https://api.platform.softwareone.com"
     settings: SoftwareOneSettings
-
-    @classmethod
-    def check_settings(cls, settings: ProviderSettings) -> list[str]:
-        account_id = getattr(settings, "account_id", None)
-        if account_id is None:
-            if getattr(settings, "renew_expired", False):
-                return [
-                    "renew_expired: needs account_id (send-new-invite exists only on the "
-                    "current endpoint)"
-                ]
-            return []
-        try:
-            check_user_id(account_id)
-        except ValueError:
-            return ["account_id: is not a usable id (empty, too long or with control characters)"]
-        return []
 
     def __init__(self, settings: ProviderSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
