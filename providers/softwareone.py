@@ -87,7 +87,7 @@ class SoftwareOneSettings(ProviderSettings):
 
     provider: str = "softwareone"
     account_id: str | None = setting(path_segment, default=None)
-    renew_expired: bool = setting(lambda value, settings: _renewable(value, settings), default=False)
+    renew_expired: bool = setting(_renewable, default=False)
 
 
 class SoftwareOneProvider(BaseProvider):
