@@ -10,7 +10,8 @@ into the flow as an ``InviteError``: the flow may catch it to recover, or let it
 
 Reading answers: :func:`json_body` (the JSON value or :data:`NOT_JSON`), :func:`json_object` (the
 JSON object a success must be, or an error); building URLs: :func:`segment`. Settings keys are
-typed with the NewTypes below, which the configuration loader validates. A :class:`Pacer` passed
+checked by their type, or by a ``setting(check)`` field with one of the checks below
+(:func:`http_url`, :func:`uuid_text`, ...; a check raises :class:`Invalid`). A :class:`Pacer` passed
 as ``pacer=`` shares one pace and one 429 pause between providers (:class:`Throttle` is the
 in-process one each provider has by default). The README's "Writing an adapter" section walks
 through a whole adapter.
@@ -22,13 +23,22 @@ from ._base import BaseProvider
 from ._engine import Call, Flow
 from ._pacing import Pacer, Throttle
 from ._settings import (
-    BaseUrl,
-    NonNegativeFloat,
-    PositiveFloat,
-    PositiveInt,
+    REQUIRED,
+    Invalid,
     ProviderSettings,
-    TenantId,
     Timeouts,
+    flag,
+    header_text,
+    http_url,
+    integer,
+    non_negative,
+    number,
+    one_of,
+    path_segment,
+    positive,
+    setting,
+    text,
+    uuid_text,
 )
 from ._wire import (
     NOT_JSON,
@@ -44,27 +54,36 @@ from .registry import register_provider
 
 __all__ = [
     "NOT_JSON",
+    "REQUIRED",
     "Access",
     "BaseProvider",
-    "BaseUrl",
     "Call",
     "Flow",
+    "Invalid",
     "Invitee",
-    "NonNegativeFloat",
     "Pacer",
-    "PositiveFloat",
-    "PositiveInt",
     "ProviderSettings",
     "ResendResult",
-    "TenantId",
     "Throttle",
     "Timeouts",
     "check_user_id",
     "error_class_for_status",
     "excerpt",
+    "flag",
+    "header_text",
+    "http_url",
+    "integer",
     "json_body",
     "json_object",
+    "non_negative",
+    "number",
+    "one_of",
+    "path_segment",
+    "positive",
     "register_provider",
     "response_error",
     "segment",
+    "setting",
+    "text",
+    "uuid_text",
 ]

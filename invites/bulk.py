@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from typing import Literal, TypeAlias
 
@@ -61,7 +69,10 @@ def _status(error: BaseException) -> OutcomeStatus:
 def _user_id(item: object) -> str:
     if isinstance(item, Invitee):
         return item.user_id
-    return item if isinstance(item, str) else repr(item)
+    if isinstance(item, str | int):
+        return str(item)  # a numeric id reads as itself
+    # Anything else goes by its type's name: its repr could be long, or show what it holds.
+    return f"<{type(item).__name__}>"
 
 
 def _failed(item: object, error: BaseException) -> Outcome:
@@ -102,9 +113,14 @@ def _cancelled(provider: InviteProvider, item: object) -> Outcome:
     return _failed(item, error)
 
 
-def _check_concurrency(concurrency: int) -> None:
+def _check_arguments(invitees: object, concurrency: int) -> None:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
+    if isinstance(invitees, str | bytes | Mapping):
+        # Iterating one would resend to each character, or to each key.
+        raise TypeError(
+            f"invitees must be an iterable of Invitees or user ids, not a {type(invitees).__name__}"
+        )
 
 
 def resend_many(
@@ -120,7 +136,7 @@ def resend_many(
     consumer stopped iterating. Closing the generator (or leaving a ``for`` loop over it) waits
     for the resends in flight.
     """
-    _check_concurrency(concurrency)
+    _check_arguments(invitees, concurrency)
     return _resend_many(provider, iter(invitees), concurrency, on_outcome)
 
 
@@ -178,7 +194,7 @@ async def aresend_many(
     may stop early should iterate inside ``contextlib.aclosing(...)``: an abandoned async generator
     is closed only when it is garbage-collected.
     """
-    _check_concurrency(concurrency)
+    _check_arguments(invitees, concurrency)
     source = _aiter(invitees)
     items: dict[asyncio.Task[Outcome], Invitee | str] = {}
     exhausted = False

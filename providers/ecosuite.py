@@ -18,10 +18,12 @@ from invites.adapter import (
     Call,
     Flow,
     ProviderSettings,
+    header_text,
     json_body,
     json_object,
     response_error,
     segment,
+    setting,
 )
 from invites.errors import InvalidInvitee
 from invites.models import Access, Invitee, ResendResult
@@ -45,7 +47,8 @@ _PROFILE_FIELDS = (
 class EcosuiteSettings(ProviderSettings):
     """Ecosuite keys: ``auth_prefix`` (e.g. ``"Bearer"``; default none) and ``fetch_profile``."""
 
-    auth_prefix: str = ""
+    provider: str = "ecosuite"
+    auth_prefix: str = setting(header_text, default="")
     fetch_profile: bool = True
 
 

@@ -13,14 +13,17 @@ from typing import Any, Literal
 import attrs
 
 from invites.adapter import (
+    REQUIRED,
     BaseProvider,
     Call,
     Flow,
     ProviderSettings,
-    TenantId,
+    http_url,
     json_body,
     json_object,
     response_error,
+    setting,
+    uuid_text,
 )
 from invites.errors import (
     AlreadyVerified,
@@ -43,9 +46,14 @@ _BY_CODE: dict[str, type[InviteError]] = {
 
 @attrs.frozen(kw_only=True)
 class TenantApiSettings(ProviderSettings):
-    """Tenant API keys: ``tenant_id`` (UUID, required) and ``auth`` (``api_key`` or ``bearer``)."""
+    """Tenant API keys: ``tenant_id`` (UUID, required) and ``auth`` (``api_key`` or ``bearer``).
 
-    tenant_id: TenantId
+    It has no default ``base_url``: the API is each customer's own.
+    """
+
+    provider: str = "tenant_api"
+    base_url: str = setting(http_url, default=REQUIRED)
+    tenant_id: str = setting(uuid_text, default=REQUIRED)
     auth: Literal["api_key", "bearer"] = "api_key"
 
 
