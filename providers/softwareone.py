@@ -54,7 +54,7 @@ _REFUSED = (400, 409)
 class SoftwareOneSettings(ProviderSettings):
     """SoftwareOne keys: ``account_id`` selects the current endpoint (unset: the legacy one)."""
 
-    account_id: str | None = None
+    account_id: str | None = attrs.field(default=None, metadata={"identity": True})
 
 
 class SoftwareOneProvider(BaseProvider):

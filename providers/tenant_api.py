@@ -39,7 +39,7 @@ _BY_CODE: dict[str, type[InviteError]] = {
 class TenantApiSettings(ProviderSettings):
     """Tenant API keys: ``tenant_id`` (UUID, required) and ``auth`` (``api_key`` or ``bearer``)."""
 
-    tenant_id: TenantId
+    tenant_id: TenantId = attrs.field(metadata={"identity": True})
     auth: Literal["api_key", "bearer"] = "api_key"
 
 
