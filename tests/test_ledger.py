@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import vendor_config
 
 import invites
 from invites import ConfigurationError, ConnectionFailed, OutcomeUnknown, ResendResult, UserNotFound
@@ -32,7 +33,6 @@ from invites.ledger import (
 )
 from invites.ledger._sqlite import SQLiteLedger
 from invites.testing import FakeProvider
-from tests.support import vendor_config
 
 LEDGERS: dict[str, Callable[[Path], Ledger]] = {
     "sqlite": lambda tmp: open_ledger(tmp / "ledger.db"),

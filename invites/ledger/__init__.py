@@ -303,7 +303,7 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-# -- outcomes as JSON text, for implementations ----------------------------------------------------
+# -- outcomes as JSON text, for implementations -------------------------------------------------
 
 
 def dump_result(result: ResendResult | None) -> str | None:

@@ -119,7 +119,7 @@ class SQLiteLedger(Ledger):
     def __repr__(self) -> str:
         return f"SQLiteLedger({self.path!r})"
 
-    # -- the interface ----------------------------------------------------------------------------
+    # -- the interface ---------------------------------------------------------------------------
 
     def claim(
         self, key: RecordKey, *, owner: str, lease: float, retry_unknown: bool = False
@@ -199,7 +199,7 @@ class SQLiteLedger(Ledger):
         )
         return record
 
-    # -- the work, run on the writer thread inside a transaction ----------------------------------
+    # -- the work, run on the writer thread inside a transaction ---------------------------------
 
     @staticmethod
     def _claim_work(
@@ -253,7 +253,7 @@ class SQLiteLedger(Ledger):
 
         return work
 
-    # -- the writer -------------------------------------------------------------------------------
+    # -- the writer ------------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         directory = Path(self.path).parent
