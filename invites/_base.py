@@ -37,6 +37,9 @@ from .models import Invitee, ResendResult, as_invitee
 if TYPE_CHECKING:
     import asyncio
 
+    from .ledger import Ledger
+    from .ledger._guard import ProviderLedger
+
 __all__ = ["AttemptEvent", "BaseProvider", "Call", "Flow"]
 
 logger = logging.getLogger("invites")
@@ -203,6 +206,8 @@ class BaseProvider:
     ``Authorization: Bearer``. ``client`` / ``async_client`` inject the caller's own httpx clients
     (the configured timeouts still apply per request); otherwise the provider creates and owns them.
     ``clock``, ``sleep`` and ``async_sleep`` exist for tests that must not wait for real.
+    ``ledger`` (or the ``ledger`` setting, a path or URL) records resends made with an
+    ``idempotency_key``: see :mod:`invites.ledger`.
     """
 
     name: ClassVar[str]
@@ -218,6 +223,7 @@ class BaseProvider:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         async_sleep: Callable[[float], Awaitable[None]] = _asyncio_sleep,
+        ledger: Ledger | None = None,
     ) -> None:
         self.settings = settings
         base_url = settings.base_url or self.default_base_url
@@ -242,6 +248,7 @@ class BaseProvider:
         self._clock = clock
         self._sleep = sleep
         self._async_sleep = async_sleep
+        self._ledger = _provider_ledger(settings, ledger)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -263,8 +270,17 @@ class BaseProvider:
 
     # -- public API ------------------------------------------------------------------------------
 
-    def resend_invite(self, invitee: Invitee | str) -> ResendResult:
-        """Resend the invitation, blocking. Raises an :class:`~invites.InviteError` subclass."""
+    def resend_invite(
+        self, invitee: Invitee | str, *, idempotency_key: str | None = None
+    ) -> ResendResult:
+        """Resend the invitation, blocking. Raises an :class:`~invites.InviteError` subclass.
+
+        With ``idempotency_key`` (needs a ledger), the resend is sent at most once for that key:
+        a later call with it returns the recorded result or raises the recorded error.
+        """
+        if idempotency_key is not None:
+            ledger = _needs_ledger(self._ledger)
+            return ledger.resend(self, idempotency_key, as_invitee(invitee), self.resend_invite)
         steps = self._steps(as_invitee(invitee), self._sync_client().build_request)
         reply: _Reply = None
         while True:
@@ -281,8 +297,14 @@ class BaseProvider:
                 self._sleep(action)
                 reply = None
 
-    async def aresend_invite(self, invitee: Invitee | str) -> ResendResult:
+    async def aresend_invite(
+        self, invitee: Invitee | str, *, idempotency_key: str | None = None
+    ) -> ResendResult:
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
+        if idempotency_key is not None:
+            ledger = _needs_ledger(self._ledger)
+            invitee = as_invitee(invitee)
+            return await ledger.aresend(self, idempotency_key, invitee, self.aresend_invite)
         steps = self._steps(as_invitee(invitee), self._async_client_().build_request)
         reply: _Reply = None
         while True:
@@ -304,10 +326,12 @@ class BaseProvider:
                 reply = None
 
     def close(self) -> None:
-        """Close the sync client if this provider created it."""
+        """Close the sync client (and the ledger) if this provider created it."""
         if self._client is not None and self._owns_client:
             self._client.close()
             self._client = None
+        if self._ledger is not None:
+            self._ledger.close()
 
     async def aclose(self) -> None:
         """Close both clients this provider created."""
@@ -646,6 +670,25 @@ class BaseProvider:
         finally:
             if not response.is_closed:  # reading to the end closed it already
                 await response.aclose()
+
+
+# -- the ledger for idempotency keys (logic in invites.ledger; loaded only when configured) --------
+
+
+def _provider_ledger(settings: ProviderSettings, ledger: Ledger | None) -> ProviderLedger | None:
+    if settings.ledger is None and ledger is None:
+        return None
+    from .ledger._guard import ProviderLedger
+
+    return ProviderLedger.build(settings.ledger, ledger)
+
+
+def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:
+    if ledger is None:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError("idempotency_key needs a ledger (the ledger setting or argument)")
+    return ledger
 
 
 def _timeout(settings: ProviderSettings) -> httpx.Timeout:

@@ -63,3 +63,5 @@ class ProviderSettings:
     retry_unknown: bool = False
     allow_insecure_http: bool = False
     on_attempt: AttemptHook | None = attrs.field(default=None, repr=False)
+    #: Path or URL of the ledger that ``resend_invite(..., idempotency_key=...)`` records in.
+    ledger: str | None = None

@@ -8,18 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 import attrs
 
 from .._protocol import InviteProvider
-from ..errors import AlreadyVerified, InviteError, OutcomeUnknown, UnexpectedResponse
+from ..errors import (
+    AlreadyVerified,
+    ConfigurationError,
+    InviteError,
+    OutcomeUnknown,
+    UnexpectedResponse,
+)
 from ..models import Invitee, ResendResult
-from . import Claim, Ledger, OutcomeState, ReadStatus, RecordKey, new_owner
+from . import Claim, Ledger, OutcomeState, ReadStatus, Record, RecordKey, new_owner, open_ledger
 from . import provider_identity as _identity
 
-__all__ = ["Guard", "Guarded", "outcome_status"]
+__all__ = ["Guard", "Guarded", "ProviderLedger", "outcome_status"]
 
 logger = logging.getLogger("invites.ledger")
 
@@ -273,3 +280,103 @@ class Guard:
             key.run,
             state,
         )
+
+
+def _check_key(idempotency_key: object) -> str:
+    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
+        raise ValueError("idempotency_key must be a non-empty string")
+    return idempotency_key
+
+
+class ProviderLedger:
+    """The ledger behind a provider's ``resend_invite(..., idempotency_key=...)``.
+
+    Built from the ``ledger`` setting (a path or URL, opened here and closed with the provider)
+    or from a :class:`~invites.ledger.Ledger` the caller passed (left open: the caller owns it).
+    A key names one resend: a second call with it sends nothing and returns the recorded result
+    or raises the recorded error (``OutcomeUnknown`` while no outcome is recorded).
+    """
+
+    def __init__(self, ledger: Ledger, *, setting: str | None = None) -> None:
+        self._ledger: Ledger | None = ledger
+        self._setting = setting  # set: the ledger is ours, reopened after close() like a client
+        self._lock = threading.Lock()
+        self._guard: Guard | None = None
+
+    @classmethod
+    def build(cls, setting: str | None, ledger: Ledger | None) -> ProviderLedger | None:
+        """The binding for a provider's ``ledger`` setting or argument; None for neither."""
+        if setting is not None and ledger is not None:
+            raise ConfigurationError("ledger: set in the configuration and passed as an argument")
+        if ledger is not None:
+            return cls(ledger)
+        if setting is None:
+            return None
+        return cls(open_ledger(setting), setting=setting)
+
+    @property
+    def ledger(self) -> Ledger:
+        with self._lock:
+            if self._ledger is None:
+                assert self._setting is not None
+                self._ledger = open_ledger(self._setting)
+                self._guard = None
+            return self._ledger
+
+    def guard(self, provider: InviteProvider) -> Guard:
+        ledger = self.ledger
+        guard = self._guard
+        if guard is None or guard.ledger is not ledger:
+            settings = getattr(provider, "settings", None)
+            retry = bool(getattr(settings, "retry_unknown", False))
+            guard = self._guard = Guard(ledger, provider, retry_unknown=retry)
+        return guard
+
+    def resend(
+        self,
+        provider: InviteProvider,
+        idempotency_key: str,
+        invitee: Invitee,
+        send: Callable[[Invitee], ResendResult],
+    ) -> ResendResult:
+        guard = self.guard(provider)
+        key = guard.key(_check_key(idempotency_key), invitee.user_id)
+        failed = _recorded_failure(guard.ledger.get(key))
+        if failed is not None:
+            return failed.unwrap()
+        return guard.run(idempotency_key, invitee, send).unwrap()
+
+    async def aresend(
+        self,
+        provider: InviteProvider,
+        idempotency_key: str,
+        invitee: Invitee,
+        send: Callable[[Invitee], Awaitable[ResendResult]],
+    ) -> ResendResult:
+        guard = self.guard(provider)
+        key = guard.key(_check_key(idempotency_key), invitee.user_id)
+        failed = _recorded_failure(await guard.ledger.aget(key))
+        if failed is not None:
+            return failed.unwrap()
+        guarded = await guard.arun(idempotency_key, invitee, send)
+        if guarded.cancelled:
+            raise asyncio.CancelledError
+        return guarded.unwrap()
+
+    def close(self) -> None:
+        """Close the ledger if the provider opened it (the next resend opens it again)."""
+        if self._setting is None:
+            return
+        with self._lock:
+            ledger, self._ledger = self._ledger, None
+        if ledger is not None:
+            ledger.close()
+
+
+def _recorded_failure(record: Record | None) -> Guarded | None:
+    # A key names one resend: its recorded failure is replayed, not retried (a bulk run's rerun,
+    # by contrast, claims a failed record again).
+    if record is None or record.state != "failed":
+        return None
+    error = record.error or InviteError("the ledger records this resend as failed")
+    return Guarded(status="failed", error=error, skipped=True)
