@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from typing import Literal, TypeAlias
@@ -23,12 +24,14 @@ from typing import Literal, TypeAlias
 import attrs
 
 from ._protocol import InviteProvider
-from .errors import OutcomeUnknown
+from .errors import InviteError, OutcomeUnknown
 from .ledger import Ledger
 from .ledger._guard import Guard, Guarded, outcome_status
 from .models import Invitee, ResendResult, as_invitee
 
 __all__ = ["Outcome", "OutcomeStatus", "aresend_many", "resend_many"]
+
+logger = logging.getLogger("invites")
 
 OutcomeStatus: TypeAlias = Literal["sent", "already_verified", "failed", "unknown"]
 OutcomeHook: TypeAlias = Callable[["Outcome"], None]
@@ -98,7 +101,9 @@ class _Ledgered:
     ) -> None:
         if not isinstance(run, str) or not run:
             raise ValueError("a ledger needs a run name: resend_many(..., ledger=, run='...')")
-        self.guard = Guard(ledger, provider, retry_unknown=retry_unknown)
+        # Outcomes are committed in groups while the next resends go out; each claim is still
+        # durable before its request leaves, and closing the ledger commits what is queued.
+        self.guard = Guard(ledger, provider, retry_unknown=retry_unknown, wait_for_outcomes=False)
         self.provider = provider
         self.run = run
 
@@ -108,6 +113,19 @@ class _Ledgered:
     async def aresend(self, invitee: Invitee) -> Outcome:
         guarded = await self.guard.arun(self.run, invitee, self.provider.aresend_invite)
         return _guarded(invitee, guarded)
+
+    def flush(self) -> None:
+        """Wait until every outcome of the run is durable (they are committed in groups)."""
+        try:
+            self.guard.ledger.flush()
+        except InviteError as exc:
+            logger.warning("ledger: the run's last outcomes may not be recorded: %s", exc)
+
+    async def aflush(self) -> None:
+        try:
+            await asyncio.shield(self.guard.ledger.aflush())
+        except InviteError as exc:
+            logger.warning("ledger: the run's last outcomes may not be recorded: %s", exc)
 
 
 def resend_one(
@@ -267,18 +285,32 @@ def _resend_many(
             hook(outcome)
             yield outcome
     finally:
-        # The consumer stopped early, or the input raised: hand the outcomes completed but not
-        # yet reported to on_outcome, then those of the resends in flight, as each finishes.
-        try:
-            while ready:
-                hook(ready.popleft())
-            for future in as_completed(pending):
-                for outcome in repeats.expand(future.result()):
-                    hook(outcome)
-        finally:
-            executor.shutdown(wait=True)
+        _drain(ready, pending, repeats, hook, executor, ledgered)
     if hook.error is not None:
         raise hook.error
+
+
+def _drain(
+    ready: collections.deque[Outcome],
+    pending: set[Future[Outcome]],
+    repeats: _Repeats,
+    hook: _Hook,
+    executor: ThreadPoolExecutor,
+    ledgered: _Ledgered | None,
+) -> None:
+    """Hand the outcomes completed but not yet reported to on_outcome, then those of the
+    resends in flight as each finishes (the consumer may have stopped early, or the input
+    raised); then wait until the ledger holds every outcome."""
+    try:
+        while ready:
+            hook(ready.popleft())
+        for future in as_completed(pending):
+            for outcome in repeats.expand(future.result()):
+                hook(outcome)
+    finally:
+        executor.shutdown(wait=True)
+        if ledgered is not None:
+            ledgered.flush()
 
 
 async def aresend_many(
@@ -330,6 +362,8 @@ async def aresend_many(
             yield outcome
     finally:
         await _settle_in_flight(provider, items, ready, repeats, hook)
+        if ledgered is not None:
+            await ledgered.aflush()
     if hook.error is not None:
         raise hook.error
 

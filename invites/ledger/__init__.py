@@ -23,8 +23,10 @@ Writing an implementation: subclass :class:`Ledger` and implement :meth:`Ledger.
 :meth:`Ledger.settle`, :meth:`Ledger.get`, :meth:`Ledger.records` and :meth:`Ledger.close` with
 exactly the semantics their docstrings state (the test-suite's contract tests apply to every
 implementation). The async methods default to running the sync ones on a worker thread; override
-them when the store has a native async client. :func:`dump_result`, :func:`load_result`,
-:func:`dump_error` and :func:`load_error` turn outcomes into JSON text and back.
+them when the store has a native async client. :meth:`Ledger.settle_soon` (and its async twin)
+default to a waiting :meth:`Ledger.settle` and :meth:`Ledger.flush` to nothing; override them to
+commit outcomes in groups. :func:`dump_result`, :func:`load_result`, :func:`dump_error` and
+:func:`load_error` turn outcomes into JSON text and back.
 """
 
 from __future__ import annotations
@@ -177,6 +179,28 @@ class Ledger(abc.ABC):
         (None when there is no record). ``result`` goes with ``sent``; ``error`` with the others.
         """
 
+    def settle_soon(
+        self,
+        key: RecordKey,
+        state: OutcomeState,
+        *,
+        owner: str,
+        result: ResendResult | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """:meth:`settle` for ``owner``, without waiting for it to be durable.
+
+        The outcome is durable once :meth:`flush` or :meth:`close` returns (or earlier); a crash
+        before then leaves the intent, which reads ``unknown`` (never a second email). A failure
+        is logged, not raised. Lets a caller go on to its next resend while outcomes are
+        committed in groups. The default waits, like :meth:`settle`.
+        """
+        self.settle(key, state, owner=owner, result=result, error=error)
+
+    def flush(self) -> None:
+        """Return once every outcome this process queued with :meth:`settle_soon` is durable."""
+        return None  # the default settle_soon waits: nothing is ever queued
+
     @abc.abstractmethod
     def get(self, key: RecordKey) -> Record | None:
         """The record of ``key``, or None."""
@@ -210,6 +234,22 @@ class Ledger(abc.ABC):
         return await asyncio.to_thread(
             self.settle, key, state, owner=owner, result=result, error=error
         )
+
+    async def asettle_soon(
+        self,
+        key: RecordKey,
+        state: OutcomeState,
+        *,
+        owner: str,
+        result: ResendResult | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """:meth:`settle_soon` without blocking the event loop."""
+        await self.asettle(key, state, owner=owner, result=result, error=error)
+
+    async def aflush(self) -> None:
+        """:meth:`flush` without blocking the event loop."""
+        await asyncio.to_thread(self.flush)
 
     async def aget(self, key: RecordKey) -> Record | None:
         """:meth:`get` without blocking the event loop."""

@@ -23,7 +23,16 @@ from ..errors import (
     UnexpectedResponse,
 )
 from ..models import Invitee, ResendResult
-from . import Claim, Ledger, OutcomeState, ReadStatus, Record, RecordKey, new_owner, open_ledger
+from . import (
+    Claim,
+    Ledger,
+    OutcomeState,
+    ReadStatus,
+    Record,
+    RecordKey,
+    new_owner,
+    open_ledger,
+)
 from . import provider_identity as _identity
 
 __all__ = ["Guard", "Guarded", "ProviderLedger", "outcome_status"]
@@ -86,7 +95,9 @@ class Guard:
 
     ``retry_unknown`` lets a claim take over a record whose outcome is unknown (its email may
     have gone: the invitee may get it twice). ``lease`` defaults to the provider's deadline plus
-    its timeout and a margin: the longest a resend may be in flight.
+    its timeout and a margin: the longest a resend may be in flight. Without
+    ``wait_for_outcomes``, an outcome is queued (:meth:`Ledger.settle_soon`) and the caller goes
+    on; a claim is always durable before anything is sent.
     """
 
     def __init__(
@@ -96,8 +107,10 @@ class Guard:
         *,
         retry_unknown: bool = False,
         lease: float | None = None,
+        wait_for_outcomes: bool = True,
     ) -> None:
         self.ledger = ledger
+        self.wait_for_outcomes = wait_for_outcomes
         self.provider_name = provider.name
         self.identity = _identity(provider)
         self.retry_unknown = retry_unknown
@@ -213,6 +226,9 @@ class Guard:
         error: BaseException | None,
     ) -> None:
         try:
+            if not self.wait_for_outcomes:
+                self.ledger.settle_soon(key, state, owner=self.owner, result=result, error=error)
+                return
             record = self.ledger.settle(key, state, owner=self.owner, result=result, error=error)
         except InviteError as exc:
             self._unrecorded(key, state, exc)
@@ -228,9 +244,13 @@ class Guard:
         error: BaseException | None,
     ) -> None:
         # Shielded: a second cancellation must not stop an outcome from being recorded.
-        settling = asyncio.ensure_future(
-            self.ledger.asettle(key, state, owner=self.owner, result=result, error=error)
-        )
+        if self.wait_for_outcomes:
+            waiting = self.ledger.asettle(key, state, owner=self.owner, result=result, error=error)
+        else:
+            waiting = self._none(
+                self.ledger.asettle_soon(key, state, owner=self.owner, result=result, error=error)
+            )
+        settling = asyncio.ensure_future(waiting)
         try:
             record = await asyncio.shield(settling)
         except asyncio.CancelledError:
@@ -238,8 +258,13 @@ class Guard:
         except InviteError as exc:
             self._unrecorded(key, state, exc)
             return
-        if record is None:
+        if record is None and self.wait_for_outcomes:
             self._lost(key, state)
+
+    @staticmethod
+    async def _none(queued: Awaitable[None]) -> Record | None:
+        await queued
+        return None
 
     async def _cancelled_before_sending(
         self, key: RecordKey, claiming: asyncio.Future[Claim]

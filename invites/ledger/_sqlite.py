@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeAlias
 
 from ..errors import ConnectionFailed
 from ..models import ResendResult
@@ -40,8 +40,6 @@ from . import (
 __all__ = ["SQLiteLedger"]
 
 logger = logging.getLogger("invites.ledger")
-
-T = TypeVar("T")
 
 _SCHEMA_VERSION: Final = 1
 _SCHEMA: Final = """
@@ -66,7 +64,13 @@ _COLUMNS: Final = (
     "run, identity, user_id, state, owner, lease_until, claims, result, error, created_at, "
     "updated_at"
 )
-_WHERE_KEY: Final = "run = ? AND identity = ? AND user_id = ?"
+_UPSERT: Final = (
+    f"INSERT INTO invites_ledger ({_COLUMNS}) "  # noqa: S608 - fixed columns; values are bound
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run, identity, user_id) DO UPDATE SET state = excluded.state, "
+    "owner = excluded.owner, lease_until = excluded.lease_until, claims = excluded.claims, "
+    "result = excluded.result, error = excluded.error, updated_at = excluded.updated_at"
+)
 #: Most writes one transaction takes: bounds the time a commit holds the file's write lock.
 _BATCH: Final = 256
 
@@ -82,10 +86,20 @@ def _path_of(target: str) -> str:
     return target
 
 
-class _Job:
-    __slots__ = ("future", "work")
+#: A record's row as stored, in ``_COLUMNS`` order.
+_Row: TypeAlias = tuple[Any, ...]
+#: The rows one transaction reads and writes, by key; None: no record.
+_Rows: TypeAlias = dict[RecordKey, "_Row | None"]
+_Work: TypeAlias = Callable[[_Rows, float], Any]
 
-    def __init__(self, work: Callable[[sqlite3.Connection, float], Any]) -> None:
+
+class _Job:
+    """One call's work: a pure function of the rows of its key, run inside a transaction."""
+
+    __slots__ = ("future", "key", "work")
+
+    def __init__(self, key: RecordKey | None, work: _Work) -> None:
+        self.key = key
         self.work = work
         self.future: Future[Any] = Future()
 
@@ -124,7 +138,8 @@ class SQLiteLedger(Ledger):
     def claim(
         self, key: RecordKey, *, owner: str, lease: float, retry_unknown: bool = False
     ) -> Claim:
-        return self._run(self._claim_work(key, owner, lease, retry_unknown)).result()
+        claim: Claim = self._run(key, self._claim_work(key, owner, lease, retry_unknown)).result()
+        return claim
 
     def settle(
         self,
@@ -136,11 +151,41 @@ class SQLiteLedger(Ledger):
         error: BaseException | None = None,
     ) -> Record | None:
         work = self._settle_work(key, state, owner, dump_result(result), dump_error(error))
-        record: Record | None = self._run(work).result()
+        record: Record | None = self._run(key, work).result()
         return record
 
+    def settle_soon(
+        self,
+        key: RecordKey,
+        state: OutcomeState,
+        *,
+        owner: str,
+        result: ResendResult | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        work = self._settle_work(key, state, owner, dump_result(result), dump_error(error))
+        self._run(key, work).add_done_callback(_log_unsettled(key, state))
+
+    async def asettle_soon(
+        self,
+        key: RecordKey,
+        state: OutcomeState,
+        *,
+        owner: str,
+        result: ResendResult | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        self.settle_soon(key, state, owner=owner, result=result, error=error)  # a queue put
+
+    def flush(self) -> None:
+        # The writer takes jobs in order: once this empty one is committed, so is all before it.
+        self._run(None, _nothing).result()
+
+    async def aflush(self) -> None:
+        await asyncio.wrap_future(self._run(None, _nothing))
+
     def get(self, key: RecordKey) -> Record | None:
-        record: Record | None = self._run(lambda db, now: _select(db, key)).result()
+        record: Record | None = self._run(key, _get_work(key)).result()
         return record
 
     def records(self, *, run: str | None = None, user_id: str | None = None) -> Iterator[Record]:
@@ -155,6 +200,7 @@ class SQLiteLedger(Ledger):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at, rowid"
+        self.flush()  # this process's queued outcomes first: a reader sees its own writes
         connection = self._connect()
         try:
             cursor = connection.execute(sql, params)
@@ -176,7 +222,7 @@ class SQLiteLedger(Ledger):
         self, key: RecordKey, *, owner: str, lease: float, retry_unknown: bool = False
     ) -> Claim:
         claim: Claim = await asyncio.wrap_future(
-            self._run(self._claim_work(key, owner, lease, retry_unknown))
+            self._run(key, self._claim_work(key, owner, lease, retry_unknown))
         )
         return claim
 
@@ -190,43 +236,38 @@ class SQLiteLedger(Ledger):
         error: BaseException | None = None,
     ) -> Record | None:
         work = self._settle_work(key, state, owner, dump_result(result), dump_error(error))
-        record: Record | None = await asyncio.wrap_future(self._run(work))
+        record: Record | None = await asyncio.wrap_future(self._run(key, work))
         return record
 
     async def aget(self, key: RecordKey) -> Record | None:
-        record: Record | None = await asyncio.wrap_future(
-            self._run(lambda db, now: _select(db, key))
-        )
+        record: Record | None = await asyncio.wrap_future(self._run(key, _get_work(key)))
         return record
 
     # -- the work, run on the writer thread inside a transaction ---------------------------------
 
     @staticmethod
-    def _claim_work(
-        key: RecordKey, owner: str, lease: float, retry_unknown: bool
-    ) -> Callable[[sqlite3.Connection, float], Claim]:
-        def work(db: sqlite3.Connection, now: float) -> Claim:
-            previous = _select(db, key)
+    def _claim_work(key: RecordKey, owner: str, lease: float, retry_unknown: bool) -> _Work:
+        def work(rows: _Rows, now: float) -> Claim:
+            row = rows[key]
+            previous = None if row is None else _record(row)
             if not may_claim(previous, now=now, retry_unknown=retry_unknown):
                 assert previous is not None
                 return Claim(granted=False, record=previous, in_flight=previous.in_flight(now))
-            lease_until = now + lease
-            if previous is None:
-                db.execute(
-                    f"INSERT INTO invites_ledger ({_COLUMNS}) "  # noqa: S608 - fixed columns
-                    "VALUES (?, ?, ?, 'intent', ?, ?, 1, NULL, NULL, ?, ?)",
-                    (key.run, key.identity, key.user_id, owner, lease_until, now, now),
-                )
-            else:
-                db.execute(
-                    "UPDATE invites_ledger SET state = 'intent', owner = ?, lease_until = ?, "
-                    "claims = claims + 1, result = NULL, error = NULL, updated_at = ? "
-                    "WHERE run = ? AND identity = ? AND user_id = ?",
-                    (owner, lease_until, now, key.run, key.identity, key.user_id),
-                )
-            record = _select(db, key)
-            assert record is not None
-            return Claim(granted=True, record=record, previous=previous)
+            claims = 1 if row is None else row[6] + 1
+            created = now if row is None else row[9]
+            new = (
+                *_key_params(key),
+                "intent",
+                owner,
+                now + lease,
+                claims,
+                None,
+                None,
+                created,
+                now,
+            )
+            rows[key] = new
+            return Claim(granted=True, record=_record(new), previous=previous)
 
         return work
 
@@ -237,19 +278,14 @@ class SQLiteLedger(Ledger):
         owner: str | None,
         result: str | None,
         error: str | None,
-    ) -> Callable[[sqlite3.Connection, float], Record | None]:
-        def work(db: sqlite3.Connection, now: float) -> Record | None:
-            sql = (
-                "UPDATE invites_ledger SET state = ?, result = ?, error = ?, updated_at = ? "
-                "WHERE run = ? AND identity = ? AND user_id = ?"
-            )
-            params: tuple[Any, ...] = (state, result, error, now, *_key_params(key))
-            if owner is not None:
-                sql += " AND state = 'intent' AND owner = ?"
-                params = (*params, owner)
-            if db.execute(sql, params).rowcount == 0:
+    ) -> _Work:
+        def work(rows: _Rows, now: float) -> Record | None:
+            row = rows[key]
+            if row is None or (owner is not None and (row[3] != "intent" or row[4] != owner)):
                 return None
-            return _select(db, key)
+            new = (*row[:3], state, row[4], row[5], row[6], result, error, row[9], now)
+            rows[key] = new
+            return _record(new)
 
         return work
 
@@ -287,8 +323,8 @@ class SQLiteLedger(Ledger):
             details={"ledger": self.path},
         )
 
-    def _run(self, work: Callable[[sqlite3.Connection, float], T]) -> Future[T]:
-        job = _Job(work)
+    def _run(self, key: RecordKey | None, work: _Work) -> Future[Any]:
+        job = _Job(key, work)
         if self._closed:
             job.future.set_exception(self._failure(RuntimeError("closed")))
             return job.future
@@ -330,21 +366,25 @@ class SQLiteLedger(Ledger):
                 job.future.set_exception(self._failure(RuntimeError("closed")))
 
     def _commit(self, connection: sqlite3.Connection, batch: list[_Job]) -> None:
-        """Run every job of ``batch`` in one transaction; answer each once the commit is synced."""
+        """Run every job of ``batch`` in one transaction; answer each once the commit is synced.
+
+        The rows of every key in the batch are read in one statement and the changed ones
+        written in one more: a transaction costs a few statements, whatever its size.
+        """
         answers: list[tuple[_Job, Any, BaseException | None]] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
             now = self._clock()
+            rows = _read(connection, {job.key for job in batch if job.key is not None})
+            before = dict(rows)
             for job in batch:
-                connection.execute("SAVEPOINT job")
                 try:
-                    answers.append((job, job.work(connection, now), None))
-                except sqlite3.Error:
-                    raise
+                    answers.append((job, job.work(rows, now), None))
                 except Exception as exc:  # a bug in one job must not void the others' writes
-                    connection.execute("ROLLBACK TO job")
                     answers.append((job, None, exc))
-                connection.execute("RELEASE job")
+            changed = [row for key, row in rows.items() if row is not None and row != before[key]]
+            if changed:
+                connection.executemany(_UPSERT, changed)
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             if connection.in_transaction:
@@ -361,16 +401,59 @@ class SQLiteLedger(Ledger):
                 job.future.set_result(value)
 
 
+def _read(connection: sqlite3.Connection, keys: set[RecordKey]) -> _Rows:
+    """The rows of ``keys`` (None for a key with no record), in one statement."""
+    rows: _Rows = dict.fromkeys(keys)
+    if not keys:
+        return rows
+    ordered = list(keys)
+    values = ", ".join(["(?, ?, ?)"] * len(ordered))
+    params = [part for key in ordered for part in _key_params(key)]
+    sql = (
+        f"SELECT {_COLUMNS} FROM invites_ledger "  # noqa: S608 - fixed columns; values bound
+        f"WHERE (run, identity, user_id) IN (VALUES {values})"
+    )
+    for row in connection.execute(sql, params):
+        rows[RecordKey(row[0], row[1], row[2])] = tuple(row)
+    return rows
+
+
+def _nothing(rows: _Rows, now: float) -> None:
+    return None
+
+
+def _get_work(key: RecordKey) -> _Work:
+    def work(rows: _Rows, now: float) -> Record | None:
+        row = rows[key]
+        return None if row is None else _record(row)
+
+    return work
+
+
+def _log_unsettled(key: RecordKey, state: str) -> Callable[[Future[Any]], None]:
+    def check(future: Future[Any]) -> None:
+        error = future.exception()
+        if error is not None:
+            logger.warning(
+                "ledger: outcome %s of user %r (run %r) not recorded; it reads unknown: %s",
+                state,
+                key.user_id,
+                key.run,
+                error,
+            )
+        elif future.result() is None:
+            logger.warning(
+                "ledger: user %r (run %r) was taken over or settled meanwhile; %s not recorded",
+                key.user_id,
+                key.run,
+                state,
+            )
+
+    return check
+
+
 def _key_params(key: RecordKey) -> tuple[str, str, str]:
     return (key.run, key.identity, key.user_id)
-
-
-def _select(db: sqlite3.Connection, key: RecordKey) -> Record | None:
-    row = db.execute(
-        f"SELECT {_COLUMNS} FROM invites_ledger WHERE {_WHERE_KEY}",  # noqa: S608 - fixed columns
-        _key_params(key),
-    ).fetchone()
-    return None if row is None else _record(row)
 
 
 def _record(row: tuple[Any, ...]) -> Record:
