@@ -418,3 +418,41 @@ def test_a_claim_survives_sigkill(tmp_path: Path) -> None:
     assert [r.key.user_id for r in records] == granted[:-1]
     assert {r.state for r in records} == {"intent"}
     assert {r.owner for r in records} == {"killed"}
+
+
+def test_queued_outcomes_are_durable_after_flush(ledger: Ledger) -> None:
+    keys = [key(f"u-{n}") for n in range(20)]
+    for k in keys:
+        assert ledger.claim(k, owner="a", lease=60).granted
+        ledger.settle_soon(k, "sent", owner="a", result=result(k.user_id))
+    ledger.settle_soon(key("u-none"), "sent", owner="a")  # no record: dropped, not raised
+    ledger.flush()
+
+    stored = [ledger.get(k) for k in keys]
+    assert all(r is not None and r.state == "sent" for r in stored)
+    assert ledger.get(key("u-none")) is None
+
+
+def test_queued_outcomes_are_durable_after_close(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with open_ledger(path) as ledger:
+        ledger.claim(key(), owner="a", lease=60)
+        ledger.settle_soon(key(), "unknown", owner="a", error=OutcomeUnknown("lost"))
+    with open_ledger(path) as reopened:
+        record = reopened.get(key())
+    assert record is not None
+    assert record.state == "unknown"
+    assert isinstance(record.error, OutcomeUnknown)
+
+
+def test_async_queued_outcomes_and_flush(ledger: Ledger) -> None:
+    async def main() -> None:
+        claim = await ledger.aclaim(key(), owner="a", lease=60)
+        assert claim.granted
+        await ledger.asettle_soon(key(), "already_verified", owner="a")
+        await ledger.aflush()
+
+    asyncio.run(main())
+    record = ledger.get(key())
+    assert record is not None
+    assert record.state == "already_verified"
