@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections import Counter
@@ -351,3 +354,21 @@ def test_a_rerun_through_the_sandbox_emails_no_one_twice(
 
     assert all(o.skipped and o.status == "sent" for o in outcomes)
     assert server.sandbox.emails_snapshot() == dict.fromkeys(users, 1)
+
+
+def test_an_intent_of_a_process_that_ended_says_so(ledger: Ledger) -> None:
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    fake = FakeProvider()
+    owner = f"{socket.gethostname()}:{ended.stdout.strip()}:0123456789ab"
+    ledger.claim(RecordKey("r", provider_identity(fake), "u-1"), owner=owner, lease=3600)
+
+    (outcome,) = invites.resend_many(fake, ["u-1"], ledger=ledger, run="r")
+
+    assert outcome.status == "unknown"
+    assert "ended while it was in flight" in str(outcome.error)
+    assert fake.calls == []

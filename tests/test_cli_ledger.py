@@ -14,6 +14,7 @@ import pytest
 from invites.cli import main
 from invites.ledger import open_ledger
 from invites.sandbox import (
+    OTHER_TENANT_ID,
     TENANT_API_KEY,
     TENANT_ID,
     TENANT_USER_INVITED,
@@ -188,3 +189,30 @@ def test_a_dry_run_reads_the_journal_and_never_creates_it(
     assert "2 to resend" in before.err
     assert "1 to resend, 0 invalid, 1 skipped (journal: sent)" in after.err
     assert server.sandbox.emails_snapshot() == {TENANT_USER_INVITED: 1}
+
+
+def test_a_journal_reused_with_another_tenant_does_not_skip_its_users(
+    cli: Any, tmp_path: Path, server: RunningSandbox
+) -> None:
+    config = tmp_path / "two.toml"
+    profiles = {"first": TENANT_ID, "renamed": TENANT_ID, "other": OTHER_TENANT_ID}
+    config.write_text(
+        "".join(
+            f'[profiles.{name}]\nprovider = "tenant_api"\nbase_url = "{server.url}"\n'
+            f'token = "{TENANT_API_KEY}"\ntenant_id = "{tenant}"\n\n'
+            for name, tenant in profiles.items()
+        ),
+        encoding="utf-8",
+    )
+    journal = tmp_path / "journal.db"
+    resend = ("resend", TENANT_USER_INVITED, "--config", config, "--journal", journal)
+
+    first = cli(*resend, "--profile", "first")
+    renamed = cli(*resend, "--profile", "renamed")
+    other = cli(*resend, "--profile", "other")
+
+    assert first.records[0]["outcome"] == "sent"
+    assert renamed.records[0]["skipped"] is True  # the profile's name is not its identity
+    assert other.records[0]["skipped"] is False  # another tenant's user: tried, not skipped
+    assert other.records[0]["error"] == "TenantMismatch"
+    assert server.sandbox.emails_sent(TENANT_USER_INVITED) == 1

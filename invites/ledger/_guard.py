@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -190,7 +192,12 @@ class Guard:
 
     def _unknown(self, claim: Claim) -> OutcomeUnknown:
         record = claim.record
-        if claim.in_flight:
+        if claim.in_flight and _owner_gone(record.owner):
+            why = (
+                f"an earlier attempt's process ({record.owner}) ended while it was in flight "
+                "and recorded no outcome: it may have been sent"
+            )
+        elif claim.in_flight:
             why = f"in flight elsewhere ({record.owner} holds it)"
         elif record.state == "intent":
             why = "an earlier attempt claimed it and recorded no outcome: it may have been sent"
@@ -305,6 +312,26 @@ class Guard:
             key.run,
             state,
         )
+
+
+def _owner_gone(owner: str) -> bool:
+    """Whether ``owner`` (see :func:`~invites.ledger.new_owner`) was a process of this host that
+    no longer runs. Only a message depends on it: an intent is never taken over for it, since a
+    process id may have been reused."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _check_key(idempotency_key: object) -> str:
