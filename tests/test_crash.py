@@ -3,9 +3,14 @@
 One run of 1,000 users goes through the sandbox over a real socket (uvicorn), every resend slowed
 by the sandbox so that resends are in flight whenever a signal lands. The CLI runs as a real
 child process and is stopped at 30+ random moments (after a random number of outcomes it wrote),
-then rerun to completion. Afterwards: no user was emailed twice, every input row has exactly one
-final outcome, every ``sent`` has exactly one email, and every user with an email is ``sent`` or
-``unknown``.
+then rerun to completion (``python -m invites resend``). Afterwards: no user was emailed twice,
+every input row has exactly one final outcome, every ``sent`` has exactly one email, and every
+user with an email is ``sent`` or ``unknown``.
+
+The stopped processes are forked from a launcher process that imported the library once and
+then runs ``invites.cli.main`` in each child: starting 60+ interpreters from scratch would cost
+most of the time budget on two cores. Each child is a process of its own, with its own signal
+handlers, ledger connection and sockets, and is stopped by a real signal.
 
 - SIGKILL: nothing is handled; about half the kills also leave a torn write behind (a partial WAL
   frame appended, as a write cut off by power loss would).
@@ -21,7 +26,6 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,11 +68,8 @@ tenant_id = "{TENANT_ID}"
     return config, csv
 
 
-def start(config: Path, csv: Path, journal: Path, output: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "invites",
+def cli_args(config: Path, csv: Path, journal: Path, output: Path) -> list[str]:
+    return [
         "resend",
         "--config",
         str(config),
@@ -81,6 +82,10 @@ def start(config: Path, csv: Path, journal: Path, output: Path) -> subprocess.Po
         "--concurrency",
         str(CONCURRENCY),
     ]
+
+
+def start(config: Path, csv: Path, journal: Path, output: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "invites", *cli_args(config, csv, journal, output)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.Popen(  # noqa: S603
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
@@ -91,22 +96,87 @@ def start(config: Path, csv: Path, journal: Path, output: Path) -> subprocess.Po
 LINE_BYTES = 150
 
 
-def size_of(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def wait_for_outcomes(process: subprocess.Popen[bytes], output: Path, count: int) -> bool:
-    """Wait until ``process`` wrote about ``count`` output lines (True) or exited (False)."""
-    deadline = time.monotonic() + 60
-    while size_of(output) < count * LINE_BYTES:
-        if process.poll() is not None:
-            return False
-        assert time.monotonic() < deadline, "the CLI made no progress"
+_LAUNCHER = """
+import json, os, sys, time
+import httpx, invites.cli, invites._cli.resend, invites.bulk, invites.ledger._sqlite
+import invites.ledger._guard, providers.tenant_api
+print("ready", flush=True)
+for line in sys.stdin:
+    job = json.loads(line)
+    errors = os.open(job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        os.dup2(errors, 2)
+        code = 70
+        try:
+            code = invites.cli.main(job["argv"])
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(errors)
+    stopped, deadline = False, time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        try:
+            size = os.path.getsize(job["output"])
+        except FileNotFoundError:
+            size = 0
+        if size >= job["stop_at_bytes"] or time.monotonic() > deadline:
+            for signum, delay in job["signals"]:
+                time.sleep(delay)
+                os.kill(pid, signum)
+            stopped = True
+            _, status = os.waitpid(pid, 0)
+            break
         time.sleep(0.005)  # when to stop it is random anyway; no assertion depends on timing
-    return process.poll() is None
+    code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    print(json.dumps({"stopped": stopped, "code": code}), flush=True)
+"""
+
+
+class Launcher:
+    """A process that imported the library once and forks one CLI run per request."""
+
+    def __init__(self) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        self.process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-c", _LAUNCHER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline() == "ready\n"
+
+    def run(
+        self, argv: list[str], output: Path, stop_at_bytes: int, signals: list[tuple[int, float]]
+    ) -> dict[str, Any]:
+        """Run the CLI; once ``output`` holds ``stop_at_bytes``, send ``signals`` (each after
+        its delay). Returns whether it was stopped and its exit code (-N: killed by signal N)."""
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        job = {
+            "argv": argv,
+            "output": str(output),
+            "stderr": str(output) + ".err",
+            "stop_at_bytes": stop_at_bytes,
+            "signals": signals,
+        }
+        self.process.stdin.write(json.dumps(job) + "\n")
+        self.process.stdin.flush()
+        answer: dict[str, Any] = json.loads(self.process.stdout.readline())
+        return answer
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
 
 
 def tear_last_write(journal: Path, rng: random.Random) -> bool:
@@ -130,28 +200,35 @@ def tear_last_write(journal: Path, rng: random.Random) -> bool:
 def stop_repeatedly(
     kind: str, config: Path, csv: Path, journal: Path, tmp_path: Path
 ) -> dict[str, Any]:
-    """Start the CLI and stop it after a random number of outcomes, ``STOPS`` times."""
+    """Run the CLI and stop it after a random number of outcomes, ``STOPS`` times."""
     rng = random.Random(f"{kind}-stops")
     stats: dict[str, Any] = {"stopped_in_flight": 0, "torn": 0, "codes": []}
-    for attempt in range(STOPS):
-        output = tmp_path / f"out-{attempt}.jsonl"
-        process = start(config, csv, journal, output)
-        if not wait_for_outcomes(process, output, rng.randint(1, 25)):
-            stats["codes"].append(process.wait())
-            break  # it finished everything before the stop
-        if kind == "sigterm":
-            process.send_signal(signal.SIGTERM)
-            if attempt % 2:
-                process.send_signal(signal.SIGTERM)  # a second signal while draining
-        else:
-            process.send_signal(signal.SIGKILL)
-        _, err = process.communicate(timeout=60)
-        stats["codes"].append(process.returncode)
-        stats["stopped_in_flight"] += 1
-        if kind == "sigterm":
-            assert process.returncode == 143, err.decode(errors="replace")
-        elif attempt % 2 and tear_last_write(journal, rng):
-            stats["torn"] += 1
+    launcher = Launcher()
+    try:
+        for attempt in range(STOPS):
+            output = tmp_path / f"out-{attempt}.jsonl"
+            if kind == "sigterm":
+                # Every other time a second SIGTERM follows while the first is being handled.
+                signals = [(signal.SIGTERM, 0.0)] + [(signal.SIGTERM, 0.01)] * (attempt % 2)
+            else:
+                signals = [(signal.SIGKILL, 0.0)]
+            stop_at = rng.randint(1, 25) * LINE_BYTES
+            answer = launcher.run(cli_args(config, csv, journal, output), output, stop_at, signals)
+            stats["codes"].append(answer["code"])
+            if not answer["stopped"]:
+                break  # it finished everything before the stop
+            stats["stopped_in_flight"] += 1
+            if kind == "sigterm":
+                errors = Path(str(output) + ".err").read_text(errors="replace")
+                assert "the resends in flight finished and were recorded" in errors, errors
+                # 143, or killed by the second SIGTERM after everything was recorded, in the
+                # instant between restoring the default handler and exiting (a shell reads
+                # both as 143).
+                assert answer["code"] == 143 or (len(signals) == 2 and answer["code"] == -15)
+            elif attempt % 2 and tear_last_write(journal, rng):
+                stats["torn"] += 1
+    finally:
+        launcher.close()
     return stats
 
 

@@ -122,6 +122,7 @@ class _Run:
         self.waiting: dict[str, list[str]] = {}
         self.write_failure: str | None = None
         self.stopping: int | None = None  # the signal that asked to stop
+        self.signals = 0
 
     # -- talking to the person -----------------------------------------------------------------
 
@@ -166,8 +167,7 @@ class _Run:
             self.screen = progress_bar(
                 self.stderr, total or None, "checking" if self.dry_run else "resending", show=show
             )
-            with _stop_on_signals(self):
-                return self._drive(itertools.chain.from_iterable(sources))
+            return self._drive(itertools.chain.from_iterable(sources))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _drive(self, rows: Rows) -> int:
@@ -208,7 +208,8 @@ class _Run:
         stopped = interrupted or self.stopping is not None
         if stopped:
             how = "terminated" if self.stopping == signal.SIGTERM else "interrupted"
-            self.note(f"{how}; the resends in flight finished and were recorded")
+            again = f" ({self.signals} signals)" if self.signals > 1 else ""
+            self.note(f"{how}{again}; the resends in flight finished and were recorded")
         if input_failure is not None:
             self.note(f"stopped reading: {input_failure}")
         if self.write_failure is not None:
@@ -226,7 +227,11 @@ class _Run:
     def _invitees(self, rows: Rows) -> Iterator[Invitee]:
         """The invitees to resend to; bad and repeated rows are settled here."""
         for row in rows:
-            if self.write_failure is not None or self.stopping is not None:
+            if self.stopping is not None:
+                name = signal.Signals(self.stopping).name
+                self.note(f"{name}: stopping; nothing new starts, the resends in flight finish")
+                return
+            if self.write_failure is not None:
                 return
             if isinstance(row, BadRow):
                 self._bad(row)
@@ -403,20 +408,19 @@ def _open_journal(path: str, *, dry_run: bool) -> Ledger | None:
 def _stop_on_signals(run: _Run) -> Iterator[None]:
     """SIGINT and SIGTERM ask the run to stop: nothing new starts, what is in flight finishes.
 
-    A second signal only says so again: cutting the wait short would leave intents without their
-    outcomes (read as unknown), so the person is told to wait or to kill the process for good.
+    A second signal changes nothing: cutting the wait short would leave intents without their
+    outcomes (read as unknown); SIGKILL remains for a process that must end at once.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
+        # Only flags: a handler runs between any two bytecodes of the main thread, which may be
+        # in the middle of writing to the same stream a note would go to.
         if run.stopping is None:
             run.stopping = signum
-            run.note(f"{name}: stopping; nothing new starts, the resends in flight finish")
-        else:
-            run.note(f"{name}: already stopping; waiting for the resends in flight")
+        run.signals += 1
 
     handled = (signal.SIGINT, signal.SIGTERM)
     previous = {signum: signal.signal(signum, stop) for signum in handled}
@@ -445,6 +449,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     profiles = open_profiles(args.config)
     try:
         _, provider = pick_profile(profiles, args.profile, args.config)
-        return _Run(args, provider, stdout, stderr).execute()
+        run = _Run(args, provider, stdout, stderr)
+        # Installed until the ledger and the output are closed: a signal then only sets a flag.
+        with _stop_on_signals(run):
+            return run.execute()
     finally:
         profiles.close()
