@@ -17,7 +17,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from typing import Literal, TypeAlias
 
@@ -67,7 +75,10 @@ class Outcome:
 def _user_id(item: object) -> str:
     if isinstance(item, Invitee):
         return item.user_id
-    return item if isinstance(item, str) else repr(item)
+    if isinstance(item, str | int):
+        return str(item)  # a numeric id reads as itself
+    # Anything else goes by its type's name: its repr could be long, or show what it holds.
+    return f"<{type(item).__name__}>"
 
 
 def _failed(item: object, error: BaseException) -> Outcome:
@@ -165,9 +176,14 @@ def _cancelled(provider: InviteProvider, item: object) -> Outcome:
     return _failed(item, error)
 
 
-def _check_concurrency(concurrency: int) -> None:
+def _check_arguments(invitees: object, concurrency: int) -> None:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
+    if isinstance(invitees, str | bytes | Mapping):
+        # Iterating one would resend to each character, or to each key.
+        raise TypeError(
+            f"invitees must be an iterable of Invitees or user ids, not a {type(invitees).__name__}"
+        )
 
 
 class _Hook:
@@ -248,7 +264,7 @@ def resend_many(
     left no outcome is reported ``unknown`` unless ``retry_unknown``. A user id repeated in the
     input is sent at most once; each repeat gets the first one's outcome, ``skipped``.
     """
-    _check_concurrency(concurrency)
+    _check_arguments(invitees, concurrency)
     ledgered = None if ledger is None else _Ledgered(ledger, provider, run, retry_unknown)
     return _resend_many(provider, iter(invitees), concurrency, _Hook(on_outcome), ledgered)
 
@@ -331,7 +347,7 @@ async def aresend_many(
     inside ``contextlib.aclosing(...)``: an abandoned async generator is closed only when it is
     garbage-collected.
     """
-    _check_concurrency(concurrency)
+    _check_arguments(invitees, concurrency)
     ledgered = None if ledger is None else _Ledgered(ledger, provider, run, retry_unknown)
     hook = _Hook(on_outcome)
     source = _aiter(invitees)

@@ -1,41 +1,35 @@
 """Build a provider from configuration: a mapping, environment variables or TOML profiles.
 
-Every problem in a configuration is reported at once, in one :class:`ConfigurationError`, each with
-its key path. Secrets are never echoed.
+The settings classes check their own values when built; this module structures a mapping into
+them with cattrs and walks cattrs' structured errors for key paths. Every problem is reported at
+once, in one :class:`ConfigurationError`, each with its key path. Values are never echoed.
 """
 
 from __future__ import annotations
 
-import collections.abc
-import importlib
-import ipaddress
 import os
 import re
+import types
 import typing
-import unicodedata
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, NewType, get_args, get_origin
+from typing import Any, NamedTuple, NewType
 
 import attrs
 import cattrs
 import httpx
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
-from cattrs.v import transform_error
+from cattrs.errors import (
+    AttributeValidationNote,
+    BaseValidationError,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_structure_fn
 
 from ._secret import Secret
-from ._settings import (
-    AttemptHook,
-    BaseUrl,
-    NonNegativeFloat,
-    PositiveFloat,
-    PositiveInt,
-    ProviderSettings,
-    TenantId,
-    TokenProvider,
-)
+from ._settings import Invalid, ProviderSettings, with_token
 from .errors import ConfigurationError
 from .registry import known_providers, provider_class
 
@@ -45,343 +39,233 @@ if typing.TYPE_CHECKING:
 __all__ = ["Profiles", "from_config", "from_env", "load_profiles"]
 
 ENV_PREFIX = "INVITES_"
-# 32 hex digits, optionally hyphenated 8-4-4-4-12.
-_UUID = re.compile(r"[0-9a-f]{8}(-?)[0-9a-f]{4}\1[0-9a-f]{4}\1[0-9a-f]{4}\1[0-9a-f]{12}", re.I)
-_HOSTNAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
-_IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+#: Variables under the prefix that are no key: the live tests' and the test suite's own.
+NOT_KEYS = ("INVITES_LIVE_", "INVITES_REQUIRE_SERVICES", "INVITES_SEEDS_DIR")
+_CONVENTIONAL = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
+
+#: Settings of whichever provider the mapping's ``provider`` key names.
+_AnySettings = NewType("_AnySettings", ProviderSettings)
+_Spell = Callable[[str], str]
 
 
-class _Problem(ValueError):
-    """A problem with one value, worded for a person; never contains the value itself."""
+class _Problem(NamedTuple):
+    path: str
+    what: str
+    hint: str | None = None
+
+    def text(self, spell: _Spell) -> str:
+        hint = f" (did you mean {spell(self.hint)!r}?)" if self.hint else ""
+        return f"{spell(self.path) if self.path else 'configuration'}: {self.what}{hint}"
 
 
-# -- value checks --------------------------------------------------------------------------------
+def _key(key: str) -> str:
+    return key
 
 
-def _text(value: object, _: object = None) -> str:
-    if not isinstance(value, str):
-        raise _Problem(f"expected a string, got {type(value).__name__}")
-    if any(c in value for c in "\r\n\x00"):
-        raise _Problem("must not contain CR, LF or NUL")
-    if any(unicodedata.category(c) == "Cc" for c in value):
-        raise _Problem("must not contain control characters")
-    return value
+def _variable(key: str) -> str:
+    return ENV_PREFIX + key.upper()
 
 
-def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Problem(f"expected a number, got {type(value).__name__}")
-    if value != value or value in (float("inf"), float("-inf")):
-        raise _Problem("expected a finite number")
-    return float(value)
-
-
-def _positive(value: object, _: object = None) -> float:
-    number = _number(value)
-    if number <= 0:
-        raise _Problem("must be greater than 0")
-    return number
-
-
-def _non_negative(value: object, _: object = None) -> float:
-    number = _number(value)
-    if number < 0:
-        raise _Problem("must not be negative")
-    return number
-
-
-def _positive_int(value: object, _: object = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _Problem(f"expected an integer, got {type(value).__name__}")
-    if value < 1:
-        raise _Problem("must be at least 1")
-    return value
-
-
-def _boolean(value: object, _: object = None) -> bool:
-    if not isinstance(value, bool):
-        raise _Problem(f"expected true or false, got {type(value).__name__}")
-    return value
-
-
-def _secret(value: object, _: object = None) -> Secret:
-    if not isinstance(value, str):
-        raise _Problem(f"expected a string, got {type(value).__name__}")
-    if not value:
-        raise _Problem("must not be empty")
-    try:
-        return Secret(value)
-    except ValueError as exc:
-        raise _Problem(str(exc)) from None
-
-
-def _base_url(value: object, _: object = None) -> BaseUrl:
-    text = _text(value)
-    try:
-        url = httpx.URL(text)
-    except (httpx.InvalidURL, ValueError):
-        raise _Problem("is not a valid URL") from None
-    if url.scheme not in ("http", "https"):
-        raise _Problem("must be an http:// or https:// URL")
-    if not url.host:
-        raise _Problem("has no host")
-    if not _valid_host(url.raw_host.decode("ascii", "replace")):
-        raise _Problem("has an invalid host")
-    if url.port is not None and not 0 < url.port < 65536:
-        raise _Problem("has an invalid port")
-    if url.userinfo:
-        raise _Problem("must not contain credentials")
-    if url.query or "?" in text:
-        raise _Problem("must not contain a query")
-    if url.fragment or "#" in text:
-        raise _Problem("must not contain a fragment")
-    return BaseUrl(text.rstrip("/"))
-
-
-def _valid_host(host: str) -> bool:
-    """A DNS name (IDNs arrive punycoded), an IPv4 address or an IPv6 literal; nothing else."""
-    if ":" not in host:
-        return _HOSTNAME.fullmatch(host) is not None
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _tenant_id(value: object, _: object = None) -> TenantId:
-    text = _text(value)
-    # uuid.UUID alone also takes int() syntax ("+", "_"), naming another tenant than the written;
-    # take only a UUID's own spellings (optionally in braces or a URN).
-    core = text[9:] if text[:9].lower() == "urn:uuid:" else text
-    if core[:1] == "{" and core[-1:] == "}":
-        core = core[1:-1]
-    if not _UUID.fullmatch(core):
-        raise _Problem("must be a UUID")
-    return TenantId(str(uuid.UUID(text)))
-
-
-def _callable(value: object, _: object = None) -> Callable[..., Any]:
-    if callable(value):
-        return value
-    if not isinstance(value, str) or not _IMPORT_PATH.fullmatch(value):
-        # Not echoed: a credential pasted here by mistake must not reach an error message.
-        raise _Problem('expected a callable or a "module:function" string')
-    module_name, _, attr = value.partition(":")
-    try:
-        target = importlib.import_module(module_name)
-    except Exception as exc:
-        raise _Problem(f"cannot import module {module_name!r} ({type(exc).__name__})") from None
-    try:
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except AttributeError:
-        raise _Problem(f"module {module_name!r} has no such attribute") from None
-    if not callable(target):
-        raise _Problem(f"the object it names in module {module_name!r} is not callable")
-    return typing.cast(Callable[..., Any], target)
-
-
-def _is_callable_type(tp: Any) -> bool:
-    return tp in (TokenProvider, AttemptHook) or get_origin(tp) is collections.abc.Callable
-
-
-def _is_literal(tp: Any) -> bool:
-    return get_origin(tp) is Literal
-
-
-def _literal(tp: Any) -> Callable[[object, object], object]:
-    allowed = get_args(tp)
-
-    def check(value: object, _: object = None) -> object:
-        if value not in allowed:
-            choices = ", ".join(repr(a) for a in allowed)
-            raise _Problem(f"must be one of {choices}")
-        return value
-
-    return check
+# -- structuring ---------------------------------------------------------------------------------
 
 
 @cache
-def _converter() -> cattrs.Converter:
+def _converter(from_text: bool = False) -> cattrs.Converter:
+    """Values go to the settings classes as given (or parsed from text) for them to check."""
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
-    for tp, hook in (
-        (str, _text),
-        (bool, _boolean),
-        (Secret, _secret),
-        (BaseUrl, _base_url),
-        (TenantId, _tenant_id),
-        (PositiveFloat, _positive),
-        (NonNegativeFloat, _non_negative),
-        (PositiveInt, _positive_int),
-    ):
-        converter.register_structure_hook(tp, hook)
-    # Matched by origin: resolving the string annotations makes a Callable equal to, but not
-    # identical with, TokenProvider, so a plain membership test would miss the token_provider key.
-    converter.register_structure_hook_func(_is_callable_type, _callable)
-    converter.register_structure_hook_factory(_is_literal, _literal)
+    leaf = _parsed if from_text else _as_given
+    converter.register_structure_hook_func(lambda tp: not _holds_attrs(tp), leaf)
+    for tp in (str, bytes, int, float, bool, Path):  # dispatched before predicates
+        converter.register_structure_hook(tp, leaf)
+    converter.register_structure_hook_factory(attrs.has, _every_problem)
+    converter.register_structure_hook_func(
+        lambda tp: tp is _AnySettings, lambda data, _: _by_provider(converter, data)
+    )
     return converter
 
 
-def _format(exc: BaseException, tp: type | None) -> str:
-    if isinstance(exc, _Problem):
-        return str(exc)
-    if isinstance(exc, KeyError):
-        return "is required"
+def _holds_attrs(tp: Any) -> bool:
+    return any(
+        t is _AnySettings or (isinstance(t, type) and attrs.has(t))
+        for t in (tp, *typing.get_args(tp))
+    )
+
+
+def _as_given(value: object, _: object) -> object:
+    return value
+
+
+def _parsed(value: object, tp: Any) -> object:
+    """An environment variable's text as the number or boolean its key takes; else unchanged."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        tp = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+    if not isinstance(value, str) or tp not in (bool, int, float):
+        return value
+    word = value.strip().lower()
+    if tp is bool:
+        return {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False,
+                "no": False, "off": False}.get(word, value)  # fmt: skip
+    try:
+        number = float(word)
+    except ValueError:
+        return value
+    return int(number) if tp is int and number.is_integer() else number
+
+
+def _every_problem(cls: type, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """cattrs' structuring of ``cls``, which also checks the values beside bad or unknown keys.
+
+    cattrs builds the object only when every key is sound; then, for a report of every problem,
+    the object is built once more from the sound keys alone, so that it checks their values.
+    """
+    structure: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, converter)
+
+    def hook(data: Any, _: Any) -> Any:
+        try:
+            return structure(data, cls)
+        except ClassValidationError as exc:
+            shapes = [_shape_keys(sub) for sub in exc.exceptions]
+            if not all(shapes):
+                raise  # built and refused by the class itself: its own report is complete
+            bad = set().union(*shapes)
+            try:
+                structure({k: v for k, v in data.items() if k not in bad}, cls)
+            except ClassValidationError as more:
+                found = [*more.exceptions, *exc.exceptions]
+                raise ClassValidationError(exc.message, found, cls) from None
+            raise
+
+    return hook
+
+
+def _shape_keys(exc: BaseException) -> set[str]:
+    """The keys a failure of structure (not of value) concerns; empty for any other failure."""
     if isinstance(exc, ForbiddenExtraKeysError):
-        return "\x00" + ",".join(sorted(exc.extra_fields))
-    if isinstance(exc, AttributeError | TypeError):
-        return "expected a table (mapping)"
-    return "invalid value"
+        return set(exc.extra_fields)
+    return {n.name for n in getattr(exc, "__notes__", ()) if isinstance(n, AttributeValidationNote)}
 
 
-def _close_matches(word: str, known: list[str]) -> list[str]:
+def _by_provider(converter: cattrs.Converter, data: object) -> ProviderSettings:
+    if not isinstance(data, Mapping):
+        raise Invalid(f"expected a mapping, got {type(data).__name__}")
+    name = data.get("provider")
+    try:
+        cls = _settings_class(name)
+    except ConfigurationError as trouble:
+        # Still check the keys every provider shares; of the others, flag only near-misses.
+        rest = {k: v for k, v in data.items() if k != "provider"}
+        try:
+            converter.structure(rest, ProviderSettings)
+        except ClassValidationError as exc:
+            found = [_near_misses(sub) for sub in exc.exceptions]
+            found_all = [trouble, *filter(None, found)]
+            raise ClassValidationError("", found_all, ProviderSettings) from None
+        raise ClassValidationError("", [trouble], ProviderSettings) from None
+    return converter.structure(data, cls)
+
+
+def _settings_class(name: object) -> type[ProviderSettings]:
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"provider: is required (one of: {', '.join(known_providers())})")
+    try:
+        settings_class = getattr(provider_class(name), "settings_class", None)
+    except LookupError:
+        shown = f" {name!r}" if name.isidentifier() else ""
+        known = ", ".join(known_providers())
+        raise ConfigurationError(f"provider: unknown provider{shown} (known: {known})") from None
+    except Exception as exc:  # a plug-in's module failed to import or lacks the class
+        why = type(exc).__name__
+        raise ConfigurationError(f"provider: cannot load provider {name!r} ({why})") from exc
+    if not (isinstance(settings_class, type) and issubclass(settings_class, ProviderSettings)):
+        raise ConfigurationError(f"provider: cannot load provider {name!r} (not a provider)")
+    return settings_class
+
+
+def _near_misses(exc: Exception) -> Exception | None:
+    if not (isinstance(exc, ForbiddenExtraKeysError) and exc.cl is ProviderSettings):
+        return exc
+    known = [f.name for f in attrs.fields(ProviderSettings)]
+    typos = {k for k in exc.extra_fields if _close_match(str(k), known)}
+    return ForbiddenExtraKeysError("", exc.cl, typos) if typos else None
+
+
+def _close_match(word: str, known: list[str]) -> str | None:
     import difflib  # only for a configuration with an unknown key
 
-    return difflib.get_close_matches(word, known, n=1)
+    return next(iter(difflib.get_close_matches(word, known, n=1)), None)
 
 
-def _problems(exc: Exception, settings_class: type[Any], prefix: str) -> list[str]:
-    problems = []
-    for line in transform_error(exc, path="$", format_exception=_format):
-        message, _, path = line.rpartition(" @ ")
-        key = path.removeprefix("$").removeprefix(".")
-        if message.startswith("\x00"):
-            owner = _class_at(settings_class, key)
-            known = [f.name for f in attrs.fields(owner)] if owner else []
-            for extra in message[1:].split(","):
-                where = _join(prefix, _join(key, extra))
-                hint = _close_matches(extra, known)
-                problems.append(
-                    f"{where}: unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                )
-        else:
-            problems.append(f"{_join(prefix, key) or '(top level)'}: {message}")
-    return problems
+def _walk(exc: BaseException, path: str = "") -> Iterator[_Problem]:
+    """Every problem in a (nested) structuring error, with its key path."""
+    if isinstance(exc, BaseValidationError):
+        for sub in exc.exceptions:
+            yield from _walk(sub, _join(path, _step(sub)))
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        known = [f.name for f in attrs.fields(exc.cl)]
+        for key in sorted(map(str, exc.extra_fields)):
+            yield _Problem(_join(path, key), "unknown key", _close_match(key, known))
+    elif isinstance(exc, ConfigurationError):
+        for problem in exc.problems:  # "key: what", as the settings classes word them
+            key, _, what = problem.partition(": ")
+            yield _Problem(_join(path, key), what)
+    elif isinstance(exc, Invalid):
+        yield from (_Problem(path, str(what)) for what in exc.args)
+    elif isinstance(exc, AttributeError | TypeError):  # a nested table that is not a mapping
+        yield _Problem(path, "expected a table (mapping)")
+    else:
+        yield _Problem(path, "invalid value")
 
 
-def _class_at(cls: type[Any], dotted: str) -> type[Any] | None:
-    for name in filter(None, dotted.split(".")):
-        field_type = attrs.fields_dict(cls)[name].type
-        cls = next(
-            (a for a in (get_args(field_type) or (field_type,)) if attrs.has(a)),
-            None,
-        )  # type: ignore[assignment]
-        if cls is None:
-            return None
-    return cls
+def _step(exc: BaseException) -> str:
+    for note in getattr(exc, "__notes__", ()):
+        if isinstance(note, AttributeValidationNote):
+            return note.name
+        if isinstance(note, IterableValidationNote):
+            return str(note.index)
+    return ""
 
 
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix and key else prefix or key
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path and key else path or key
+
+
+def _structure(data: object, tp: Any, *, spell: _Spell = _key, from_text: bool = False) -> Any:
+    try:
+        return _converter(from_text).structure(data, tp)
+    except (BaseValidationError, ConfigurationError, Invalid) as exc:
+        name = data.get("provider") if isinstance(data, Mapping) else None
+        provider = name if isinstance(name, str) and name in known_providers() else None
+        problems = [p.text(spell) for p in _walk(exc)]
+        raise ConfigurationError(problems, provider=provider) from None
 
 
 # -- building ------------------------------------------------------------------------------------
 
 
-def _settings(
-    config: Mapping[str, Any], *, prefix: str = "", environ: Mapping[str, str] | None = None
-) -> tuple[type[BaseProvider], ProviderSettings]:
-    where = _join(prefix, "provider")
-    if not isinstance(config, Mapping):
-        raise ConfigurationError(
-            f"{prefix or 'configuration'}: expected a mapping, got {type(config).__name__}"
-        )
-    name = config.get("provider")
-    if not isinstance(name, str) or not name:
-        known = ", ".join(known_providers())
-        raise ConfigurationError(f"{where}: is required (one of: {known})")
-    try:
-        cls = provider_class(name)
-    except LookupError:
-        known = ", ".join(known_providers())
-        raise ConfigurationError(f"{where}: unknown provider {name!r} (known: {known})") from None
-    except Exception as exc:  # a plug-in's module failed to import or lacks the class
-        raise ConfigurationError(
-            f"{where}: cannot load provider {name!r} ({type(exc).__name__})"
-        ) from exc
-    problems: list[str] = []
-    settings: ProviderSettings | None = None
-    data = dict(config)
-    try:
-        settings = _converter().structure(data, cls.settings_class)
-    except ClassValidationError as exc:
-        problems.extend(_problems(exc, cls.settings_class, prefix))
-    # The checks across keys read the raw values, so that a type error elsewhere hides none of
-    # them; a value that is itself invalid was reported above and is skipped here.
-    token = _token(data, prefix, environ, problems)
-    base_url = _valid(_base_url, data.get("base_url")) or cls.default_base_url
-    if base_url is None:
-        if data.get("base_url") is None:
-            problems.append(f"{_join(prefix, 'base_url')}: is required for {name}")
-    elif data.get("allow_insecure_http") in (None, False) and not _secure(base_url):
-        problems.append(
-            f"{_join(prefix, 'base_url')}: must use https:// (plain http is allowed only for "
-            "a loopback host, or with allow_insecure_http = true)"
-        )
-    if settings is not None:
-        problems.extend(_join(prefix, p) for p in cls.check_settings(settings))
-        if not problems and token is not None and token is not settings.token:
-            settings = attrs.evolve(settings, token=token)
-    if problems:
-        raise ConfigurationError(problems, provider=name)
-    assert settings is not None
-    return cls, settings
-
-
-def _valid(check: Callable[[object], Any], value: object) -> Any:
-    """``check(value)``, or None when the value is absent or invalid (reported elsewhere)."""
-    if value is None:
-        return None
-    try:
-        return check(value)
-    except _Problem:
-        return None
-
-
-def _token(
-    data: Mapping[str, Any], prefix: str, environ: Mapping[str, str] | None, problems: list[str]
-) -> Secret | None:
-    """The token from ``token_env``, if that is the one source; adds what is wrong to problems."""
-    checks = {"token": _secret, "token_env": _text, "token_provider": _callable}
-    sources = [k for k in checks if data.get(k) is not None]
-    if any(_valid(checks[k], data[k]) is None for k in sources):
-        return None  # a source's own problem is reported; more about it would be noise
-    if len(sources) > 1:
-        problems.append(f"{_join(prefix, sources[1])}: set only one of {', '.join(sources)}")
-        return None
-    if not sources:
-        problems.append(f"{_join(prefix, 'token')}: is required (or token_env, token_provider)")
-        return None
-    token_env = data.get("token_env")
-    if not isinstance(token_env, str):
-        return None
-    value = (os.environ if environ is None else environ).get(token_env)
-    # The name is not echoed: a token pasted into token_env by mistake would be.
-    if not value:
-        problems.append(
-            f"{_join(prefix, 'token_env')}: the environment variable it names is not set"
-        )
-        return None
-    try:
-        return Secret(value)
-    except ValueError as exc:
-        problems.append(f"{_join(prefix, 'token_env')}: the environment variable it names: {exc}")
-        return None
-
-
-def _secure(base_url: str) -> bool:
-    url = httpx.URL(base_url)
-    if url.scheme == "https":
-        return True
-    host = url.host.lower()
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _provider(
+    settings: ProviderSettings,
+    environ: Mapping[str, str] | None,
+    *,
+    path: str = "",
+    spell: _Spell = _key,
+    **clients: Any,
+) -> BaseProvider:
+    """The provider for ``settings``, its token read now from the variable ``token_env`` names."""
+    name = settings.token_env
+    if name is not None and settings.token is None:
+        # Named only when spelt as variables conventionally are (upper case, at most 64): a token
+        # pasted here could pass as a name, and would be echoed.
+        shown = name if len(name) <= 64 and _CONVENTIONAL.fullmatch(name) else "it names"
+        where = f"{spell(_join(path, 'token_env'))}: the environment variable {shown}"
+        value = (os.environ if environ is None else environ).get(name)
+        if not value:
+            raise ConfigurationError(f"{where} is not set", provider=settings.provider)
+        try:
+            settings = with_token(settings, Secret(value))
+        except ValueError as exc:
+            problem = f"{where} holds an unusable token: {exc}"
+            raise ConfigurationError(problem, provider=settings.provider) from None
+    return provider_class(settings.provider)(settings, **clients)
 
 
 def from_config(
@@ -396,30 +280,8 @@ def from_config(
     ``client`` / ``async_client`` are the caller's own httpx clients to use (proxies, mTLS, shared
     pools); ``environ`` replaces ``os.environ`` for ``token_env``.
     """
-    cls, settings = _settings(config, environ=environ)
-    return cls(settings, client=client, async_client=async_client)
-
-
-def _env_value(field_type: Any, text: str) -> Any:
-    """Parse the text of an environment variable by the type of the key it sets."""
-    options = [a for a in get_args(field_type) if a is not type(None)] or [field_type]
-    target = options[0]
-    while isinstance(target, NewType):
-        target = target.__supertype__
-    if target is bool:
-        lowered = text.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        return text
-    if target in (int, float):
-        try:
-            number = float(text)
-        except ValueError:
-            return text
-        return int(number) if target is int and number.is_integer() else number
-    return text
+    settings = _structure(config, _AnySettings)
+    return _provider(settings, environ, client=client, async_client=async_client)
 
 
 def from_env(
@@ -430,65 +292,52 @@ def from_env(
 ) -> BaseProvider:
     """Build the provider named by ``INVITES_PROVIDER`` from ``INVITES_<KEY>`` variables.
 
-    Only known keys are read; numbers and booleans are parsed from their text; an empty variable
-    counts as unset. ``environ`` replaces ``os.environ``.
+    Numbers and booleans are parsed from their text; an empty variable counts as unset. Any other
+    ``INVITES_`` variable is reported as unknown, except those in :data:`NOT_KEYS` and the one
+    ``INVITES_TOKEN_ENV`` names. ``environ`` replaces ``os.environ``.
     """
     env = os.environ if environ is None else environ
-    name = env.get(ENV_PREFIX + "PROVIDER") or None
-    config: dict[str, Any] = {"provider": name}
-    if name is not None:
-        try:
-            settings_class = provider_class(name).settings_class
-        except LookupError:
-            settings_class = ProviderSettings
-        attrs.resolve_types(settings_class)  # annotations are strings until resolved
-        for field in attrs.fields(settings_class):
-            if field.name in ("provider", "timeouts"):
-                continue
-            text = env.get(ENV_PREFIX + field.name.upper())
-            if text:
-                config[field.name] = _env_value(field.type, text)
-    try:
-        cls, settings = _settings(config, environ=env)
-    except ConfigurationError as exc:
-        exc.problems = [_env_name(p) for p in exc.problems]
-        exc.args = (_env_message(exc),)
-        raise
-    return cls(settings, client=client, async_client=async_client)
-
-
-def _env_name(problem: str) -> str:
-    key, sep, rest = problem.partition(": ")
-    return f"{ENV_PREFIX}{key.upper()}{sep}{rest}" if sep else problem
-
-
-def _env_message(exc: ConfigurationError) -> str:
-    what = f"invalid {exc.provider} configuration" if exc.provider else "invalid configuration"
-    return f"{what}: " + "; ".join(exc.problems)
+    token_variable = env.get(ENV_PREFIX + "TOKEN_ENV")
+    config = {
+        name.removeprefix(ENV_PREFIX).lower(): text
+        for name, text in env.items()
+        if name.startswith(ENV_PREFIX) and text
+        if not name.startswith(NOT_KEYS) and name != token_variable
+    }
+    settings = _structure(config, _AnySettings, spell=_variable, from_text=True)
+    return _provider(settings, env, spell=_variable, client=client, async_client=async_client)
 
 
 class Profiles(Mapping[str, "BaseProvider"]):
     """Named provider configurations from a TOML file or a mapping.
 
-    Every profile is validated when loaded; a provider is built on first access and then reused.
-    ``profiles.default`` is the profile named by the top-level ``default`` key (or the only one).
+    Every profile is validated when loaded; a provider is built on first access (reading its
+    ``token_env`` variable then) and reused. ``profiles.default`` is the profile named by the
+    top-level ``default`` key (or the only one). As a context manager, it closes what it built.
     """
 
     def __init__(
         self,
-        settings: Mapping[str, tuple[type[BaseProvider], ProviderSettings]],
-        default: str | None,
+        settings: Mapping[str, ProviderSettings],
+        default: str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._settings = dict(settings)
         self._built: dict[str, BaseProvider] = {}
+        self._environ = environ
         self.default_name = default
 
     def __getitem__(self, name: str) -> BaseProvider:
         provider = self._built.get(name)
         if provider is None:
-            cls, settings = self._settings[name]
-            provider = self._built[name] = cls(settings)
+            settings = self._settings[name]
+            path = f"profiles.{name}"
+            provider = self._built[name] = _provider(settings, self._environ, path=path)
         return provider
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._settings  # without building: Mapping's own would
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._settings)
@@ -511,29 +360,39 @@ class Profiles(Mapping[str, "BaseProvider"]):
         for provider in self._built.values():
             provider.close()
 
+    async def aclose(self) -> None:
+        """Close every provider built so far, and its async client."""
+        for provider in self._built.values():
+            await provider.aclose()
+
+    def __enter__(self) -> Profiles:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Profiles:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
 
 def load_profiles(
     source: str | os.PathLike[str] | Mapping[str, Any],
     *,
     environ: Mapping[str, str] | None = None,
 ) -> Profiles:
-    """Load ``default = "name"`` and ``[profiles.name]`` tables from a TOML file or a mapping."""
-    import tomllib  # only here: a provider built from a mapping never parses TOML
+    """Load ``default = "name"`` and ``[profiles.name]`` tables from a TOML file or a mapping.
 
-    if isinstance(source, Mapping):
-        document: Mapping[str, Any] = source
-    else:
-        path = Path(source)
-        try:
-            with path.open("rb") as fh:
-                document = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigurationError(f"{path}: cannot read ({exc.strerror})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"{path}: not valid TOML ({exc})") from None
-    problems: list[str] = []
-    unknown = sorted(set(document) - {"default", "profiles"})
-    problems.extend(f"{key}: unknown key" for key in unknown)
+    Every profile is checked now; the variable a profile's ``token_env`` names is read only when
+    that profile is first used.
+    """
+    document = source if isinstance(source, Mapping) else _read_toml(Path(source))
+    problems = [
+        _Problem(key, "unknown key", _close_match(key, ["default", "profiles"])).text(_key)
+        for key in sorted(map(str, set(document) - {"default", "profiles"}))
+    ]
     tables = document.get("profiles")
     if not isinstance(tables, Mapping) or not tables:
         problems.append("profiles: at least one [profiles.NAME] table is required")
@@ -541,14 +400,27 @@ def load_profiles(
     default = document.get("default")
     if default is None and len(tables) == 1:
         default = next(iter(tables))
-    if default is not None and default not in tables:
+    if default is not None and not isinstance(default, str):
+        problems.append(f"default: expected a profile name, got {type(default).__name__}")
+    elif default is not None and default not in tables:
         problems.append(f"default: no profile named {default!r}")
-    loaded: dict[str, tuple[type[BaseProvider], ProviderSettings]] = {}
-    for name, table in tables.items():
-        try:
-            loaded[name] = _settings(table, prefix=f"profiles.{name}", environ=environ)
-        except ConfigurationError as exc:
-            problems.extend(exc.problems)
+    settings: dict[str, ProviderSettings] = {}
+    try:
+        settings = _structure(tables, dict[str, _AnySettings])
+    except ConfigurationError as exc:
+        problems.extend(f"profiles.{problem}" for problem in exc.problems)
     if problems:
         raise ConfigurationError(problems)
-    return Profiles(loaded, default if isinstance(default, str) else None)
+    return Profiles(settings, default, environ=environ)
+
+
+def _read_toml(path: Path) -> Mapping[str, Any]:
+    import tomllib  # only here: a provider built from a mapping never parses TOML
+
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path}: not valid TOML ({exc})") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 
 import attrs
 
@@ -89,11 +90,24 @@ class Access:
     restrict_projects: str = "no"
 
 
+def _as_access(value: Access | Mapping[str, object] | None) -> Access | None:
+    """An access window given as a mapping of :class:`Access`'s keys becomes one."""
+    if value is None or isinstance(value, Access):
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidInvitee(f"access must be an Access or a mapping, got {type(value).__name__}")
+    unknown = sorted(repr(key)[:40] for key in set(value) - set(attrs.fields_dict(Access)))
+    if unknown:
+        raise InvalidInvitee(f"access has unknown keys: {', '.join(unknown[:5])}")
+    return Access(**value)  # type: ignore[arg-type]  # keys checked above, values by Access
+
+
 @attrs.frozen(kw_only=True)
 class Invitee:
     """Who to re-invite. Only ``user_id`` is always required; what else a vendor needs varies.
 
     The id is checked when the invitee is built: an unsafe id raises :class:`InvalidInvitee`.
+    ``access`` takes an :class:`Access` or a mapping of its keys.
     """
 
     user_id: str = attrs.field(validator=_validate_id)
@@ -102,7 +116,7 @@ class Invitee:
     last_name: str | None = attrs.field(default=None, validator=_optional_text)
     timezone: str | None = attrs.field(default=None, validator=_optional_text)
     user_type: str | None = attrs.field(default=None, validator=_optional_text)
-    access: Access | None = None
+    access: Access | None = attrs.field(default=None, converter=_as_access)
 
 
 def as_invitee(value: Invitee | str) -> Invitee:
@@ -119,9 +133,11 @@ class ResendResult:
     """A resend the vendor accepted.
 
     ``message`` is the vendor's text when it sent one; ``invitation_status`` the invitation's state
-    after the resend when the vendor reports it (SoftwareOne), as sent. Invitation links are never
-    kept: ``message`` and ``request_id`` are stored as one bounded printable line with every URL
-    replaced by ``<url>``.
+    after the resend when the vendor reports it (SoftwareOne), as sent. ``renewed`` is true when
+    the vendor refused the resend because the invitation had expired and a new invitation was sent
+    in its place (SoftwareOne's ``renew_expired``). Invitation links are never kept: ``message``
+    and ``request_id`` are stored as one bounded printable line with every URL replaced by
+    ``<url>``.
     """
 
     provider: str
@@ -130,3 +146,4 @@ class ResendResult:
     invitation_status: str | None = None
     status_code: int = 200
     request_id: str | None = attrs.field(default=None, converter=_vendor_text)
+    renewed: bool = False

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from invites._base import BaseProvider, Call, Flow
-from invites._settings import ProviderSettings
+from invites._settings import ProviderSettings, header_text, setting
 from invites._wire import json_body, response_error, segment
 from invites.errors import InvalidInvitee, UnexpectedResponse
 from invites.models import Access, Invitee, ResendResult
@@ -38,7 +38,8 @@ _PROFILE_FIELDS = (
 class EcosuiteSettings(ProviderSettings):
     """Ecosuite keys: ``auth_prefix`` (e.g. ``"Bearer"``; default none) and ``fetch_profile``."""
 
-    auth_prefix: str = ""
+    provider: str = "ecosuite"
+    auth_prefix: str = setting(header_text, default="")
     fetch_profile: bool = True
 
 

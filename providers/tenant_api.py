@@ -13,7 +13,7 @@ from typing import Any, Literal
 import attrs
 
 from invites._base import BaseProvider, Call, Flow
-from invites._settings import ProviderSettings, TenantId
+from invites._settings import REQUIRED, ProviderSettings, http_url, setting, uuid_text
 from invites._wire import json_body, response_error
 from invites.errors import (
     AlreadyVerified,
@@ -37,9 +37,14 @@ _BY_CODE: dict[str, type[InviteError]] = {
 
 @attrs.frozen(kw_only=True)
 class TenantApiSettings(ProviderSettings):
-    """Tenant API keys: ``tenant_id`` (UUID, required) and ``auth`` (``api_key`` or ``bearer``)."""
+    """Tenant API keys: ``tenant_id`` (UUID, required) and ``auth`` (``api_key`` or ``bearer``).
 
-    tenant_id: TenantId = attrs.field(metadata={"identity": True})
+    It has no default ``base_url``: the API is each customer's own.
+    """
+
+    provider: str = "tenant_api"
+    base_url: str = setting(http_url, default=REQUIRED)
+    tenant_id: str = setting(uuid_text, default=REQUIRED, identity=True)
     auth: Literal["api_key", "bearer"] = "api_key"
 
 

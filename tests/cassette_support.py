@@ -81,7 +81,9 @@ from invites.sandbox import (
     TENANT_USER_UNKNOWN,
     TENANT_USER_VERIFIED,
     Fault,
+    SoftwareOneSandbox,
 )
+from invites.sandbox.softwareone import PUBLISHED, TOP_LEVEL_STATUS
 
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes"
@@ -142,6 +144,8 @@ class Scenario:
     emails: int = 0
     """Invitation emails the sandbox counts for the exchange."""
     legacy_removed: bool = False
+    shape: str = PUBLISHED
+    """How the SoftwareOne sandbox shapes account users (`invites.sandbox.softwareone`)."""
     faults: tuple[Fault, ...] = ()
     """Faults injected for the invitee's user id before the exchange."""
 
@@ -223,10 +227,13 @@ _SO_CURRENT = f"/public/v1/accounts/accounts/{SOFTWAREONE_ACCOUNT_ID}/users/"
 _SO_LEGACY = "/public/v1/accounts/account-users/"
 
 
-def _so(user_id: str, *, legacy: bool = False, state: bool = False) -> tuple[tuple[str, str], ...]:
+def _so(
+    user_id: str, *, legacy: bool = False, state: bool = False, renew: bool = False
+) -> tuple[tuple[str, str], ...]:
     member = (_SO_LEGACY if legacy else _SO_CURRENT) + user_id
     resend = ("POST", member + "/resend-invite")
-    return (resend, ("GET", member)) if state else (resend,)
+    calls = (resend, ("GET", member)) if state else (resend,)
+    return (*calls, ("POST", member + "/send-new-invite")) if renew else calls
 
 
 def _tenant(user_id: str) -> tuple[tuple[str, str], ...]:
@@ -349,6 +356,34 @@ SOFTWAREONE_SCENARIOS = (
         _so(SOFTWAREONE_USER_EXPIRED, state=True),
         fields={"status_code": 409},
         message_contains=("Invitation has expired",),
+    ),
+    Scenario(
+        "softwareone",
+        "resend_expired_renewed",
+        SOFTWAREONE_USER_EXPIRED,
+        None,
+        _so(SOFTWAREONE_USER_EXPIRED, state=True, renew=True),
+        config={"renew_expired": True},
+        fields={"invitation_status": "Invited", "status_code": 200, "renewed": True},
+        emails=1,
+    ),
+    Scenario(
+        "softwareone",
+        "resend_active_top_level_status",
+        SOFTWAREONE_USER_ACTIVE,
+        AlreadyVerified,
+        _so(SOFTWAREONE_USER_ACTIVE, state=True),
+        fields={"status_code": 400},
+        shape=TOP_LEVEL_STATUS,
+    ),
+    Scenario(
+        "softwareone",
+        "resend_account_user_id",
+        SOFTWAREONE_MEMBERSHIP_INVITED,
+        UserNotFound,
+        _so(SOFTWAREONE_MEMBERSHIP_INVITED),
+        fields={"status_code": 404},
+        message_contains=("this endpoint takes user ids (USR-...)",),
     ),
     Scenario(
         "softwareone",
@@ -828,7 +863,9 @@ def record(
     path = path or scenario.path
     sandbox = running.sandbox
     sandbox.reset()
-    sandbox.legacy_removed = scenario.legacy_removed
+    softwareone = sandbox.vendor(SoftwareOneSandbox)
+    softwareone.legacy_removed = scenario.legacy_removed
+    softwareone.shape = scenario.shape
     if scenario.faults:
         sandbox.inject(scenario.user_id, *scenario.faults)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -843,7 +880,8 @@ def record(
     assert recorded == len(scenario.calls), f"{scenario.id}: recorded {recorded} interactions"
     emails = sum(sandbox.emails_snapshot().values())
     assert emails == scenario.emails, f"{scenario.id}: {emails} emails sent"
-    sandbox.legacy_removed = False
+    softwareone.legacy_removed = False
+    softwareone.shape = PUBLISHED
     return outcome
 
 

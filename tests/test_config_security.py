@@ -116,7 +116,8 @@ def test_https_and_loopback_http_are_accepted_and_used(vendor: str, base_url: st
     )
 
 
-REFUSED_BASE_URLS = [
+#: (base_url, why, and for a plain-http URL to another host, the https rule as well)
+REFUSED_BASE_URLS: list[tuple[str, ...]] = [
     ("http://vendor.example", "must use https://"),
     ("http://10.0.0.1", "must use https://"),
     ("http://0.0.0.0:8000", "must use https://"),
@@ -126,7 +127,7 @@ REFUSED_BASE_URLS = [
     ("http://0x7f000001", "must use https://"),
     ("https://user:FAKE-URL-PASSWORD@vendor.example", "must not contain credentials"),
     ("https://FAKE-URL-PASSWORD@vendor.example", "must not contain credentials"),
-    ("http://127.0.0.1:80@evil.example", "must not contain credentials"),
+    ("http://127.0.0.1:80@evil.example", "must not contain credentials", "must use https://"),
     ("https://vendor.example\\@evil.example", "must not contain credentials"),
     ("https://vendor.example/?key=FAKE-URL-PASSWORD", "must not contain a query"),
     ("https://vendor.example?", "must not contain a query"),
@@ -148,19 +149,24 @@ REFUSED_BASE_URLS = [
 ]
 
 
-@pytest.mark.parametrize(("base_url", "why"), REFUSED_BASE_URLS)
+@pytest.mark.parametrize(
+    ("base_url", "why", "also"), [(row[0], row[1], row[2:]) for row in REFUSED_BASE_URLS]
+)
 @pytest.mark.parametrize("insecure", [False, True])
 def test_a_bad_base_url_is_refused_without_echoing_it(
-    base_url: str, why: str, insecure: bool
+    base_url: str, why: str, also: tuple[str, ...], insecure: bool
 ) -> None:
     config = _config("tenant_api", base_url, allow_insecure_http=insecure)
     if insecure and why == "must use https://":
         invites.from_config(config)  # the opt-in lifts the https rule, and only that rule
         return
-    (problem,) = _problems(config)
-    assert problem.startswith(f"base_url: {why}")
-    assert "FAKE-URL-PASSWORD" not in problem
-    assert "evil" not in problem
+    problems = _problems(config)
+    expected = [why] + ([] if insecure else list(also))
+    assert len(problems) == len(expected)
+    for problem, reason in zip(problems, expected, strict=True):
+        assert problem.startswith(f"base_url: {reason}")
+        assert "FAKE-URL-PASSWORD" not in problem
+        assert "evil" not in problem
 
 
 def test_allow_insecure_http_must_be_a_boolean() -> None:

@@ -23,7 +23,6 @@ import pytest
 from support import VENDORS, vendor_config
 
 import invites
-import invites.sandbox._app as sandbox_app
 from invites import (
     AttemptEvent,
     AuthenticationFailed,
@@ -45,6 +44,7 @@ from invites.sandbox import (
     SOFTWAREONE_USER_INVITED,
     TENANT_API_KEY,
     TENANT_USER_INVITED,
+    EcosuiteSandbox,
     Fault,
     RunningSandbox,
     Sandbox,
@@ -876,7 +876,8 @@ def test_concurrent_threads_share_one_token_refresh(
         provider.resend_invite(invitee("ecosuite"))
         provider.resend_invite(invitee("ecosuite"))
         assert tokens.calls == 1  # cached
-        monkeypatch.setattr(sandbox_app, "ECOSUITE_TOKEN", ROTATED_TOKEN)  # the token expires
+        # The token expires.
+        monkeypatch.setattr(sandbox.vendor(EcosuiteSandbox), "token", ROTATED_TOKEN)
 
         outcomes = list(
             invites.resend_many(
@@ -916,7 +917,7 @@ def test_concurrent_tasks_share_one_token_refresh(
         )
         async with provider:
             await provider.aresend_invite(invitee("ecosuite"))
-            monkeypatch.setattr(sandbox_app, "ECOSUITE_TOKEN", ROTATED_TOKEN)
+            monkeypatch.setattr(sandbox.vendor(EcosuiteSandbox), "token", ROTATED_TOKEN)
             items = [invitee("ecosuite")] * CONCURRENT
             return [
                 o.status

@@ -53,9 +53,11 @@ from invites.sandbox import (
     Fault,
     RunningSandbox,
     Sandbox,
+    SoftwareOneSandbox,
     create_app,
     serve,
 )
+from invites.sandbox.softwareone import PUBLISHED, TOP_LEVEL_STATUS
 
 ECOSUITE_AUTH = {"Authorization": ECOSUITE_TOKEN}
 SOFTWAREONE_AUTH = {"Authorization": f"Bearer {SOFTWAREONE_TOKEN}"}
@@ -66,10 +68,9 @@ CURRENT = f"/public/v1/accounts/accounts/{SOFTWAREONE_ACCOUNT_ID}/users"
 TRACE_ID = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00")
 INVITATION_URL = re.compile(r"https://portal\.sandbox\.invalid/invitations/[0-9a-f]{24}")
 CIRCULAR = {str(index): char for index, char in enumerate("[Circular Reference]")}
-# The top-level fields of the account-user object in seed 003, plus the member's state.
+# The top-level fields of the published account-user object (no top-level ``status``).
 ACCOUNT_USER_FIELDS = {
     "id",
-    "status",
     "audit",
     "$meta",
     "user",
@@ -128,7 +129,9 @@ def shared_server() -> Iterator[RunningSandbox]:
 def over_socket(shared_server: RunningSandbox) -> Iterator[Harness]:
     """The module's server, its sandbox back to a fresh default state."""
     shared_server.sandbox.reset()
-    shared_server.sandbox.legacy_removed = False
+    softwareone = shared_server.sandbox.vendor(SoftwareOneSandbox)
+    softwareone.legacy_removed = False
+    softwareone.shape = PUBLISHED
     with httpx.Client(base_url=shared_server.url) as client:
         yield Harness(client, shared_server.sandbox)
 
@@ -210,7 +213,7 @@ def test_ecosuite_profiles_are_served(vendors: Harness) -> None:
         "firstName": "Grace",
         "lastName": "Hopper",
     }
-    assert vendors.sandbox.emails == {}
+    assert vendors.sandbox.emails_snapshot() == {}
 
 
 @pytest.mark.parametrize("authorization", [ECOSUITE_TOKEN, f"Bearer {ECOSUITE_TOKEN}"])
@@ -244,7 +247,7 @@ def test_ecosuite_refuses_a_bad_token(vendors: Harness, headers: dict[str, str])
     for response in (profile, sent):
         assert response.status_code == 401
         assert response.json() == {"message": "Unauthorized"}
-    assert vendors.sandbox.emails == {}
+    assert vendors.sandbox.emails_snapshot() == {}
 
 
 @pytest.mark.parametrize(
@@ -260,7 +263,7 @@ def test_ecosuite_refuses_users_it_cannot_serve(
     for response in (profile, sent):
         assert response.status_code == status
         assert response.json() == {"message": message}
-    assert vendors.sandbox.emails == {}
+    assert vendors.sandbox.emails_snapshot() == {}
 
 
 @pytest.mark.parametrize(
@@ -291,7 +294,7 @@ def test_ecosuite_rejects_a_malformed_body(vendors: Harness, content: bytes) -> 
 
     assert response.status_code == 400
     assert response.json() == {"message": "Invalid status value"}
-    assert vendors.sandbox.emails == {}
+    assert vendors.sandbox.emails_snapshot() == {}
 
 
 def test_ecosuite_accepts_every_documented_access_value(vendors: Harness) -> None:
@@ -329,7 +332,6 @@ def test_softwareone_resend_renews_an_invited_membership(
     body = first.json()
     assert set(body) == ACCOUNT_USER_FIELDS
     assert body["id"] == SOFTWAREONE_MEMBERSHIP_INVITED
-    assert body["status"] == "Invited"
     assert body["invitation"]["status"] == "Invited"
     assert INVITATION_URL.fullmatch(body["invitation"]["url"])
     assert body["user"]["id"] == SOFTWAREONE_USER_INVITED
@@ -362,8 +364,63 @@ def test_softwareone_reads_the_membership_state(
         body = response.json()
         assert set(body) == ACCOUNT_USER_FIELDS
         assert (body["id"], body["user"]["id"]) == (membership_id, user_id)
-        assert body["status"] == body["invitation"]["status"] == status
-    assert vendors.sandbox.emails == {}
+        assert body["invitation"]["status"] == status
+    assert vendors.sandbox.emails_snapshot() == {}
+
+
+def test_softwareone_top_level_status_scenario_adds_the_members_status(vendors: Harness) -> None:
+    vendors.sandbox.vendor(SoftwareOneSandbox).shape = TOP_LEVEL_STATUS
+    try:
+        active = vendors.client.get(
+            f"{CURRENT}/{SOFTWAREONE_USER_ACTIVE}", headers=SOFTWAREONE_AUTH
+        )
+        resent = vendors.client.post(
+            f"{CURRENT}/{SOFTWAREONE_USER_INVITED}/resend-invite", headers=SOFTWAREONE_AUTH
+        )
+    finally:
+        vendors.sandbox.vendor(SoftwareOneSandbox).shape = PUBLISHED
+
+    assert set(active.json()) == ACCOUNT_USER_FIELDS | {"status"}
+    assert active.json()["status"] == active.json()["invitation"]["status"] == "Active"
+    assert resent.json()["status"] == "Invited"
+    with pytest.raises(ValueError, match="shape must be one of published, top_level_status"):
+        SoftwareOneSandbox(shape="Published")
+
+
+@pytest.mark.parametrize(
+    ("path", "counted_as"),
+    [
+        (f"{LEGACY}/{SOFTWAREONE_MEMBERSHIP_EXPIRED}", SOFTWAREONE_MEMBERSHIP_EXPIRED),
+        (f"{CURRENT}/{SOFTWAREONE_USER_EXPIRED}", SOFTWAREONE_USER_EXPIRED),
+    ],
+)
+def test_softwareone_send_new_invite_renews_only_an_expired_invitation(
+    vendors: Harness, path: str, counted_as: str
+) -> None:
+    renewed = vendors.client.post(f"{path}/send-new-invite", headers=SOFTWAREONE_AUTH)
+    again = vendors.client.post(f"{path}/send-new-invite", headers=SOFTWAREONE_AUTH)
+    resent = vendors.client.post(f"{path}/resend-invite", headers=SOFTWAREONE_AUTH)
+
+    assert renewed.status_code == 200
+    assert renewed.json()["invitation"]["status"] == "Invited"
+    assert INVITATION_URL.fullmatch(renewed.json()["invitation"]["url"])
+    # Now Invited: a second new invitation is refused, a resend is accepted.
+    assert again.status_code == 400
+    assert again.json()["errors"] == {"status": ["Account user is not in InvitationExpired state."]}
+    assert resent.status_code == 200
+    assert vendors.sandbox.emails_snapshot() == {counted_as: 2}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"{CURRENT}/{SOFTWAREONE_USER_ACTIVE}", f"{CURRENT}/{SOFTWAREONE_USER_DELETED}"],
+)
+def test_softwareone_send_new_invite_refuses_other_members(vendors: Harness, path: str) -> None:
+    response = vendors.client.post(f"{path}/send-new-invite", headers=SOFTWAREONE_AUTH)
+
+    assert response.status_code in (400, 404)
+    assert response.json()["status"] == response.status_code
+    assert vendors.sandbox.emails_snapshot() == {}
 
 
 @pytest.mark.parametrize(
@@ -379,7 +436,7 @@ def test_softwareone_refuses_to_resend_to_an_active_member(vendors: Harness, pat
     assert body["type"] == "https://tools.ietf.org/html/rfc9110#section-15.5.1"
     assert body["errors"] == {"status": ["Account user is not in Invited state."]}
     assert TRACE_ID.fullmatch(body["traceId"])
-    assert vendors.sandbox.emails == {}
+    assert vendors.sandbox.emails_snapshot() == {}
 
 
 @pytest.mark.parametrize(
@@ -401,7 +458,7 @@ def test_softwareone_refuses_to_resend_an_expired_invitation(vendors: Harness, p
         }
     ]
     assert TRACE_ID.fullmatch(body["traceId"])
-    assert vendors.sandbox.emails == {}
+    assert vendors.sandbox.emails_snapshot() == {}
 
 
 @pytest.mark.parametrize(
@@ -425,7 +482,7 @@ def test_softwareone_answers_not_found_in_problem_details(vendors: Harness, path
         assert (body["title"], body["status"]) == ("Not Found", 404)
         assert isinstance(body["detail"], str)
         assert TRACE_ID.fullmatch(body["traceId"])
-    assert vendors.sandbox.emails == {}
+    assert vendors.sandbox.emails_snapshot() == {}
 
 
 @pytest.mark.parametrize(
@@ -441,11 +498,11 @@ def test_softwareone_refuses_a_bad_token(vendors: Harness, headers: dict[str, st
         assert response.status_code == 401
         assert response.json()["status"] == 401
         assert response.json()["title"] == "Unauthorized"
-    assert vendors.sandbox.emails == {}
+    assert vendors.sandbox.emails_snapshot() == {}
 
 
 def test_softwareone_legacy_family_can_be_removed(vendors: Harness) -> None:
-    vendors.sandbox.legacy_removed = True
+    vendors.sandbox.vendor(SoftwareOneSandbox).legacy_removed = True
     legacy = f"{LEGACY}/{SOFTWAREONE_MEMBERSHIP_INVITED}"
 
     for response in (
@@ -574,7 +631,7 @@ def test_tenant_refusals(
 
     assert response.status_code == status
     assert response.json() == body
-    assert vendors.sandbox.emails == {}
+    assert vendors.sandbox.emails_snapshot() == {}
 
 
 @pytest.mark.parametrize("tenant", [None, "acme", ""])
@@ -590,7 +647,7 @@ def test_tenant_header_must_be_a_uuid(vendors: Harness, tenant: str | None) -> N
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_tenant"
     assert response.json()["message"]
-    assert vendors.sandbox.emails == {}
+    assert vendors.sandbox.emails_snapshot() == {}
 
 
 # --- requests and reset ---------------------------------------------------------------------
@@ -632,10 +689,10 @@ def test_reset_forgets_everything_but_the_configuration() -> None:
 
         sandbox.reset()
 
-        assert (sandbox.emails, sandbox.requests, sandbox.fault_log) == ({}, [], [])
+        assert (sandbox.emails_snapshot(), sandbox.requests, sandbox.fault_log) == ({}, [], [])
         assert (sandbox.request_count, sandbox.rate_limited) == (0, 0)
         assert resend(opened.client, "ecosuite").status_code == 200  # the queued fault is gone
-        assert sandbox.emails == {ECOSUITE_USER_1: 1}
+        assert sandbox.emails_snapshot() == {ECOSUITE_USER_1: 1}
         assert sandbox.rate_limit == 1
 
 
@@ -685,7 +742,7 @@ def test_json_error_faults(over_socket: Harness, family: str, fault: Fault, stat
     assert response.status_code == status
     assert "Retry-After" not in response.headers
     assert_vendor_shaped(family, response)
-    assert over_socket.sandbox.emails == {}
+    assert over_socket.sandbox.emails_snapshot() == {}
 
 
 @pytest.mark.parametrize(("fault", "status"), [(Fault.BAD_GATEWAY, 502), (Fault.HTML_ERROR, 500)])
@@ -699,7 +756,7 @@ def test_html_faults(over_socket: Harness, fault: Fault, status: int) -> None:
     assert response.text.startswith(("<html>", "<!DOCTYPE html>"))
     with pytest.raises(json.JSONDecodeError):
         response.json()
-    assert over_socket.sandbox.emails == {}
+    assert over_socket.sandbox.emails_snapshot() == {}
 
 
 def test_bad_gateway_page(over_socket: Harness) -> None:
@@ -720,7 +777,7 @@ def test_malformed_json_is_a_200_that_does_not_parse(over_socket: Harness) -> No
     assert response.text == '{"message": "Invite re'
     with pytest.raises(json.JSONDecodeError):
         response.json()
-    assert over_socket.sandbox.emails == {}
+    assert over_socket.sandbox.emails_snapshot() == {}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -787,7 +844,7 @@ def test_slow_fault_waits_then_answers() -> None:
 
         assert response.status_code == 200
         assert waits == [0.25]
-        assert opened.sandbox.emails == {TENANT_USER_INVITED: 1}
+        assert opened.sandbox.emails_snapshot() == {TENANT_USER_INVITED: 1}
 
 
 def test_slow_fault_outlasts_a_short_read_timeout() -> None:
@@ -809,7 +866,7 @@ def test_faults_also_hit_reads_but_count_no_email(vendors: Harness) -> None:
     state = f"{LEGACY}/{SOFTWAREONE_MEMBERSHIP_ACTIVE}"
     assert vendors.client.get(state, headers=SOFTWAREONE_AUTH).status_code == 503
     assert vendors.client.get(state, headers=SOFTWAREONE_AUTH).status_code == 200
-    assert vendors.sandbox.emails == {}
+    assert vendors.sandbox.emails_snapshot() == {}
 
 
 def test_injected_faults_follow_the_user_the_path_names(vendors: Harness) -> None:
@@ -858,7 +915,7 @@ def test_random_faults_are_reproducible_from_the_seed() -> None:
     run_resends(other, 10)
 
     assert first.fault_log == second.fault_log
-    assert first.emails == second.emails
+    assert first.emails_snapshot() == second.emails_snapshot()
     assert first.fault_log != other.fault_log
     assert 0 < len(first.fault_log) < 40
     assert {fault for _, fault in first.fault_log} <= set(Fault)
@@ -876,7 +933,7 @@ def test_random_faults_draw_only_the_configured_kinds_and_only_on_resends() -> N
     assert [response.status_code for response in reads] == [200, 200]
     assert [response.status_code for response in resends] == [500] * len(FAMILIES)
     assert sandbox.fault_log == [(user_of(family), Fault.SERVER_ERROR) for family in FAMILIES]
-    assert sandbox.emails == {}
+    assert sandbox.emails_snapshot() == {}
 
 
 def test_reset_replays_the_same_random_faults() -> None:
@@ -915,7 +972,7 @@ def test_rate_limit_refuses_beyond_the_burst_until_time_passes(kind: str) -> Non
         for response in refused:
             assert response.headers["Retry-After"] == "1"
         assert sandbox.rate_limited == 3
-        assert sum(sandbox.emails.values()) == 5
+        assert sum(sandbox.emails_snapshot().values()) == 5
         assert sandbox.request_count == 8
 
         clock.now += 0.2  # one token back
@@ -989,7 +1046,7 @@ def test_app_works_through_httpx_asgi_transport() -> None:
     response = asyncio.run(go())
 
     assert response.json() == {"message": "Invite resent."}
-    assert sandbox.emails == {TENANT_USER_INVITED: 1}
+    assert sandbox.emails_snapshot() == {TENANT_USER_INVITED: 1}
 
 
 def test_serve_binds_a_free_port_and_stops_on_exit() -> None:

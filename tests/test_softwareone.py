@@ -48,10 +48,12 @@ import invites
 from invites import (
     AlreadyVerified,
     AuthenticationFailed,
+    ConfigurationError,
     InvalidRequest,
     InvitationExpired,
     InviteError,
     InviteRejected,
+    PermissionDenied,
     ProviderUnavailable,
     ResendResult,
     UnexpectedResponse,
@@ -70,6 +72,7 @@ from invites.sandbox import (
     Fault,
     RunningSandbox,
     Sandbox,
+    SoftwareOneSandbox,
     serve,
 )
 
@@ -79,7 +82,7 @@ modes = pytest.mark.parametrize("mode", MODES)
 CURRENT = f"/public/v1/accounts/accounts/{SOFTWAREONE_ACCOUNT_ID}/users/"
 LEGACY = "/public/v1/accounts/account-users/"
 TRACE_ID = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00")
-SEEDS = Path(os.environ.get("INVITES_SEEDS_DIR", "/work/shared/seeds"))
+DATA = Path(__file__).parent / "data"
 INVITATION_LINK = "https://portal.example.com/invitations/3f9c2e7a1b4d5e6f7a8b9c0d"
 
 
@@ -94,9 +97,9 @@ def served() -> Iterator[RunningSandbox]:
 def server(served: RunningSandbox) -> Iterator[RunningSandbox]:
     """The module's sandbox over a real socket, with its seeded state and no faults."""
     served.sandbox.reset()
-    served.sandbox.legacy_removed = False
+    served.sandbox.vendor(SoftwareOneSandbox).legacy_removed = False
     yield served
-    served.sandbox.legacy_removed = False
+    served.sandbox.vendor(SoftwareOneSandbox).legacy_removed = False
 
 
 @pytest.fixture
@@ -212,11 +215,121 @@ def test_expired_invitation_is_invitation_expired(
     assert outcome.details["state"] == "InvitationExpired"
     # Problem details whose ``errors`` is a list of {message, properties, id, parameters}.
     assert outcome.details["errors"] == ["Invitation has expired; send a new invitation."]
+    needs = "account_id and renew_expired = true" if legacy else "renew_expired = true"
     assert outcome.message == (
-        "Invitation has expired; send a new invitation. (the membership is InvitationExpired)"
+        "Invitation has expired; send a new invitation. (the membership is InvitationExpired); "
+        f"set {needs} to send a new invitation instead"
     )
     assert TRACE_ID.fullmatch(outcome.request_id or "")
     assert sandbox.emails_snapshot() == {}
+
+
+@modes
+def test_renew_expired_sends_one_new_invitation(
+    server: RunningSandbox, sandbox: Sandbox, mode: Mode
+) -> None:
+    config = vendor_config("softwareone", server.url, renew_expired=True)
+
+    outcome, sent = resend_captured(config, SOFTWAREONE_USER_EXPIRED, mode)
+
+    assert outcome == ResendResult(
+        provider="softwareone",
+        user_id=SOFTWAREONE_USER_EXPIRED,
+        invitation_status="Invited",
+        status_code=200,
+        renewed=True,
+    )
+    member = CURRENT + SOFTWAREONE_USER_EXPIRED
+    assert calls_of(sent) == [
+        ("POST", member + "/resend-invite"),
+        ("GET", member),
+        ("POST", member + "/send-new-invite"),
+    ]
+    assert sandbox.emails_snapshot() == {SOFTWAREONE_USER_EXPIRED: 1}
+
+
+@modes
+@pytest.mark.parametrize(
+    ("user_id", "expected"),
+    [(SOFTWAREONE_USER_INVITED, ResendResult), (SOFTWAREONE_USER_ACTIVE, AlreadyVerified)],
+)
+def test_renew_expired_leaves_other_outcomes_alone(
+    server: RunningSandbox, sandbox: Sandbox, mode: Mode, user_id: str, expected: type
+) -> None:
+    config = vendor_config("softwareone", server.url, renew_expired=True)
+
+    outcome, sent = resend_captured(config, user_id, mode)
+
+    assert type(outcome) is expected
+    assert not getattr(outcome, "renewed", False)
+    assert all(not path.endswith("/send-new-invite") for _, path in calls_of(sent))
+
+
+@modes
+def test_a_refused_renewal_raises_its_own_error_after_the_expiry(mode: Mode) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/resend-invite"):
+            return httpx.Response(409, json=problem(409, detail="Expired"))
+        if request.method == "GET":
+            return httpx.Response(
+                200, json=member(None) | {"invitation": {"status": "Invitation expired"}}
+            )
+        return httpx.Response(403, json=problem(403, title="Forbidden", detail="Not allowed"))
+
+    outcome, sent = run_mock(handle, mode, renew_expired=True)
+
+    assert isinstance(outcome, PermissionDenied)
+    assert outcome.message == "Not allowed"
+    assert isinstance(outcome.__cause__, InvitationExpired)
+    assert [request.url.path.rsplit("/", 1)[-1] for request in sent] == [
+        "resend-invite",
+        SOFTWAREONE_USER_INVITED,
+        "send-new-invite",
+    ]
+
+
+def test_renew_expired_needs_the_current_endpoint() -> None:
+    config = legacy_config("https://api.platform.softwareone.com", renew_expired=True)
+
+    with pytest.raises(ConfigurationError, match="renew_expired: needs account_id"):
+        invites.from_config(config)
+
+
+@modes
+@pytest.mark.parametrize(
+    ("user_id", "legacy", "says"),
+    [
+        ("AUSR-4134-7183-7330", False, "this endpoint takes user ids (USR-...)"),
+        ("USR-6375-2499", True, "the deprecated endpoint takes account-user ids (AUSR-...)"),
+    ],
+    ids=["account-user-id-on-current", "user-id-on-legacy"],
+)
+def test_a_404_for_the_other_kind_of_id_says_which_kind_the_endpoint_takes(
+    server: RunningSandbox, mode: Mode, user_id: str, legacy: bool, says: str
+) -> None:
+    config = legacy_config(server.url) if legacy else vendor_config("softwareone", server.url)
+
+    outcome, _ = resend_captured(config, user_id, mode)
+
+    assert type(outcome) is UserNotFound
+    assert says in outcome.message
+
+
+@modes
+@pytest.mark.parametrize(
+    ("user_id", "legacy"),
+    [(SOFTWAREONE_UNKNOWN_USER, False), (SOFTWAREONE_UNKNOWN_MEMBERSHIP, True)],
+    ids=["user-id-on-current", "account-user-id-on-legacy"],
+)
+def test_a_404_for_the_right_kind_of_id_names_no_kind(
+    server: RunningSandbox, mode: Mode, user_id: str, legacy: bool
+) -> None:
+    config = legacy_config(server.url) if legacy else vendor_config("softwareone", server.url)
+
+    outcome, _ = resend_captured(config, user_id, mode)
+
+    assert type(outcome) is UserNotFound
+    assert "takes" not in outcome.message
 
 
 @modes
@@ -311,7 +424,7 @@ def test_legacy_endpoint_warns_once_when_built_and_resends(
 
 @modes
 def test_legacy_404_when_removed_says_to_set_account_id(mode: Mode) -> None:
-    with serve(Sandbox(legacy_removed=True)) as running:
+    with serve(Sandbox(vendors=[SoftwareOneSandbox(legacy_removed=True)])) as running:
         outcome, sent = resend_captured(
             legacy_config(running.url), SOFTWAREONE_MEMBERSHIP_INVITED, mode
         )
@@ -388,13 +501,9 @@ def run_mock(handler: Handler, mode: Mode, **config: Any) -> tuple[Any, list[htt
 
 
 def seed_example() -> dict[str, Any]:
-    """The 200 example of the vendor's page for the deprecated endpoint (seed 003)."""
-    [page] = SEEDS.glob("003_*.txt") if SEEDS.is_dir() else [None]
-    if page is None:
-        pytest.skip(f"the vendor pages are not at {SEEDS} (set INVITES_SEEDS_DIR)")
-    text = page.read_text(encoding="utf-8")
-    start, end = text.index("\n{") + 1, text.rindex("\n}") + 2
-    example: dict[str, Any] = json.loads(text[start:end])
+    """The 200 example of the vendor's page for the deprecated endpoint (tests/data/SOURCES.md)."""
+    text = (DATA / "softwareone-resend-user-invitation-200.json").read_text(encoding="utf-8")
+    example: dict[str, Any] = json.loads(text)
     return example
 
 
@@ -686,3 +795,24 @@ def test_live_resend_records_a_filtered_cassette() -> None:
     text = target.path.read_text(encoding="utf-8")
     assert target.config["token"] not in text
     assert "invitations/" not in text
+
+
+@modes
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # Every text of `errors` already in `detail`, in each shape.
+        (problem(400, detail="A; B", errors=[{"message": "A"}, {"message": "B"}]), "A; B"),
+        (problem(400, detail="A", errors={"id": ["A"]}), "A"),
+        (problem(400, detail="A", errors="A"), "A"),
+        # Repeated entries, and a text `detail` does not say.
+        (problem(400, detail="A", errors=[{"message": "B"}, {"message": "B"}, "A"]), "A: B"),
+        (problem(400, errors=[{"message": "B"}, {"message": "B"}]), "B"),
+        (problem(400, detail="A", errors={"id": ["B"], "name": ["B"]}), "A: id: B; name: B"),
+    ],
+)
+def test_each_vendor_message_is_said_once(mode: Mode, body: dict[str, Any], message: str) -> None:
+    outcome, _ = run_mock(answering(reply(400, json=body), reply(404, json={})), mode)
+
+    assert isinstance(outcome, InvalidRequest)
+    assert outcome.message == message

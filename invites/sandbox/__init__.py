@@ -4,6 +4,11 @@ One Starlette app plays Ecosuite, SoftwareOne and a tenant-header API on one bas
 contracts describe them: seeded users in every state, credentials and tenants checked, documented
 bodies, a count of invitation emails per user, and injectable faults.
 
+Each vendor is one module (`ecosuite`, `softwareone`, `tenant_api`) holding a `VendorSandbox`
+subclass; the shared core (`Sandbox`, faults, the app) knows none of them by name. Another vendor
+plugs in as a `VendorSandbox` of its own: ``Sandbox(vendors=[*default_vendors(), MyVendor()])``
+(the plug-in API is described in ``invites/sandbox/_core.py``).
+
 In-process::
 
     app = create_app(Sandbox())
@@ -19,7 +24,14 @@ From a shell: ``python -m invites.sandbox --port 8765``.
 Needs the ``sandbox`` extra (starlette, uvicorn). The rest of ``invites`` never imports it.
 """
 
-from ._app import ConnectionDropped, Fault, RecordedRequest, Sandbox, create_app
+from ._app import create_app
+from ._core import (
+    RecordedRequest,
+    Sandbox,
+    VendorRoute,
+    VendorSandbox,
+    json_failure,
+)
 from ._data import (
     ECOSUITE_PROFILES,
     ECOSUITE_TOKEN,
@@ -46,7 +58,17 @@ from ._data import (
     TENANT_USER_UNKNOWN,
     TENANT_USER_VERIFIED,
 )
+from ._faults import ConnectionDropped, Fault
 from ._server import RunningSandbox, serve
+from .ecosuite import EcosuiteSandbox
+from .softwareone import SoftwareOneSandbox
+from .tenant_api import TenantApiSandbox
+
+
+def default_vendors() -> list[VendorSandbox]:
+    """New objects for the built-in vendors: Ecosuite, SoftwareOne and the tenant-header API."""
+    return [EcosuiteSandbox(), SoftwareOneSandbox(), TenantApiSandbox()]
+
 
 __all__ = [
     "ECOSUITE_PROFILES",
@@ -74,10 +96,17 @@ __all__ = [
     "TENANT_USER_UNKNOWN",
     "TENANT_USER_VERIFIED",
     "ConnectionDropped",
+    "EcosuiteSandbox",
     "Fault",
     "RecordedRequest",
     "RunningSandbox",
     "Sandbox",
+    "SoftwareOneSandbox",
+    "TenantApiSandbox",
+    "VendorRoute",
+    "VendorSandbox",
     "create_app",
+    "default_vendors",
+    "json_failure",
     "serve",
 ]

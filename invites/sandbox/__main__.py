@@ -11,16 +11,13 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from ._app import Fault, Sandbox, create_app
-from ._data import (
-    ECOSUITE_TOKEN,
-    SOFTWAREONE_ACCOUNT_ID,
-    SOFTWAREONE_TOKEN,
-    TENANT_API_KEY,
-    TENANT_BEARER_TOKEN,
-    TENANT_ID,
-)
+from ._app import create_app
+from ._core import Sandbox
+from ._faults import Fault
 from ._server import base_url, quiet_deliberate_drops
+from .ecosuite import EcosuiteSandbox
+from .softwareone import PUBLISHED, TOP_LEVEL_STATUS, SoftwareOneSandbox
+from .tenant_api import TenantApiSandbox
 
 
 def _fault_kinds(text: str) -> list[Fault]:
@@ -59,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="SoftwareOne's deprecated account-users endpoints answer 404",
     )
+    parser.add_argument(
+        "--softwareone-top-level-status",
+        action="store_true",
+        help="SoftwareOne account users also carry a top-level status (not the published shape)",
+    )
     return parser
 
 
@@ -67,12 +69,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        vendors = [
+            EcosuiteSandbox(),
+            SoftwareOneSandbox(
+                legacy_removed=args.legacy_removed,
+                shape=TOP_LEVEL_STATUS if args.softwareone_top_level_status else PUBLISHED,
+            ),
+            TenantApiSandbox(),
+        ]
         sandbox = Sandbox(
+            vendors=vendors,
             fault_rate=args.fault_rate,
             seed=args.seed,
             faults=args.faults,
             rate_limit=args.rate_limit,
-            legacy_removed=args.legacy_removed,
             retry_after=args.retry_after,
         )
     except ValueError as exc:
@@ -90,15 +100,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Listening before the URL is printed: a client that reads it can connect at once.
     sock.listen(config.backlog)
     url = base_url(args.host, sock.getsockname()[1])
-    print(
-        f"invites sandbox on {url}  (fake, sandbox-only credentials)\n"
-        f"  ecosuite     base_url={url}  token={ECOSUITE_TOKEN}\n"
-        f"  softwareone  base_url={url}  token={SOFTWAREONE_TOKEN}"
-        f"  account_id={SOFTWAREONE_ACCOUNT_ID}\n"
-        f"  tenant_api   base_url={url}  tenant_id={TENANT_ID}"
-        f"  api_key={TENANT_API_KEY}  bearer_token={TENANT_BEARER_TOKEN}",
-        flush=True,
-    )
+    lines = [f"invites sandbox on {url}  (fake, sandbox-only credentials)"]
+    lines.extend(f"  {vendor.banner(url)}" for vendor in sandbox.vendors)
+    print("\n".join(lines), flush=True)
     server.run(sockets=[sock])
 
 

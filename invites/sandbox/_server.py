@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from ._app import ConnectionDropped, Sandbox, create_app
+from ._app import create_app
+from ._core import Sandbox
+from ._faults import ConnectionDropped
 
 
 @dataclass(frozen=True)
