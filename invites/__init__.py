@@ -40,6 +40,7 @@ from .registry import known_providers, register_provider
 
 if TYPE_CHECKING:
     from .bulk import Outcome, aresend_many, resend_many
+    from .ledger import Ledger, open_ledger
 
 __version__ = "0.1.0"
 
@@ -61,6 +62,7 @@ __all__ = [
     "InviteProvider",
     "InviteRejected",
     "Invitee",
+    "Ledger",
     "Outcome",
     "OutcomeUnknown",
     "PermissionDenied",
@@ -78,11 +80,18 @@ __all__ = [
     "from_env",
     "known_providers",
     "load_profiles",
+    "open_ledger",
     "register_provider",
     "resend_many",
 ]
 
-_LAZY = {"Outcome": "bulk", "resend_many": "bulk", "aresend_many": "bulk"}
+_LAZY = {
+    "Outcome": "bulk",
+    "resend_many": "bulk",
+    "aresend_many": "bulk",
+    "Ledger": "ledger",
+    "open_ledger": "ledger",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import ClassVar, Generic, Self
+from typing import TYPE_CHECKING, ClassVar, Generic, Self
 
 import httpx
 from typing_extensions import TypeVar
@@ -39,6 +39,10 @@ from ._transport import Transport, timeout_for
 from .errors import InviteError
 from .models import Invitee, ResendResult, as_invitee
 
+if TYPE_CHECKING:
+    from .ledger import Ledger
+    from .ledger._guard import ProviderLedger
+
 __all__ = ["AttemptEvent", "BaseProvider", "Call", "Flow"]
 
 #: The settings class of a provider.
@@ -62,6 +66,8 @@ class BaseProvider(Generic[S]):
     ``pacer`` shares a pace between providers (default: this provider's own, from ``rate_limit``).
     ``clock``, ``sleep``, ``async_sleep`` and ``jitter`` (the random part of a backoff: given its
     upper bound, returns the wait) exist for tests that must not wait for real.
+    ``ledger`` (or the ``ledger`` setting, a path or URL) records resends made with an
+    ``idempotency_key``: see :mod:`invites.ledger`.
     """
 
     name: ClassVar[str]
@@ -79,6 +85,7 @@ class BaseProvider(Generic[S]):
         sleep: Callable[[float], None] = time.sleep,
         async_sleep: Callable[[float], Awaitable[None]] = _asyncio_sleep,
         jitter: Callable[[float], float] | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.settings = settings
         base_url = settings.base_url or self.default_base_url
@@ -105,6 +112,7 @@ class BaseProvider(Generic[S]):
         )
         self._sleep = sleep
         self._async_sleep = async_sleep
+        self._ledger = _provider_ledger(settings, ledger)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -126,8 +134,17 @@ class BaseProvider(Generic[S]):
 
     # -- public API ------------------------------------------------------------------------------
 
-    def resend_invite(self, invitee: Invitee | str) -> ResendResult:
-        """Resend the invitation, blocking. Raises an :class:`~invites.InviteError` subclass."""
+    def resend_invite(
+        self, invitee: Invitee | str, *, idempotency_key: str | None = None
+    ) -> ResendResult:
+        """Resend the invitation, blocking. Raises an :class:`~invites.InviteError` subclass.
+
+        With ``idempotency_key`` (needs a ledger), the resend is sent at most once for that key:
+        a later call with it returns the recorded result or raises the recorded error.
+        """
+        if idempotency_key is not None:
+            ledger = _needs_ledger(self._ledger)
+            return ledger.resend(self, idempotency_key, as_invitee(invitee), self.resend_invite)
         steps = self._steps(as_invitee(invitee), self._transport.client().build_request)
         send, perform = self._transport.send, self._perform
         reply: Reply = None
@@ -139,8 +156,14 @@ class BaseProvider(Generic[S]):
                 return result
             reply = send(action.request) if isinstance(action, Send) else perform(action)
 
-    async def aresend_invite(self, invitee: Invitee | str) -> ResendResult:
+    async def aresend_invite(
+        self, invitee: Invitee | str, *, idempotency_key: str | None = None
+    ) -> ResendResult:
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
+        if idempotency_key is not None:
+            ledger = _needs_ledger(self._ledger)
+            invitee = as_invitee(invitee)
+            return await ledger.aresend(self, idempotency_key, invitee, self.aresend_invite)
         steps = self._steps(as_invitee(invitee), self._transport.async_client().build_request)
         send, perform = self._transport.asend, self._aperform
         reply: Reply = None
@@ -153,12 +176,16 @@ class BaseProvider(Generic[S]):
             reply = await (send(action.request) if isinstance(action, Send) else perform(action))
 
     def close(self) -> None:
-        """Close the sync client if this provider created it."""
+        """Close the sync client (and the ledger) if this provider created them."""
         self._transport.close()
+        if self._ledger is not None:
+            self._ledger.close()
 
     async def aclose(self) -> None:
-        """Close both clients this provider created."""
+        """Close both clients (and the ledger) this provider created."""
         await self._transport.aclose()
+        if self._ledger is not None:
+            self._ledger.close()
 
     def __enter__(self) -> Self:
         return self
@@ -210,3 +237,22 @@ class BaseProvider(Generic[S]):
         except InviteError as exc:
             return exc
         return None
+
+
+# -- the ledger for idempotency keys (logic in invites.ledger; loaded only when configured) --------
+
+
+def _provider_ledger(settings: ProviderSettings, ledger: Ledger | None) -> ProviderLedger | None:
+    if settings.ledger is None and ledger is None:
+        return None
+    from .ledger._guard import ProviderLedger
+
+    return ProviderLedger.build(settings.ledger, ledger)
+
+
+def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:
+    if ledger is None:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError("idempotency_key needs a ledger (the ledger setting or argument)")
+    return ledger

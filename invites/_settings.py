@@ -83,9 +83,16 @@ class _Required:
 REQUIRED: Final[Any] = _Required()
 
 
-def setting(check: Check, **kwargs: Any) -> Any:
-    """An attrs field that ``check`` validates (and may normalize) when the settings are built."""
-    return attrs.field(metadata={_CHECK: check}, **kwargs)
+def setting(check: Check, *, identity: bool = False, **kwargs: Any) -> Any:
+    """An attrs field that ``check`` validates (and may normalize) when the settings are built.
+
+    ``identity``: the key selects whose users the provider reaches (a tenant, an account); the
+    ledger keys its records by it (see :func:`invites.ledger.provider_identity`).
+    """
+    metadata: dict[str, Any] = {_CHECK: check}
+    if identity:
+        metadata["identity"] = True
+    return attrs.field(metadata=metadata, **kwargs)
 
 
 # -- checks: each takes (value, settings) and returns the value to keep --------------------------
@@ -382,6 +389,8 @@ class ProviderSettings:
     retry_unknown: bool = False
     allow_insecure_http: bool = False
     on_attempt: AttemptHook | None = setting(callable_or_path, default=None, repr=False)
+    #: Path or URL of the ledger that ``resend_invite(..., idempotency_key=...)`` records in.
+    ledger: str | None = setting(text, default=None)
 
     def __attrs_post_init__(self) -> None:
         problems, bad = _check_keys(self)

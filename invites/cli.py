@@ -6,7 +6,8 @@ text replaces it when it is not installed. Each subcommand imports what it uses 
 ``invites --help`` loads neither the sandbox's web stack nor rich.
 
 Exit statuses: 0 every invitee sent or already verified; 1 some failed or have an unknown outcome;
-2 a usage or configuration error; 130 interrupted (the resends in flight are settled first).
+2 a usage or configuration error; 130 interrupted, 143 terminated (SIGTERM): the resends in flight
+are settled first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import __version__
 from ._cli.common import EXIT_OK, EXIT_USAGE, UsageError
@@ -28,11 +29,28 @@ input: CSV with a header row, or JSON Lines (one object per line), chosen by the
 (.csv, .jsonl, .ndjson). Columns or keys: user_id (required), email, first_name, last_name,
 timezone, user_type. Bad rows are reported with their line numbers and counted as failed.
 
-output: one JSON object per invitee: user_id, outcome (sent | already_verified | failed | unknown),
-error (exception class or null), message, status_code, skipped (true when the journal settled it).
+output: one JSON object per input row: user_id, row ("line 7", "argument 2"), outcome (sent |
+already_verified | failed | unknown), error (exception class or null), message, status_code,
+skipped (true when nothing was sent for this row: the journal settled it, or it repeats an earlier
+row, named by duplicate_of).
+
+journal: a ledger file (SQLite). Each resend is claimed in it before it is sent and its outcome
+recorded after; a rerun with the same --journal and --run skips invitees already sent or verified
+and reports those whose earlier outcome is unknown (the email may have gone) without resending
+them. List them with `invites ledger show FILE --state unknown`; settle each with
+`invites ledger settle FILE USER_ID --as sent|failed` once checked.
 
 exit status: 0 all sent or already verified, 1 any failed or unknown, 2 usage or configuration
-error, 130 interrupted.
+error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); after a stop the resends in flight
+finished and were recorded.
+"""
+
+_LEDGER_EPILOG = """\
+states: sent, already_verified, failed (nothing was sent: a rerun tries again), unknown (an
+attempt may have sent the email and recorded no answer: a killed run, a lost answer, or one still
+in flight). A rerun never resends an unknown one unless --retry-unknown. Check the vendor (or ask
+the user), then settle it: --as sent (it went out: never resent) or --as failed (it did not: the
+next rerun sends it).
 """
 
 
@@ -80,8 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     resend.add_argument(
         "--journal",
         metavar="FILE",
-        help="append each outcome to FILE as it completes; a rerun skips invitees it shows as "
-        "sent or already verified (and unknown, unless --retry-unknown)",
+        help="record each resend in the ledger FILE (SQLite) before it is sent and its outcome "
+        "after; a rerun skips invitees it shows as sent or already verified (and unknown, "
+        "unless --retry-unknown)",
+    )
+    resend.add_argument(
+        "--run",
+        default="default",
+        metavar="NAME",
+        help="the run's name in the journal: a rerun with the same name resumes it, another "
+        "name sends to everyone again (default: %(default)s)",
     )
     resend.add_argument(
         "--dry-run",
@@ -94,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
         help="resend to invitees the journal shows with an unknown outcome (they may get the "
         "email twice)",
     )
+
+    _ledger_commands(commands)
 
     commands.add_parser(
         "demo",
@@ -117,6 +145,41 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("providers", help="list the provider names that can be configured")
     return parser
+
+
+def _ledger_commands(commands: Any) -> None:
+    ledger = commands.add_parser(
+        "ledger",
+        help="list, export or settle what runs recorded in a journal (ledger) file",
+        description="Inspect a ledger: every resend a run claimed and its outcome.",
+        epilog=_LEDGER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = ledger.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="a table of the records, oldest first")
+    export = actions.add_parser("export", help="every record as one JSON object per line")
+    settle = actions.add_parser(
+        "settle", help="record what became of a resend after checking it by hand"
+    )
+    for parser in (show, export, settle):
+        parser.add_argument("file", metavar="FILE", help="the ledger (the --journal file)")
+    for parser in (show, export):
+        parser.add_argument("--run", metavar="NAME", help="only this run")
+        parser.add_argument(
+            "--state",
+            choices=("sent", "already_verified", "failed", "unknown"),
+            help="only records that read so (unknown: no outcome recorded, or a lost answer)",
+        )
+    settle.add_argument("user_id", metavar="USER_ID")
+    settle.add_argument(
+        "--as",
+        dest="state",
+        required=True,
+        choices=("sent", "failed"),
+        help="sent: the email went out (never resent); failed: it did not (a rerun sends it)",
+    )
+    settle.add_argument("--run", metavar="NAME", help="the run, when the user is in several")
+    settle.add_argument("--note", metavar="TEXT", help="why, kept in the record's message")
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -170,6 +233,10 @@ def _dispatch(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         from ._cli import resend
 
         return resend.run(args, stdout, stderr)
+    if args.command == "ledger":
+        from ._cli import ledger
+
+        return ledger.run(args, stdout, stderr)
     if args.command == "demo":
         from ._cli import demo
 

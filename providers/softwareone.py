@@ -96,7 +96,7 @@ class SoftwareOneSettings(ProviderSettings):
     """
 
     provider: str = "softwareone"
-    account_id: str | None = setting(path_segment, default=None)
+    account_id: str | None = setting(path_segment, default=None, identity=True)
     renew_expired: bool = setting(_renewable, default=False)
 
 

@@ -53,7 +53,7 @@ class TenantApiSettings(ProviderSettings):
 
     provider: str = "tenant_api"
     base_url: str = setting(http_url, default=REQUIRED)
-    tenant_id: str = setting(uuid_text, default=REQUIRED)
+    tenant_id: str = setting(uuid_text, default=REQUIRED, identity=True)
     auth: Literal["api_key", "bearer"] = "api_key"
 
 

@@ -20,6 +20,7 @@ import pytest
 import invites.cli
 from invites._cli import rows as cli_rows
 from invites.cli import main
+from invites.ledger import open_ledger
 from invites.sandbox import (
     ECOSUITE_TOKEN,
     SOFTWAREONE_ACCOUNT_ID,
@@ -35,7 +36,7 @@ from invites.sandbox import (
     RunningSandbox,
 )
 
-RECORD_KEYS = {"user_id", "outcome", "error", "message", "status_code", "skipped"}
+RECORD_KEYS = {"user_id", "row", "outcome", "error", "message", "status_code", "skipped"}
 SECRETS = (TENANT_API_KEY, ECOSUITE_TOKEN, SOFTWAREONE_TOKEN)
 
 
@@ -126,6 +127,7 @@ def test_csv_in_jsonl_out_exit_0(cli: Any, config: Path, tmp_path: Path, server:
     assert result.by_user() == {
         TENANT_USER_INVITED: {
             "user_id": TENANT_USER_INVITED,
+            "row": "line 2",
             "outcome": "sent",
             "error": None,
             "message": "Invite resent.",
@@ -134,6 +136,7 @@ def test_csv_in_jsonl_out_exit_0(cli: Any, config: Path, tmp_path: Path, server:
         },
         TENANT_USER_VERIFIED: {
             "user_id": TENANT_USER_VERIFIED,
+            "row": "line 3",
             "outcome": "already_verified",
             "error": "AlreadyVerified",
             "message": "User is already verified.",
@@ -158,6 +161,7 @@ def test_any_failure_exits_1_and_reports_the_mapped_error(
     assert records[TENANT_USER_INVITED]["outcome"] == "sent"
     assert records[TENANT_USER_UNKNOWN] == {
         "user_id": TENANT_USER_UNKNOWN,
+        "row": "argument 2",
         "outcome": "failed",
         "error": "UserNotFound",
         "message": "User not found.",
@@ -252,10 +256,23 @@ def test_bad_json_lines_are_reported_with_line_numbers(
 def test_a_repeated_user_id_is_resent_once(
     cli: Any, config: Path, tmp_path: Path, server: RunningSandbox
 ) -> None:
-    result = cli("resend", TENANT_USER_INVITED, TENANT_USER_INVITED, "--config", config)
+    result = cli(
+        "resend", TENANT_USER_INVITED, TENANT_USER_INVITED, TENANT_USER_INVITED, "--config", config
+    )
 
     assert result.code == 0
-    assert [r["user_id"] for r in result.records] == [TENANT_USER_INVITED]
+    first, *repeats = result.records
+    assert first["row"] == "argument 1"
+    assert first["outcome"] == "sent"
+    assert not first["skipped"]
+    assert [r["row"] for r in repeats] == ["argument 2", "argument 3"]
+    for repeat in repeats:
+        assert repeat == {
+            **first,
+            "row": repeat["row"],
+            "skipped": True,
+            "duplicate_of": "argument 1",
+        }
     assert "argument 2: user id" in result.err
     assert server.sandbox.emails_sent(TENANT_USER_INVITED) == 1
 
@@ -263,7 +280,7 @@ def test_a_repeated_user_id_is_resent_once(
 def test_dry_run_checks_every_row_and_sends_nothing(
     cli: Any, config: Path, tmp_path: Path, server: RunningSandbox
 ) -> None:
-    journal = tmp_path / "journal.jsonl"
+    journal = tmp_path / "journal.db"
     good = write_csv(tmp_path / "good.csv", "user_id", TENANT_USER_INVITED, TENANT_USER_UNKNOWN)
     bad = write_csv(tmp_path / "bad.csv", "user_id", TENANT_USER_INVITED, "not-a-uuid")
 
@@ -284,7 +301,7 @@ def test_the_journal_resumes_without_sending_anything_twice(
     cli: Any, config: Path, tmp_path: Path, server: RunningSandbox
 ) -> None:
     sandbox = server.sandbox
-    journal = tmp_path / "journal.jsonl"
+    journal = tmp_path / "journal.db"
     users = write_csv(
         tmp_path / "users.csv",
         "user_id",
@@ -313,10 +330,16 @@ def test_the_journal_resumes_without_sending_anything_twice(
     }
     assert rerun[TENANT_USER_VERIFIED]["outcome"] == "already_verified"
     assert "3 skipped (journal)" in second.err
-    lines = [json.loads(line) for line in journal.read_text().splitlines()]
-    assert [line["user_id"] for line in lines].count(TENANT_USER_UNKNOWN) == 2
-    assert len(lines) == 5
-    assert all(line["provider"] == "tenant_api" for line in lines)
+    with open_ledger(journal) as ledger:
+        records = {r.key.user_id: r for r in ledger.records(run="default")}
+    assert {user: r.state for user, r in records.items()} == {
+        TENANT_USER_INVITED: "sent",
+        TENANT_USER_INVITED_2: "sent",
+        TENANT_USER_VERIFIED: "already_verified",
+        TENANT_USER_UNKNOWN: "failed",
+    }
+    assert records[TENANT_USER_UNKNOWN].claims == 2  # claimed again by the rerun
+    assert all('"vendor":"tenant_api"' in r.key.identity for r in records.values())
 
     # Once every invitee is done, a rerun sends nothing at all and succeeds.
     users.write_text(f"user_id\n{TENANT_USER_INVITED}\n{TENANT_USER_VERIFIED}\n")
@@ -330,7 +353,7 @@ def test_the_journal_resumes_without_sending_anything_twice(
 def test_an_interrupted_run_journals_what_was_in_flight_and_resumes(
     cli: Any, config: Path, tmp_path: Path, server: RunningSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    journal = tmp_path / "journal.jsonl"
+    journal = tmp_path / "journal.db"
     users = write_csv(
         tmp_path / "users.csv",
         "user_id",
@@ -357,10 +380,13 @@ def test_an_interrupted_run_journals_what_was_in_flight_and_resumes(
 
     assert first.code == 130
     assert "interrupted" in first.err
-    journaled = [json.loads(line)["user_id"] for line in journal.read_text().splitlines()]
+    with open_ledger(journal) as ledger:
+        records = list(ledger.records())
+    journaled = [r.key.user_id for r in records]
     # The two rows pulled before the interrupt were settled and journaled by the first run.
     assert sorted(journaled[:2]) == sorted([TENANT_USER_INVITED, TENANT_USER_VERIFIED])
     assert sorted(journaled[2:]) == sorted([TENANT_USER_INVITED_2, TENANT_USER_UNKNOWN])
+    assert all(r.claims == 1 and r.state != "intent" for r in records)
     assert second.code == 1
     assert server.sandbox.emails_snapshot() == {TENANT_USER_INVITED: 1, TENANT_USER_INVITED_2: 1}
     assert len(resends(server)) == 4  # each invitee tried exactly once across both runs
@@ -371,7 +397,7 @@ def test_unknown_outcomes_are_skipped_unless_retried(
 ) -> None:
     sandbox = server.sandbox
     sandbox.inject(TENANT_USER_INVITED, Fault.DROP_AFTER)  # sent, but the answer is lost
-    journal = tmp_path / "journal.jsonl"
+    journal = tmp_path / "journal.db"
     args = ("resend", TENANT_USER_INVITED, "--config", config, "--journal", journal)
 
     first = cli(*args)
@@ -382,19 +408,16 @@ def test_unknown_outcomes_are_skipped_unless_retried(
     assert first.records[0]["outcome"] == "unknown"
     assert first.records[0]["error"] == "OutcomeUnknown"
     assert second.code == 1
-    assert second.records == [
-        {
-            "user_id": TENANT_USER_INVITED,
-            "outcome": "unknown",
-            "error": None,
-            "message": "skipped: the journal shows unknown",
-            "status_code": None,
-            "skipped": True,
-        }
-    ]
-    assert "--retry-unknown resends them" in second.err
+    (skipped,) = second.records
+    assert skipped["outcome"] == "unknown"
+    assert skipped["error"] == "OutcomeUnknown"
+    assert skipped["skipped"] is True
+    assert "outcome is unknown" in skipped["message"]
+    assert "not resent" in skipped["message"]
+    assert "or resend with --retry-unknown" in second.err
     assert third.code == 0
     assert third.records[0]["outcome"] == "sent"
+    assert third.records[0]["skipped"] is False
     assert len(resends(server)) == 2  # the rerun without --retry-unknown sent nothing
     assert sandbox.emails_sent(TENANT_USER_INVITED) == 2  # the risk --retry-unknown accepts
 

@@ -15,6 +15,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "UsageError",
     "is_terminal",
@@ -30,6 +31,8 @@ EXIT_USAGE: Final = 2
 """A usage or configuration error: nothing was attempted."""
 EXIT_INTERRUPTED: Final = 130
 """Interrupted (Ctrl-C); the resends in flight were settled and recorded first."""
+EXIT_TERMINATED: Final = 143
+"""Stopped by SIGTERM; the resends in flight were settled and recorded first."""
 
 
 class UsageError(Exception):

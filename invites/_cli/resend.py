@@ -1,7 +1,15 @@
 """``invites resend``: resend to invitees given as ids, or read from a CSV or JSON Lines file.
 
-Output is one JSON object per invitee (stdout or ``--output``), in completion order. People read
-stderr: bad rows with their line numbers, a progress bar when it is a terminal, and a summary.
+Output is one JSON object per input row (stdout or ``--output``), in completion order, each
+naming its row (``"row": "line 7"``); a repeated user id gets its own line carrying the first
+row's outcome and ``duplicate_of``. People read stderr: bad rows with their line numbers, a
+progress bar when it is a terminal, and a summary.
+
+``--journal FILE`` is a ledger (:mod:`invites.ledger`, SQLite): each resend is claimed in it
+before it is sent and its outcome recorded after, so a rerun with the same file and ``--run``
+resumes without emailing anyone twice, however the earlier run ended. SIGTERM is handled like
+Ctrl-C: nothing new starts, the resends in flight finish and are recorded, and a second signal
+only repeats that it is stopping.
 """
 
 from __future__ import annotations
@@ -11,21 +19,25 @@ import contextlib
 import itertools
 import json
 import os
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from types import FrameType
 from typing import Any, TextIO
 
 from .._base import BaseProvider
 from .._protocol import InviteProvider
 from ..bulk import Outcome, resend_many
-from ..errors import InvalidInvitee, InviteError
+from ..errors import ConfigurationError, InvalidInvitee, InviteError
+from ..ledger import Ledger, RecordKey, open_ledger, provider_identity
 from ..models import Invitee
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     UsageError,
     is_terminal,
@@ -33,7 +45,6 @@ from .common import (
     pick_profile,
 )
 from .display import Progress, progress_bar, table
-from .journal import DONE, Journal, JournalError
 from .rows import BadRow, InputError, InputFile, Row, Rows, from_arguments
 
 __all__ = ["record_of", "run"]
@@ -83,6 +94,10 @@ def _vendor_problem(provider: InviteProvider, invitee: Invitee) -> str | None:
     return None
 
 
+#: What a repeated row copies from its first row's output line.
+_COPIED = ("outcome", "error", "message", "status_code")
+
+
 class _Run:
     """One ``resend`` invocation: reads rows, resends, writes outcomes, counts."""
 
@@ -94,15 +109,20 @@ class _Run:
         self.stdout = stdout
         self.stderr = stderr
         self.dry_run: bool = args.dry_run
-        self.journal: Journal | None = None
+        self.ledger: Ledger | None = None
         self.output: TextIO | None = None
         self.screen: Progress = progress_bar(stderr, None, "", show=False)
         self.counts: Counter[tuple[str, str]] = Counter()
         self.skipped: Counter[str] = Counter()
         self.duplicates = 0
         self.would_send = 0
-        self.seen: set[str] = set()
+        # user id -> its first row; its output fields once known; repeats waiting for them
+        self.first_row: dict[str, str] = {}
+        self.settled: dict[str, tuple[Any, ...]] = {}
+        self.waiting: dict[str, list[str]] = {}
         self.write_failure: str | None = None
+        self.stopping: int | None = None  # the signal that asked to stop
+        self.signals = 0
 
     # -- talking to the person -----------------------------------------------------------------
 
@@ -125,11 +145,9 @@ class _Run:
             elif not args.user_ids:
                 raise UsageError("nothing to resend: give user ids or --input FILE")
             if args.journal is not None:
-                try:
-                    self.journal = Journal(args.journal, writable=not self.dry_run, warn=self.note)
-                except JournalError as exc:
-                    raise UsageError(f"journal {exc}") from None
-                stack.callback(self.journal.close)
+                self.ledger = _open_journal(args.journal, dry_run=self.dry_run)
+                if self.ledger is not None:
+                    stack.callback(self.ledger.close)
             if not self.dry_run:
                 if args.output is None:
                     self.output = self.stdout
@@ -167,6 +185,9 @@ class _Run:
                     invitees,
                     concurrency=self.args.concurrency,
                     on_outcome=self._completed,
+                    ledger=self.ledger,
+                    run=self.args.run if self.ledger is not None else None,
+                    retry_unknown=self.args.retry_unknown,
                 )
                 # closing: an interrupt between two outcomes still settles the ones in flight
                 # before the summary is drawn.
@@ -181,14 +202,22 @@ class _Run:
             self.screen.stop()
         elapsed = time.monotonic() - started
         self.screen = progress_bar(self.stderr, None, "", show=False)
-        if interrupted:
-            self.note("interrupted; the resends in flight finished and were recorded")
+        return self._finish(elapsed, interrupted, input_failure)
+
+    def _finish(self, elapsed: float, interrupted: bool, input_failure: InputError | None) -> int:
+        stopped = interrupted or self.stopping is not None
+        if stopped:
+            how = "terminated" if self.stopping == signal.SIGTERM else "interrupted"
+            again = f" ({self.signals} signals)" if self.signals > 1 else ""
+            self.note(f"{how}{again}; the resends in flight finished and were recorded")
         if input_failure is not None:
             self.note(f"stopped reading: {input_failure}")
         if self.write_failure is not None:
             self.note(f"stopped: {self.write_failure}")
         self._summary(elapsed)
-        if interrupted:
+        if self.stopping == signal.SIGTERM:
+            return EXIT_TERMINATED
+        if stopped:
             return EXIT_INTERRUPTED
         if input_failure is not None or self.write_failure is not None:
             return EXIT_USAGE
@@ -196,9 +225,12 @@ class _Run:
         return EXIT_FAILED if bad or self.skipped["unknown"] else EXIT_OK
 
     def _invitees(self, rows: Rows) -> Iterator[Invitee]:
-        """The invitees to resend to; bad, repeated and journaled rows are settled here."""
-        journal = self.journal
+        """The invitees to resend to; bad and repeated rows are settled here."""
         for row in rows:
+            if self.stopping is not None:
+                name = signal.Signals(self.stopping).name
+                self.note(f"{name}: stopping; nothing new starts, the resends in flight finish")
+                return
             if self.write_failure is not None:
                 return
             if isinstance(row, BadRow):
@@ -206,26 +238,33 @@ class _Run:
                 continue
             invitee = row.invitee
             user_id = invitee.user_id
-            if user_id in self.seen:
-                self.duplicates += 1
-                self.screen.advance()
-                self.note(f"{self._where(row)}: user id {user_id!r} repeated; skipped")
+            if user_id in self.first_row:
+                self._repeat(row)
                 continue
-            self.seen.add(user_id)
-            prior = journal.prior(user_id) if journal is not None else None
-            if prior in DONE or (prior == "unknown" and not self.args.retry_unknown):
-                assert prior is not None
-                self._skip(user_id, prior)
-                continue
+            self.first_row[user_id] = row.where
             problem = _vendor_problem(self.provider, invitee)
             if problem is not None:
                 self._bad(BadRow(row.where, user_id, problem))
                 continue
             if self.dry_run:
-                self.would_send += 1
-                self.screen.advance()
+                self._check(user_id)
                 continue
             yield invitee
+
+    def _check(self, user_id: str) -> None:
+        """Dry run: count what a real run would send, and what the journal would skip."""
+        self.screen.advance()
+        if self.ledger is not None:
+            key = RecordKey(self.args.run, provider_identity(self.provider), user_id)
+            record = self.ledger.get(key)
+            status = None if record is None else record.status()
+            if status in ("sent", "already_verified") or (
+                status == "unknown" and not self.args.retry_unknown
+            ):
+                assert status is not None
+                self.skipped[status] += 1
+                return
+        self.would_send += 1
 
     def _where(self, row: Row | BadRow) -> str:
         if row.where.startswith("argument"):
@@ -239,62 +278,66 @@ class _Run:
         self._emit(
             {
                 "user_id": row.user_id,
+                "row": row.where,
                 "outcome": "failed",
                 "error": InvalidInvitee.__name__,
                 "message": f"{row.where}: {row.problem}",
                 "status_code": None,
+                "skipped": False,
             }
         )
 
-    def _skip(self, user_id: str, prior: str) -> None:
-        self.skipped[prior] += 1
+    def _repeat(self, row: Row) -> None:
+        user_id = row.invitee.user_id
+        self.duplicates += 1
         self.screen.advance()
-        if self.output is None:
-            return
-        self._write(
-            {
-                "user_id": user_id,
-                "outcome": prior,
-                "error": None,
-                "message": f"skipped: the journal shows {prior}",
-                "status_code": None,
-                "skipped": True,
-            }
-        )
+        self.note(f"{self._where(row)}: user id {user_id!r} repeated; sent at most once")
+        if user_id in self.settled:
+            self._write_repeat(user_id, row.where)
+        else:
+            self.waiting.setdefault(user_id, []).append(row.where)
+
+    def _write_repeat(self, user_id: str, where: str) -> None:
+        record = {
+            "user_id": user_id,
+            "row": where,
+            **dict(zip(_COPIED, self.settled[user_id], strict=True)),
+        }
+        self._write({**record, "skipped": True, "duplicate_of": self.first_row[user_id]})
 
     def _completed(self, outcome: Outcome) -> None:
         record = record_of(outcome)
-        if self.journal is not None and self.write_failure is None:
-            try:
-                self.journal.append(
-                    {
-                        **record,
-                        "provider": self.provider.name,
-                        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    }
-                )
-            except JournalError as exc:
-                self.write_failure = f"journal {exc}"
-        self._emit(record)
+        record["row"] = self.first_row.get(outcome.user_id)
+        record["skipped"] = outcome.skipped
+        if outcome.skipped:
+            self.skipped[outcome.status] += 1
+            self.screen.advance()
+            self._write(record)
+        else:
+            self._emit(record)
 
     def _emit(self, record: dict[str, Any]) -> None:
         self.counts[record["outcome"], record["error"] or ""] += 1
         self.screen.advance()
-        if self.output is not None:
-            self._write({**record, "skipped": False})
+        self._write(record)
 
     def _write(self, record: dict[str, Any]) -> None:
+        user_id = record["user_id"]
+        if "duplicate_of" not in record and isinstance(user_id, str) and user_id:
+            self.settled[user_id] = tuple(record[name] for name in _COPIED)
         output = self.output
-        if output is None or self.write_failure is not None:
-            return
-        try:
-            output.write(json.dumps(record, ensure_ascii=False) + "\n")
-            output.flush()
-        except OSError as exc:
-            if isinstance(exc, BrokenPipeError) and output is self.stdout:
-                _silence(output)
-            where = self.args.output or "standard output"
-            self.write_failure = f"{where}: cannot write ({exc.strerror})"
+        if output is not None and self.write_failure is None:
+            try:
+                output.write(json.dumps(record, ensure_ascii=False) + "\n")
+                output.flush()
+            except OSError as exc:
+                if isinstance(exc, BrokenPipeError) and output is self.stdout:
+                    _silence(output)
+                where = self.args.output or "standard output"
+                self.write_failure = f"{where}: cannot write ({exc.strerror})"
+        if "duplicate_of" not in record:
+            for where in self.waiting.pop(user_id, []):
+                self._write_repeat(user_id, where)
 
     # -- the summary ---------------------------------------------------------------------------
 
@@ -336,16 +379,56 @@ class _Run:
         if skipped:
             parts.append(f"{skipped} skipped (journal)")
         if self.duplicates:
-            parts.append(f"{self.duplicates} repeated rows ignored")
+            parts.append(f"{self.duplicates} repeated rows")
         stderr.write(
             f"invites: {done + skipped} invitees in {elapsed:.1f}s{rate}: {', '.join(parts)}\n"
         )
         if self.skipped["unknown"]:
             stderr.write(
                 f"invites: {self.skipped['unknown']} invitees with an unknown outcome were "
-                "skipped; --retry-unknown resends them\n"
+                "skipped: check them (invites ledger show --state unknown), then settle them "
+                "(invites ledger settle) or resend with --retry-unknown\n"
             )
         stderr.flush()
+
+
+def _open_journal(path: str, *, dry_run: bool) -> Ledger | None:
+    """The ledger at ``path``; a dry run reads an existing one only and never creates it."""
+    if dry_run and not os.path.exists(path):
+        return None
+    if os.path.isdir(path):
+        raise UsageError(f"journal {path}: is a directory")
+    try:
+        return open_ledger(path)
+    except (InviteError, ConfigurationError) as exc:
+        raise UsageError(f"journal {path}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _stop_on_signals(run: _Run) -> Iterator[None]:
+    """SIGINT and SIGTERM ask the run to stop: nothing new starts, what is in flight finishes.
+
+    A second signal changes nothing: cutting the wait short would leave intents without their
+    outcomes (read as unknown); SIGKILL remains for a process that must end at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # Only flags: a handler runs between any two bytecodes of the main thread, which may be
+        # in the middle of writing to the same stream a note would go to.
+        if run.stopping is None:
+            run.stopping = signum
+        run.signals += 1
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, stop) for signum in handled}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _silence(stream: TextIO) -> None:
@@ -366,6 +449,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     profiles = open_profiles(args.config)
     try:
         _, provider = pick_profile(profiles, args.profile, args.config)
-        return _Run(args, provider, stdout, stderr).execute()
+        run = _Run(args, provider, stdout, stderr)
+        # Installed until the ledger and the output are closed: a signal then only sets a flag.
+        with _stop_on_signals(run):
+            return run.execute()
     finally:
         profiles.close()

@@ -1,0 +1,406 @@
+"""A write-ahead ledger of resends: each invitee is sent at most once per run, whatever happens.
+
+Every resend under a ledger follows one record's life, keyed by :class:`RecordKey` (run, provider
+identity, user id)::
+
+    (none) --claim, atomic, durable--> intent(owner, lease_until) --the request may leave-->
+    intent --2xx------------------------------> sent(result)         settled: never sent again
+    intent --AlreadyVerified-----------------> already_verified     settled
+    intent --nothing was sent----------------> failed(error)        a later claim takes it again
+    intent --OutcomeUnknown------------------> unknown(error)       never resent unless asked
+    intent, no outcome (crash, lease out)      reads as unknown     never resent unless asked
+
+The claim commits before any byte of the resend leaves, and the outcome commits after it, so a
+process killed at any moment leaves either nothing (nothing was sent), an intent (the email may
+have gone: ``unknown``) or the true outcome. The claim is one atomic step: of two callers racing
+for the same key, exactly one is granted it.
+
+``open_ledger(url_or_path)`` picks an implementation by URL scheme: SQLite from the standard
+library for a plain path or ``sqlite:///path``; ``postgresql://`` is reserved for a
+server-backed implementation shipped as an optional extra.
+
+Writing an implementation: subclass :class:`Ledger` and implement :meth:`Ledger.claim`,
+:meth:`Ledger.settle`, :meth:`Ledger.get`, :meth:`Ledger.records` and :meth:`Ledger.close` with
+exactly the semantics their docstrings state (the test-suite's contract tests apply to every
+implementation). The async methods default to running the sync ones on a worker thread; override
+them when the store has a native async client. :meth:`Ledger.settle_soon` (and its async twin)
+default to a waiting :meth:`Ledger.settle` and :meth:`Ledger.flush` to nothing; override them to
+commit outcomes in groups. :func:`dump_result`, :func:`load_result`, :func:`dump_error` and
+:func:`load_error` turn outcomes into JSON text and back.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+
+import attrs
+
+from ..errors import ConfigurationError, InviteError
+from ..models import ResendResult
+
+if TYPE_CHECKING:
+    from .._protocol import InviteProvider
+
+__all__ = [
+    "Claim",
+    "Ledger",
+    "OutcomeState",
+    "ReadStatus",
+    "Record",
+    "RecordKey",
+    "State",
+    "dump_error",
+    "dump_result",
+    "load_error",
+    "load_result",
+    "may_claim",
+    "new_owner",
+    "open_ledger",
+    "provider_identity",
+]
+
+#: What a record holds. ``intent``: claimed, no outcome yet.
+State: TypeAlias = Literal["intent", "sent", "already_verified", "failed", "unknown"]
+#: The outcomes :meth:`Ledger.settle` records.
+OutcomeState: TypeAlias = Literal["sent", "already_verified", "failed", "unknown"]
+#: How a record reads: an intent with no outcome reads ``unknown``.
+ReadStatus: TypeAlias = Literal["sent", "already_verified", "failed", "unknown"]
+
+#: States a claim never takes over: the invitee needs nothing more.
+SETTLED: Final = frozenset({"sent", "already_verified"})
+
+
+@attrs.frozen
+class RecordKey:
+    """Whose resend a record is about.
+
+    ``run`` names a bulk run or a single resend's idempotency key (one namespace: a run and a key
+    spelled the same name the same resends); ``identity`` is :func:`provider_identity` of the
+    provider; ``user_id`` the invitee's id.
+    """
+
+    run: str
+    identity: str
+    user_id: str
+
+
+@attrs.frozen(kw_only=True)
+class Record:
+    """One key's record, as stored.
+
+    ``owner`` is who last claimed it and ``lease_until`` (Unix time) until when that claim is
+    presumed in flight; ``claims`` counts the claims granted so far (a failed record is claimed
+    again). ``result`` is set for ``sent``, ``error`` for ``failed`` and ``unknown`` (and, for
+    ``already_verified``, the vendor's refusal). ``created_at`` / ``updated_at`` are Unix times.
+    """
+
+    key: RecordKey
+    state: State
+    owner: str
+    lease_until: float
+    claims: int = 1
+    result: ResendResult | None = None
+    error: InviteError | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def status(self) -> ReadStatus:
+        """How the record reads: its outcome, or ``unknown`` for an intent with no outcome."""
+        return "unknown" if self.state == "intent" else self.state
+
+    def in_flight(self, now: float) -> bool:
+        """Whether an intent's lease still runs: its owner may be sending right now."""
+        return self.state == "intent" and self.lease_until > now
+
+
+@attrs.frozen(kw_only=True)
+class Claim:
+    """The answer to :meth:`Ledger.claim`.
+
+    ``granted``: the caller now holds the intent and may send. ``record`` is the record after the
+    claim (the caller's new intent when granted, the existing record otherwise); ``previous`` is
+    the record a granted claim replaced (a ``failed`` one, or an ``unknown`` one taken over with
+    ``retry_unknown``), None when the key was new or the claim was refused. ``in_flight``: the
+    claim was refused because the record is an intent whose lease still ran by the store's clock
+    (another caller may be sending right now).
+    """
+
+    granted: bool
+    record: Record
+    previous: Record | None = None
+    in_flight: bool = False
+
+
+class Ledger(abc.ABC):
+    """A durable, shared record of resends. Use as a (sync or async) context manager.
+
+    Implementations are safe to share between threads, asyncio tasks (through the ``a`` methods,
+    which never block the event loop) and processes pointing at the same store. A method returns
+    only once what it wrote is durable. A store that cannot be reached or written raises
+    :class:`~invites.ConnectionFailed` naming it (from :meth:`claim`: nothing was claimed).
+    """
+
+    @abc.abstractmethod
+    def claim(
+        self, key: RecordKey, *, owner: str, lease: float, retry_unknown: bool = False
+    ) -> Claim:
+        """Take ``key`` for ``owner``, in one atomic, durable step; say whether it was granted.
+
+        Granted (the record becomes ``intent(owner, lease_until=now + lease)``, ``claims`` + 1)
+        when there is no record, when it is ``failed`` (nothing was sent), and, only with
+        ``retry_unknown``, when it is ``unknown`` or an intent whose lease has run out. Refused
+        for ``sent`` and ``already_verified``, for ``unknown`` without ``retry_unknown``, and for
+        any intent whose lease still runs (in flight, also when ``owner`` is the holder).
+        """
+
+    @abc.abstractmethod
+    def settle(
+        self,
+        key: RecordKey,
+        state: OutcomeState,
+        *,
+        owner: str | None,
+        result: ResendResult | None = None,
+        error: BaseException | None = None,
+    ) -> Record | None:
+        """Record the outcome of ``key``'s resend, durably; return the record as it now stands.
+
+        With ``owner``: only an intent that ``owner`` holds is settled; otherwise nothing changes
+        and None is returned (the claim was taken over, or a person settled it meanwhile). With
+        ``owner=None``, a person's decision: the existing record takes ``state`` whatever it held
+        (None when there is no record). ``result`` goes with ``sent``; ``error`` with the others.
+        """
+
+    def settle_soon(
+        self,
+        key: RecordKey,
+        state: OutcomeState,
+        *,
+        owner: str,
+        result: ResendResult | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """:meth:`settle` for ``owner``, without waiting for it to be durable.
+
+        The outcome is durable once :meth:`flush` or :meth:`close` returns (or earlier); a crash
+        before then leaves the intent, which reads ``unknown`` (never a second email). A failure
+        is logged, not raised. Lets a caller go on to its next resend while outcomes are
+        committed in groups. The default waits, like :meth:`settle`.
+        """
+        self.settle(key, state, owner=owner, result=result, error=error)
+
+    def flush(self) -> None:
+        """Return once every outcome this process queued with :meth:`settle_soon` is durable."""
+        return None  # the default settle_soon waits: nothing is ever queued
+
+    @abc.abstractmethod
+    def get(self, key: RecordKey) -> Record | None:
+        """The record of ``key``, or None."""
+
+    @abc.abstractmethod
+    def records(self, *, run: str | None = None, user_id: str | None = None) -> Iterator[Record]:
+        """Every record, optionally of one run and/or one user id, oldest first."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the store. Idempotent."""
+
+    async def aclaim(
+        self, key: RecordKey, *, owner: str, lease: float, retry_unknown: bool = False
+    ) -> Claim:
+        """:meth:`claim` without blocking the event loop."""
+        return await asyncio.to_thread(
+            self.claim, key, owner=owner, lease=lease, retry_unknown=retry_unknown
+        )
+
+    async def asettle(
+        self,
+        key: RecordKey,
+        state: OutcomeState,
+        *,
+        owner: str | None,
+        result: ResendResult | None = None,
+        error: BaseException | None = None,
+    ) -> Record | None:
+        """:meth:`settle` without blocking the event loop."""
+        return await asyncio.to_thread(
+            self.settle, key, state, owner=owner, result=result, error=error
+        )
+
+    async def asettle_soon(
+        self,
+        key: RecordKey,
+        state: OutcomeState,
+        *,
+        owner: str,
+        result: ResendResult | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """:meth:`settle_soon` without blocking the event loop."""
+        await self.asettle(key, state, owner=owner, result=result, error=error)
+
+    async def aflush(self) -> None:
+        """:meth:`flush` without blocking the event loop."""
+        await asyncio.to_thread(self.flush)
+
+    async def aget(self, key: RecordKey) -> Record | None:
+        """:meth:`get` without blocking the event loop."""
+        return await asyncio.to_thread(self.get, key)
+
+    async def aclose(self) -> None:
+        """:meth:`close` without blocking the event loop."""
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Ledger:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def may_claim(record: Record | None, *, now: float, retry_unknown: bool) -> bool:
+    """Whether :meth:`Ledger.claim` grants a key whose record is ``record`` at time ``now``."""
+    if record is None or record.state == "failed":
+        return True
+    if not retry_unknown:
+        return False
+    return record.state == "unknown" or (record.state == "intent" and record.lease_until <= now)
+
+
+#: URL scheme -> "module:factory"; the factory takes the URL (or path) and returns a Ledger.
+_IMPLEMENTATIONS: Final[dict[str, tuple[str, str, str | None]]] = {
+    "sqlite": ("invites.ledger._sqlite", "SQLiteLedger", None),
+    "postgresql": ("invites.ledger._postgres", "PostgresLedger", "postgres"),
+    "postgres": ("invites.ledger._postgres", "PostgresLedger", "postgres"),
+}
+
+
+def open_ledger(url_or_path: str | os.PathLike[str]) -> Ledger:
+    """Open the ledger at ``url_or_path``: a file path or ``sqlite:///path`` (SQLite, created
+    if missing), or ``postgresql://...`` (needs the ``postgres`` extra).
+
+    Raises :class:`~invites.ConfigurationError` for an unknown scheme or a missing implementation.
+    """
+    target = os.fspath(url_or_path)
+    if not isinstance(target, str) or not target:
+        raise ConfigurationError("ledger: expected a path or a URL")
+    scheme = target.split("://", 1)[0].lower() if "://" in target else "sqlite"
+    scheme = scheme.split("+", 1)[0]  # postgresql+psycopg://
+    entry = _IMPLEMENTATIONS.get(scheme)
+    if entry is None:
+        known = ", ".join(sorted(_IMPLEMENTATIONS))
+        raise ConfigurationError(f"ledger: unknown scheme {scheme!r} (known: {known})")
+    module_name, factory_name, extra = entry
+    try:
+        module = import_module(module_name)
+    except ImportError as exc:
+        hint = f"; install invites[{extra}]" if extra else ""
+        raise ConfigurationError(
+            f"ledger: no implementation available for {scheme}:// ({exc.name or exc}){hint}"
+        ) from exc
+    factory: Callable[[str], Ledger] = getattr(module, factory_name)
+    return factory(target)
+
+
+def provider_identity(provider: InviteProvider) -> str:
+    """Whose users a provider resends to, as a stable string: never its token or profile name.
+
+    For a provider with ``settings`` (every :class:`~invites.BaseProvider`): its vendor name, its
+    base URL and every settings field whose attrs metadata has ``identity=True`` (the tenant id,
+    the account id). Any other provider: its ``name``. Two providers with the same identity share
+    records; changing the tenant, account or base URL starts fresh ones.
+    """
+    parts: dict[str, Any] = {"vendor": provider.name}
+    base_url = getattr(provider, "base_url", None)
+    if isinstance(base_url, str):
+        parts["base_url"] = base_url.rstrip("/")
+    settings = getattr(provider, "settings", None)
+    if settings is not None and attrs.has(type(settings)):
+        for field in attrs.fields(type(settings)):
+            if field.metadata.get("identity"):
+                value = getattr(settings, field.name)
+                if value is not None:
+                    parts[field.name] = str(value)
+    return json.dumps(parts, sort_keys=True, separators=(",", ":"))
+
+
+def new_owner() -> str:
+    """A claim owner unique to this call: host, process id and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+# -- outcomes as JSON text, for implementations -------------------------------------------------
+
+
+def dump_result(result: ResendResult | None) -> str | None:
+    """``result`` as JSON text (None stays None)."""
+    if result is None:
+        return None
+    return json.dumps(attrs.asdict(result), sort_keys=True)
+
+
+def load_result(text: str | None) -> ResendResult | None:
+    """The :class:`~invites.ResendResult` :func:`dump_result` wrote."""
+    if text is None:
+        return None
+    fields = json.loads(text)
+    return ResendResult(**fields)
+
+
+_ERROR_FIELDS: Final = (
+    "provider",
+    "user_id",
+    "status_code",
+    "vendor_code",
+    "request_id",
+    "retryable",
+    "retry_after",
+    "attempts",
+    "details",
+)
+
+
+def dump_error(error: BaseException | None) -> str | None:
+    """``error`` as JSON text: its class name, message and :class:`~invites.InviteError` fields.
+
+    An exception from outside the library keeps only its class name and message.
+    """
+    if error is None:
+        return None
+    if isinstance(error, InviteError):
+        data: dict[str, Any] = {name: getattr(error, name) for name in _ERROR_FIELDS}
+        data["message"] = error.message
+    else:
+        data = {"message": f"{type(error).__name__}: {error}"}
+    data["type"] = type(error).__name__
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def load_error(text: str | None) -> InviteError | None:
+    """The error :func:`dump_error` wrote, as its :class:`~invites.InviteError` class (the base
+    class when it was not one of the library's)."""
+    if text is None:
+        return None
+    from .. import errors
+
+    data = json.loads(text)
+    cls = getattr(errors, str(data.pop("type", "")), None)
+    if not (isinstance(cls, type) and issubclass(cls, InviteError)):
+        cls = InviteError
+    message = str(data.pop("message", ""))
+    fields = {name: data[name] for name in _ERROR_FIELDS if name in data}
+    return cls(message, **fields)
