@@ -313,7 +313,7 @@ def store_url(value: object, _: object = None) -> str:
         for wrong, why in (
             (not parts.hostname, "has no host"),
             (not _valid_port(parts), "has an invalid port"),
-            (bool(db) and not db.isdigit(), "has an invalid database number (the path: /0, /1…)"),
+            (bool(db) and not db.isdigit(), "has an invalid database number (the path, e.g. /0)"),
         )
         if wrong
     ]
