@@ -19,7 +19,6 @@ import hashlib
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -126,10 +125,9 @@ class RedisPacer:
         self._client: redis.Redis | None = None
         self._script: Any = None
         # One async client per event loop: a redis.asyncio connection belongs to the loop that
-        # opened it.
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # opened it. Its connections refer to their loop, so an entry never leaves this mapping
+        # by itself: a closed loop's is dropped when a client is made for another loop.
+        self._async: dict[asyncio.AbstractEventLoop, tuple[Any, Any]] = {}
 
     def __repr__(self) -> str:
         return f"RedisPacer(store={self.label!r}, key={self.key!r})"
@@ -210,6 +208,8 @@ class RedisPacer:
         loop = asyncio.get_running_loop()
         entry = self._async.get(loop)
         if entry is None:
+            for closed in [other for other in self._async if other.is_closed()]:
+                del self._async[closed]  # nothing can close its connections now: let them go
             client = redis.asyncio.Redis.from_url(self._url, **_client_options())
             entry = self._async[loop] = (client, client.register_script(_SCRIPT))
         return entry[1]

@@ -306,6 +306,22 @@ def test_async_resends_from_one_provider_in_several_event_loops(
     assert len(pacer._async) == 0  # every loop's client was closed with its loop's aclose()
 
 
+def test_a_closed_loops_store_client_is_dropped_without_aclose(store: Any) -> None:
+    # A job runner that never awaits aclose() must not keep one client per loop it ever ran.
+    pacer = invites.from_config(shared("http://127.0.0.1:9", store, rate_limit=1000))._pacer
+    assert isinstance(pacer, RedisPacer)
+    loops = []
+
+    async def reserve() -> float:
+        loops.append(asyncio.get_running_loop())
+        return await pacer.areserve()
+
+    waits = [asyncio.run(reserve()) for _ in range(4)]
+
+    assert waits == [0.0] * 4
+    assert list(pacer._async) == [loops[-1]]  # only the last loop's, which nothing closed yet
+
+
 def test_async_reservations_from_several_loops_share_one_rate(store: Any) -> None:
     pacer = invites.from_config(shared("http://127.0.0.1:9", store, rate_limit=0.5))._pacer
     waits: list[tuple[float, float]] = []
