@@ -11,7 +11,7 @@ raw, ratio, target, pass/fail (``--json``: the same as JSON, with every round's 
 - memory:    peak RSS of ``resend_many`` over 10,000 vs 100,000 invitees.
 - ledger:    the write-ahead ledger's cost per resend (durable commits), alone and in a bulk run.
 - shared:    four processes against one vendor limit: a shared Redis pace vs per-process limits
-             (only with ``--only shared``: it needs the Redis server and takes about a minute).
+             (only with ``--only shared``: it needs the Redis server and takes under two minutes).
 
 The machine may be shared: every comparison alternates its sides and reports medians. Exit
 status is 0 unless ``--check`` is given and a target is missed.
