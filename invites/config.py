@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, NewType, get_args, get_origin
+from urllib.parse import urlsplit
 
 import attrs
 import cattrs
@@ -29,10 +30,12 @@ from ._secret import Secret
 from ._settings import (
     AttemptHook,
     BaseUrl,
+    LedgerUrl,
     NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     ProviderSettings,
+    StoreUrl,
     TenantId,
     TokenProvider,
 )
@@ -162,6 +165,34 @@ def _tenant_id(value: object, _: object = None) -> TenantId:
     return TenantId(str(uuid.UUID(text)))
 
 
+def _store_url(value: object, _: object = None) -> StoreUrl:
+    text = _text(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise _Problem("must be a redis://, rediss:// or unix:// URL")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise _Problem("has no host")
+    try:
+        parts.port  # noqa: B018 (parsed on access)
+    except ValueError:
+        raise _Problem("has an invalid port") from None
+    return StoreUrl(text)
+
+
+_LEDGER_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
+def _ledger_url(value: object, _: object = None) -> LedgerUrl:
+    text = _text(value)
+    if not text.strip():
+        raise _Problem("must not be empty")
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+        if scheme not in _LEDGER_SCHEMES:
+            raise _Problem(f"must be a file path or a URL ({', '.join(_LEDGER_SCHEMES)})")
+    return LedgerUrl(text)
+
+
 def _callable(value: object, _: object = None) -> Callable[..., Any]:
     if callable(value):
         return value
@@ -212,6 +243,8 @@ def _converter() -> cattrs.Converter:
         (Secret, _secret),
         (BaseUrl, _base_url),
         (TenantId, _tenant_id),
+        (StoreUrl, _store_url),
+        (LedgerUrl, _ledger_url),
         (PositiveFloat, _positive),
         (NonNegativeFloat, _non_negative),
         (PositiveInt, _positive_int),
