@@ -364,6 +364,7 @@ def fan_out(
     timeout: float = 3600.0,
     poll_interval: float = 0.25,
     on_outcome: Callable[[Outcome], None] | None = None,
+    queue: str | None = None,
 ) -> Iterator[Outcome]:
     """Send one :func:`resend` task per invitee of ``run`` and yield one :class:`~invites.Outcome`
     per invitee, read from the ledger as the workers record them.
@@ -373,7 +374,8 @@ def fan_out(
     base URL and tenant as the workers' profile of that name (checked by the workers). An
     invitee the ledger already settled for ``run`` is not sent again (``skipped``); a repeated
     user id is sent once and its repeats get the same outcome, ``skipped``. An invitee without
-    an outcome after ``timeout`` seconds is ``unknown`` (its task may still run).
+    an outcome after ``timeout`` seconds is ``unknown`` (its task may still run). ``queue``
+    names the queue the workers consume (default: the app's default queue).
     """
     loaded = _profiles(app, profiles)
     name = profile or loaded.default_name
@@ -383,7 +385,7 @@ def fan_out(
     opened = _ledger(app, provider, ledger)
     try:
         guard = Guard(opened, provider, retry_unknown=retry_unknown)
-        sender = _FanOut(app, guard, name, run, on_outcome)
+        sender = _FanOut(app, guard, name, run, on_outcome, queue)
         yield from sender.send(invitees)
         yield from sender.collect(time.monotonic() + timeout, poll_interval)
     finally:
@@ -426,6 +428,7 @@ class _FanOut:
         profile: str,
         run: str,
         on_outcome: Callable[[Outcome], None] | None,
+        queue: str | None = None,
     ) -> None:
         if not run:
             raise ValueError("fan_out needs a run name")
@@ -434,6 +437,7 @@ class _FanOut:
         self.profile = profile
         self.run = run
         self.on_outcome = on_outcome
+        self.queue = queue
         self.pending: dict[str, _Pending] = {}
 
     def emit(self, outcome: Outcome) -> Outcome:
@@ -459,6 +463,7 @@ class _FanOut:
                 args=(self.profile, invitee_to_json(invitee), self.run),
                 kwargs={"retry_unknown": self.guard.retry_unknown, "identity": self.guard.identity},
                 task_id=str(uuid.uuid4()),
+                queue=self.queue,
             )
             self.pending[invitee.user_id] = _Pending(invitee, key, record.claims if record else 0)
 

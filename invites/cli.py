@@ -95,6 +95,36 @@ def _parser() -> argparse.ArgumentParser:
         "email twice)",
     )
 
+    resend.add_argument(
+        "--via",
+        choices=("local", "celery"),
+        default="local",
+        help="local: resend from this process (default); celery: send one task per invitee to "
+        "the workers on --broker and collect the outcomes from the profile's ledger",
+    )
+    resend.add_argument(
+        "--broker", metavar="URL", help="the Celery broker the workers consume (--via celery)"
+    )
+    resend.add_argument(
+        "--queue",
+        metavar="NAME",
+        help="the queue the workers consume (--via celery; default: the app's, 'celery')",
+    )
+    resend.add_argument(
+        "--run",
+        metavar="NAME",
+        help="the run's name in the ledger (--via celery); a rerun with the same name sends "
+        "nothing the run settled (default: a new name, printed)",
+    )
+    resend.add_argument(
+        "--wait",
+        type=_positive_int,
+        default=3600,
+        metavar="SECONDS",
+        help="how long --via celery waits for the workers' outcomes; later ones count as "
+        "unknown (default: 3600)",
+    )
+
     commands.add_parser(
         "demo",
         help="resend through simulated vendors on loopback; no credentials needed",
@@ -111,11 +141,23 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check-config",
         help="validate a profiles file and list its profiles (never their secrets)",
-        description="Validate a TOML profiles file; list each profile's provider and endpoint.",
+        description="Validate a TOML profiles file; list each profile's provider and endpoint; "
+        "check that the ledger and the rate-limit store each profile names answer (exit status "
+        "1 when one does not).",
     )
     _config_arguments(check)
 
     commands.add_parser("providers", help="list the provider names that can be configured")
+
+    ledger = commands.add_parser("ledger", help="manage a ledger (see: invites ledger --help)")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", metavar="COMMAND")
+    migrate = ledger_commands.add_parser(
+        "migrate",
+        help="create the ledger's schema and table if missing (safe to run at any time)",
+        description="Create the ledger's schema, table and index unless they exist. Opening a "
+        "ledger does the same; this runs it ahead, e.g. from a deployment.",
+    )
+    migrate.add_argument("url", metavar="URL", help="postgresql://... or a SQLite path")
     return parser
 
 
@@ -178,6 +220,12 @@ def _dispatch(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         from ._cli import check
 
         return check.run(args.config, args.profile, stdout, stderr)
+    if args.command == "ledger":
+        from ._cli import migrate
+
+        if args.ledger_command is None:
+            raise UsageError("ledger: give a command (migrate)")
+        return migrate.run(args.url, stdout, stderr)
     if args.command == "providers":
         for name in known_providers():
             stdout.write(name + "\n")

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery_support import start_worker, stop_worker, toml_value, worker_env, write_profiles
 from services import AMQP_URL, amqp_problem, fresh_postgres_url, require
 from support import vendor_config
 
@@ -29,22 +29,6 @@ from invites.sandbox import RunningSandbox, Sandbox
 
 celery = pytest.importorskip("celery")
 invites_celery = pytest.importorskip("invites.celery")
-
-
-def write_profiles(path: Path, base_url: str, ledger: str, **overrides: Any) -> Path:
-    config = vendor_config("tenant_api", base_url, ledger=ledger, **overrides)
-    lines = ['default = "sandbox"', "", "[profiles.sandbox]"]
-    lines += [f"{key} = {_toml(value)}" for key, value in config.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @pytest.fixture
@@ -194,7 +178,7 @@ def test_a_worker_without_a_ledger_refuses_to_resend(
     config = vendor_config("tenant_api", server.url)
     path = tmp_path / "bare.toml"
     path.write_text(
-        "[profiles.sandbox]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in config.items()),
+        "[profiles.sandbox]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in config.items()),
         encoding="utf-8",
     )
     application = celery.Celery("invites-test", set_as_current=False)
@@ -217,58 +201,6 @@ def _uuid(sandbox: Sandbox) -> str:
 
 # -- two real workers, one killed ----------------------------------------------------------------
 
-_APP_MODULE = textwrap.dedent(
-    """
-    import os
-    from celery import Celery
-    import invites.celery
-
-    app = Celery("invites-test", broker=os.environ["TEST_BROKER"])
-    app.conf.task_default_queue = os.environ["TEST_QUEUE"]
-    app.conf.broker_connection_retry_on_startup = True
-    invites.celery.configure(app, profiles=os.environ["TEST_PROFILES"])
-    """
-)
-
-
-def _worker(directory: Path, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    log = (directory / f"{name}.log").open("wb")
-    return subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "celery_app",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "8",
-            "-n",
-            f"{name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=directory,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
 
 @pytest.mark.services
 def test_two_workers_one_killed_mid_run_send_each_invitee_at_most_once(
@@ -279,19 +211,12 @@ def test_two_workers_one_killed_mid_run_send_each_invitee_at_most_once(
     users = [str(uuid.uuid4()) for _ in range(2000)]
     sandbox.add_users("tenant_api", users)
     profiles = write_profiles(tmp_path / "invites.toml", server.url, url)
-    (tmp_path / "celery_app.py").write_text(_APP_MODULE, encoding="utf-8")
     queue = f"invites-test-{uuid.uuid4().hex[:12]}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]),
-        "TEST_BROKER": AMQP_URL,
-        "TEST_QUEUE": queue,
-        "TEST_PROFILES": str(profiles),
-    }
+    env = worker_env(tmp_path, AMQP_URL, queue, profiles)
     app = celery.Celery("invites-test", broker=AMQP_URL, set_as_current=False)
     app.conf.task_default_queue = queue
     invites_celery.configure(app, profiles=profiles)
-    workers = [_worker(tmp_path, f"w{n}", env) for n in range(2)]
+    workers = [start_worker(tmp_path, f"w{n}", env) for n in range(2)]
     victim = workers[0]
     killed_at: list[int] = []
     outcomes: list[invites.Outcome] = []
@@ -307,7 +232,7 @@ def test_two_workers_one_killed_mid_run_send_each_invitee_at_most_once(
             pass
     finally:
         for worker in workers:
-            _stop(worker)
+            stop_worker(worker)
         with app.connection_for_write() as connection:
             connection.default_channel.queue_delete(queue)
 

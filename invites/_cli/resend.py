@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -162,12 +162,7 @@ class _Run:
                 for _ in invitees:
                     pass
             else:
-                stream = resend_many(
-                    self.provider,
-                    invitees,
-                    concurrency=self.args.concurrency,
-                    on_outcome=self._completed,
-                )
+                stream = self._stream(invitees)
                 # closing: an interrupt between two outcomes still settles the ones in flight
                 # before the summary is drawn.
                 with contextlib.closing(stream):
@@ -194,6 +189,15 @@ class _Run:
             return EXIT_USAGE
         bad = any(outcome in ("failed", "unknown") for outcome, _ in self.counts)
         return EXIT_FAILED if bad or self.skipped["unknown"] else EXIT_OK
+
+    def _stream(self, invitees: Iterator[Invitee]) -> Generator[Outcome, None, None]:
+        if self.args.via == "celery":
+            from .fanout import stream
+
+            return stream(self.args, self.provider, invitees, self._completed, self.note)
+        return resend_many(
+            self.provider, invitees, concurrency=self.args.concurrency, on_outcome=self._completed
+        )
 
     def _invitees(self, rows: Rows) -> Iterator[Invitee]:
         """The invitees to resend to; bad, repeated and journaled rows are settled here."""
@@ -275,13 +279,13 @@ class _Run:
                 )
             except JournalError as exc:
                 self.write_failure = f"journal {exc}"
-        self._emit(record)
+        self._emit(record, skipped=outcome.skipped)
 
-    def _emit(self, record: dict[str, Any]) -> None:
+    def _emit(self, record: dict[str, Any], *, skipped: bool = False) -> None:
         self.counts[record["outcome"], record["error"] or ""] += 1
         self.screen.advance()
         if self.output is not None:
-            self._write({**record, "skipped": False})
+            self._write({**record, "skipped": skipped})
 
     def _write(self, record: dict[str, Any]) -> None:
         output = self.output

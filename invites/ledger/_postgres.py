@@ -496,3 +496,27 @@ def _close_on(loop: asyncio.AbstractEventLoop, pool: AsyncConnectionPool) -> Non
             asyncio.run_coroutine_threadsafe(pool.close(), loop).result(timeout=10)
         return
     loop.run_until_complete(pool.close())
+
+
+def ping(url: str, *, timeout: float = 5.0) -> None:
+    """Connect to the server behind a ledger URL and run ``SELECT 1``; create nothing.
+
+    Raises :class:`~invites.ConnectionFailed` (without the password) when it does not answer.
+    """
+    label = ledger_label(url)
+    password = ""
+    try:
+        conninfo, _ = _split_url(url)
+        password = str(conninfo_to_dict(conninfo).get("password") or "")
+        with psycopg.connect(
+            conninfo, connect_timeout=max(1, round(timeout)), autocommit=True
+        ) as connection:
+            connection.execute("SELECT 1")
+    except (ValueError, psycopg.Error) as exc:
+        text = (str(exc).strip().splitlines() or [""])[0]
+        if password:
+            text = text.replace(password, "***")
+        raise ConnectionFailed(
+            f"the ledger {label} does not answer ({type(exc).__name__}: {text})",
+            details={"ledger": label},
+        ) from None
