@@ -95,6 +95,37 @@ def _parser() -> argparse.ArgumentParser:
         "email twice)",
     )
 
+    _worker_arguments(resend)
+
+    commands.add_parser(
+        "demo",
+        help="resend through simulated vendors on loopback; no credentials needed",
+        description="Serve the sandbox on a free loopback port and resend to users in every "
+        "state through all three vendors.",
+    )
+
+    commands.add_parser(
+        "sandbox",
+        help="serve the simulated vendors in the foreground (see: invites sandbox --help)",
+        add_help=False,
+    )
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a profiles file and list its profiles (never their secrets)",
+        description="Validate a TOML profiles file; list each profile's provider and endpoint; "
+        "check that the ledger and the rate-limit store each profile names answer (exit status "
+        "1 when one does not).",
+    )
+    _config_arguments(check)
+
+    commands.add_parser("providers", help="list the provider names that can be configured")
+    _ledger_commands(commands)
+    return parser
+
+
+def _worker_arguments(resend: argparse.ArgumentParser) -> None:
+    """``resend --via celery`` and what goes with it."""
     resend.add_argument(
         "--via",
         choices=("local", "celery"),
@@ -125,30 +156,9 @@ def _parser() -> argparse.ArgumentParser:
         "unknown (default: 3600)",
     )
 
-    commands.add_parser(
-        "demo",
-        help="resend through simulated vendors on loopback; no credentials needed",
-        description="Serve the sandbox on a free loopback port and resend to users in every "
-        "state through all three vendors.",
-    )
 
-    commands.add_parser(
-        "sandbox",
-        help="serve the simulated vendors in the foreground (see: invites sandbox --help)",
-        add_help=False,
-    )
-
-    check = commands.add_parser(
-        "check-config",
-        help="validate a profiles file and list its profiles (never their secrets)",
-        description="Validate a TOML profiles file; list each profile's provider and endpoint; "
-        "check that the ledger and the rate-limit store each profile names answer (exit status "
-        "1 when one does not).",
-    )
-    _config_arguments(check)
-
-    commands.add_parser("providers", help="list the provider names that can be configured")
-
+def _ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``invites ledger migrate URL``."""
     ledger = commands.add_parser("ledger", help="manage a ledger (see: invites ledger --help)")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", metavar="COMMAND")
     migrate = ledger_commands.add_parser(
@@ -158,7 +168,6 @@ def _parser() -> argparse.ArgumentParser:
         "ledger does the same; this runs it ahead, e.g. from a deployment.",
     )
     migrate.add_argument("url", metavar="URL", help="postgresql://... or a SQLite path")
-    return parser
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:

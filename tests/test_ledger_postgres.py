@@ -25,7 +25,7 @@ from support import vendor_config
 
 import invites
 from invites import ConnectionFailed
-from invites.ledger import Ledger, RecordKey, open_ledger
+from invites.ledger import Ledger, Record, RecordKey, open_ledger
 from invites.sandbox import RunningSandbox, Sandbox
 
 pytestmark = pytest.mark.services
@@ -132,6 +132,34 @@ def _terminate(application_name: str) -> int:
     return len(rows)
 
 
+def drive(mode: str, provider: Any, users: list[str], **options: Any) -> None:
+    """One bulk run through the sync or the async runner."""
+    if mode == "sync":
+        for _ in invites.resend_many(provider, users, concurrency=8, **options):
+            pass
+        return
+
+    async def run() -> None:
+        async for _ in invites.aresend_many(provider, users, concurrency=8, **options):
+            pass
+
+    asyncio.run(run())
+
+
+def check_outcome(outcome: invites.Outcome, emails: int, record: Record | None) -> None:
+    """An outcome and the ledger agree with the emails the sandbox counted."""
+    if outcome.status == "sent":
+        assert emails == 1
+    elif outcome.status == "failed":  # the claim failed: nothing was sent
+        assert emails == 0
+        assert isinstance(outcome.error, ConnectionFailed)
+        assert record is None or record.status() == "unknown"
+    else:
+        assert outcome.status == "unknown"
+    if record is not None and record.state == "sent":
+        assert emails == 1
+
+
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_killed_connections_never_send_twice_and_every_invitee_gets_one_outcome(
     mode: str, url: str, server: RunningSandbox, sandbox: Sandbox
@@ -150,17 +178,7 @@ def test_killed_connections_never_send_twice_and_every_invitee_gets_one_outcome(
 
     config = vendor_config("tenant_api", server.url)
     with invites.from_config(config) as provider, open_ledger(killable) as ledger:
-        options: dict[str, Any] = {"ledger": ledger, "run": "r", "on_outcome": on_outcome}
-        if mode == "sync":
-            for _ in invites.resend_many(provider, users, concurrency=8, **options):
-                pass
-        else:
-
-            async def drive() -> None:
-                async for _ in invites.aresend_many(provider, users, concurrency=8, **options):
-                    pass
-
-            asyncio.run(drive())
+        drive(mode, provider, users, ledger=ledger, run="r", on_outcome=on_outcome)
         records = {record.key.user_id: record for record in ledger.records(run="r")}
 
     assert sum(terminated) > 0
@@ -168,18 +186,7 @@ def test_killed_connections_never_send_twice_and_every_invitee_gets_one_outcome(
     assert set(emails.values()) <= {1}
     assert sorted(outcome.user_id for outcome in outcomes) == sorted(users)
     for outcome in outcomes:
-        sent = emails.get(outcome.user_id, 0)
-        record = records.get(outcome.user_id)
-        if outcome.status == "sent":
-            assert sent == 1
-        elif outcome.status == "failed":  # the claim failed: nothing was sent
-            assert sent == 0
-            assert isinstance(outcome.error, ConnectionFailed)
-            assert record is None or record.status() == "unknown"
-        else:
-            assert outcome.status == "unknown"
-        if record is not None and record.state == "sent":
-            assert sent == 1
+        check_outcome(outcome, emails.get(outcome.user_id, 0), records.get(outcome.user_id))
 
     # A rerun resends only what was never claimed; nothing whose email may have gone.
     with invites.from_config(config) as provider, open_ledger(url) as ledger:
