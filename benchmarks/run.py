@@ -9,6 +9,7 @@ raw, ratio, target, pass/fail (``--json``: the same as JSON, with every round's 
 - ratelimit: 1,000 resends (200 with ``--quick``) against a sandbox admitting 100 requests/s.
 - coldstart: ``import invites`` + ``from_config`` vs ``import httpx, attrs, cattrs`` + a client.
 - memory:    peak RSS of ``resend_many`` over 10,000 vs 100,000 invitees.
+- ledger-postgres: what a PostgreSQL ledger adds to a loopback resend (latency, throughput).
 
 The machine may be shared: every comparison alternates its sides and reports medians. Exit
 status is 0 unless ``--check`` is given and a target is missed.
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Row
 
-SUITES = ("overhead", "bulk", "ratelimit", "coldstart", "memory")
+SUITES = ("overhead", "bulk", "ratelimit", "coldstart", "memory", "ledger-postgres")
 
 
 def _suite(name: str) -> Callable[[bool], list[Row]]:
@@ -54,6 +55,10 @@ def _suite(name: str) -> Callable[[bool], list[Row]]:
         import bench_memory
 
         return bench_memory.run
+    if name == "ledger-postgres":
+        import bench_ledger_postgres
+
+        return bench_ledger_postgres.run
     raise ValueError(name)
 
 

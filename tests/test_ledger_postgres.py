@@ -267,3 +267,35 @@ def test_event_loops_on_several_threads_share_one_ledger(ledger: Ledger) -> None
 
     assert sum(granted) == 100
     assert len(granted) == 4
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_idle_connection_the_server_dropped_is_replaced_not_failed(url: str, mode: str) -> None:
+    application_name = f"invites-test-{uuid.uuid4().hex[:8]}"
+    key = RecordKey("r", "i", "u")
+
+    def terminate() -> int:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+            rows = connection.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (application_name,),
+            ).fetchall()
+        return sum(1 for (done,) in rows if done)
+
+    with open_ledger(f"{url}&application_name={application_name}") as ledger:
+        if mode == "sync":
+            assert ledger.claim(key, owner="a", lease=60).granted
+            assert terminate() >= 1
+            record = ledger.get(key)
+        else:
+
+            async def around() -> Record | None:
+                assert (await ledger.aclaim(key, owner="a", lease=60)).granted
+                assert await asyncio.to_thread(terminate) >= 1
+                return await ledger.aget(key)
+
+            record = asyncio.run(around())
+
+    assert record is not None
+    assert record.owner == "a"

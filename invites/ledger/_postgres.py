@@ -10,7 +10,8 @@ time is the server's clock (Unix seconds), so hosts with skewed clocks agree on 
 Connections come from a :class:`psycopg_pool.ConnectionPool` (sync callers) and one
 :class:`psycopg_pool.AsyncConnectionPool` per event loop (async callers: an async connection
 belongs to the loop that opened it). A pool checks a connection before lending it, so a
-connection the server dropped while idle is replaced instead of failing a claim; a statement that
+connection the server dropped while idle is replaced instead of failing a claim (the check costs
+no round trip unless the idle socket has something to read); a statement that
 fails once sent is never retried (a lost answer may hide a committed claim, which then reads
 ``unknown``: never free to send).
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import select
 import threading
 from collections.abc import Iterator
 from typing import Any, Final
@@ -169,6 +171,26 @@ def _previous(key: RecordKey, data: dict[str, Any] | None) -> Record | None:
 
 def _key_params(key: RecordKey) -> dict[str, Any]:
     return {"run": key.run, "identity": key.identity, "user_id": key.user_id}
+
+
+def _stirred(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle connection's socket has something to read: nothing is expected on it, so
+    the server has said something (most often a termination notice before closing)."""
+    if connection.closed or connection.broken:
+        return True
+    readable, _, _ = select.select([connection.fileno()], [], [], 0)
+    return bool(readable)
+
+
+def _check(connection: psycopg.Connection[Any]) -> None:
+    """The pool's check before lending a connection: a round trip only when the socket stirred."""
+    if _stirred(connection):
+        ConnectionPool.check_connection(connection)
+
+
+async def _acheck(connection: psycopg.AsyncConnection[Any]) -> None:
+    if _stirred(connection):
+        await AsyncConnectionPool.check_connection(connection)
 
 
 def _claim_params(key: RecordKey, owner: str, lease: float, retry_unknown: bool) -> dict[str, Any]:
@@ -424,7 +446,7 @@ class PostgresLedger(Ledger):
                     min_size=1,
                     max_size=self._max_size,
                     timeout=self._timeout,
-                    check=ConnectionPool.check_connection,
+                    check=_check,
                     name="invites-ledger",
                     open=True,
                 )
@@ -444,7 +466,7 @@ class PostgresLedger(Ledger):
                     min_size=1,
                     max_size=self._max_size,
                     timeout=self._timeout,
-                    check=AsyncConnectionPool.check_connection,
+                    check=_acheck,
                     name="invites-ledger-async",
                     open=False,
                 )
