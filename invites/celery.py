@@ -264,7 +264,10 @@ def resend(
         parsed = invitee_from_json(invitee)
     except (InviteError, TypeError, ValueError) as exc:
         return outcome_json(Outcome(invitee=None, user_id=user_id, status="failed", error=exc))
-    guard, provider = _RESOURCES.guard(self.app, profile, retry_unknown)
+    try:
+        guard, provider = _RESOURCES.guard(self.app, profile, retry_unknown)
+    except ConnectionFailed as exc:  # the ledger could not be opened: nothing claimed
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
     if identity is not None and identity != guard.identity:
         guarded = _wrong_identity(guard, idempotency_key, parsed.user_id, identity, profile)
         return outcome_json(_outcome(parsed, parsed.user_id, guarded))

@@ -278,3 +278,24 @@ def test_fan_out_skips_what_the_ledger_settled_without_sending_tasks(
 
     assert [(o.status, o.skipped) for o in outcomes] == [("sent", True), ("sent", True)]
     assert sent == []
+
+
+def test_an_unreachable_ledger_sends_nothing_and_the_task_is_retried_then_fails(
+    tmp_path: Path, server: RunningSandbox, sandbox: Sandbox
+) -> None:
+    dead = "postgresql://postgres:test-password-not-real@127.0.0.1:1/test?connect_timeout=2"
+    profiles = write_profiles(tmp_path / "invites.toml", server.url, dead)
+    application = celery.Celery("invites-test", set_as_current=False)
+    invites_celery.configure(application, profiles=profiles)
+    application.conf.task_always_eager = True
+    user = _uuid(sandbox)
+    try:
+        result = application.tasks[invites_celery.TASK_NAME].apply(("sandbox", user, "run-1"))
+        with pytest.raises(invites.ConnectionFailed) as caught:
+            result.get()
+    finally:
+        invites_celery._RESOURCES.close()
+    assert result.state == "FAILURE"
+    assert "127.0.0.1:1" in str(caught.value)
+    assert "test-password-not-real" not in str(caught.value)
+    assert sandbox.emails_sent(user) == 0
