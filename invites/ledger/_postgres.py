@@ -246,8 +246,9 @@ class PostgresLedger(Ledger):
         )
         try:
             with psycopg.connect(self._conninfo, **self._connect_args) as connection:
-                name = f"{self.schema}.{_TABLE}"
-                if connection.execute("SELECT to_regclass(%s)", (name,)).fetchone() == (name,):
+                name = self._table.as_string(connection)  # quoted: a mixed-case schema too
+                exists = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
+                if exists.fetchone() == (True,):
                     return
                 with connection.transaction():
                     connection.execute(
