@@ -36,6 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import attrs
@@ -340,8 +341,18 @@ def _owner_lost(owner: str) -> bool:
     except ProcessLookupError:
         return True
     except OSError:
-        return False  # exists, owned by someone else
-    return False
+        pass  # it exists, owned by another user
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and only awaits its parent's ``wait`` (Linux ``/proc``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    # The state follows the parenthesised command name, which may itself hold parentheses.
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 # -- fanning a run out to the workers ------------------------------------------------------------

@@ -104,6 +104,22 @@ def test_a_sender_with_another_identity_is_refused_without_sending(
     assert record.state == "failed"
 
 
+def test_a_killed_process_not_yet_reaped_counts_as_lost() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE)
+    owner = f"{socket.gethostname()}:{child.pid}:abc"
+    try:
+        assert not invites_celery._owner_lost(owner)
+        child.send_signal(signal.SIGKILL)
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, left unreaped
+        assert invites_celery._owner_lost(owner)
+    finally:
+        child.kill()
+        child.wait()
+        assert child.stdin is not None
+        child.stdin.close()
+    assert not invites_celery._owner_lost(f"elsewhere.example:{child.pid}:abc")
+
+
 def test_an_intent_left_by_a_lost_process_is_recorded_unknown_and_not_resent(
     app: celery.Celery, sandbox: Sandbox, tmp_path: Path, server: RunningSandbox
 ) -> None:
