@@ -299,3 +299,19 @@ def test_an_idle_connection_the_server_dropped_is_replaced_not_failed(url: str, 
 
     assert record is not None
     assert record.owner == "a"
+
+
+def test_async_use_leaves_no_task_behind_so_a_loop_can_end_with_the_ledger_open(
+    ledger: Ledger,
+) -> None:
+    async def claim_and_look() -> set[asyncio.Task[Any]]:
+        claims = await asyncio.gather(
+            *(ledger.aclaim(RecordKey("r", "i", f"u-{n}"), owner="a", lease=60) for n in range(20))
+        )
+        assert all(claim.granted for claim in claims)
+        return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+    assert asyncio.run(claim_and_look()) == set()
+    again = asyncio.run(ledger.aget(RecordKey("r", "i", "u-3")))  # another loop, its own pool
+    assert again is not None
+    assert again.owner == "a"

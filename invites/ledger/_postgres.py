@@ -7,30 +7,35 @@ the claim returns. A takeover copies the record it replaces into ``previous`` in
 statement, so :attr:`~invites.ledger.Claim.previous` is the row as it stood under the lock. Every
 time is the server's clock (Unix seconds), so hosts with skewed clocks agree on leases.
 
-Connections come from a :class:`psycopg_pool.ConnectionPool` (sync callers) and one
-:class:`psycopg_pool.AsyncConnectionPool` per event loop (async callers: an async connection
-belongs to the loop that opened it). A pool checks a connection before lending it, so a
+Connections come from a :class:`psycopg_pool.ConnectionPool` (sync callers) and, for async
+callers, from a small pool of the library's own per event loop (an async connection belongs to
+the loop that opened it). That one keeps no background task: psycopg_pool's
+``AsyncConnectionPool`` runs maintenance tasks that must be closed inside their loop before it
+ends, or ``asyncio.run()`` waits on them forever at exit, which a ledger shared by many loops and
+closed by its owner cannot promise. A pool checks a connection before lending it, so a
 connection the server dropped while idle is replaced instead of failing a claim (the check costs
-no round trip unless the idle socket has something to read); a statement that
-fails once sent is never retried (a lost answer may hide a committed claim, which then reads
-``unknown``: never free to send).
+no round trip unless the idle socket has something to read); a statement that fails once sent is
+never retried (a lost answer may hide a committed claim, which then reads ``unknown``: never free
+to send).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import select
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import ConnectionFailed
 from ..models import ResendResult
@@ -188,11 +193,6 @@ def _check(connection: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(connection)
 
 
-async def _acheck(connection: psycopg.AsyncConnection[Any]) -> None:
-    if _stirred(connection):
-        await AsyncConnectionPool.check_connection(connection)
-
-
 def _claim_params(key: RecordKey, owner: str, lease: float, retry_unknown: bool) -> dict[str, Any]:
     return {**_key_params(key), "owner": owner, "lease": lease, "retry_unknown": retry_unknown}
 
@@ -226,7 +226,7 @@ class PostgresLedger(Ledger):
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._pool: ConnectionPool | None = None
-        self._async_pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool] = {}
+        self._async_pools: dict[asyncio.AbstractEventLoop, _LoopPool] = {}
         self._closed = False
         self._sql = self._statements()
         self.migrate()
@@ -341,8 +341,8 @@ class PostgresLedger(Ledger):
             pools, self._async_pools = self._async_pools, {}
         if pool is not None and self._pid == os.getpid():
             pool.close()
-        for loop, async_pool in pools.items():
-            _close_on(loop, async_pool)
+        for async_pool in pools.values():
+            async_pool.abandon()
 
     # -- async -----------------------------------------------------------------------------------
 
@@ -401,7 +401,7 @@ class PostgresLedger(Ledger):
         with self._lock:
             mine = self._async_pools.pop(loop, None)
         if mine is not None:
-            await mine.close()
+            await mine.aclose()
         await asyncio.to_thread(self.close)
 
     # -- pools and statements --------------------------------------------------------------------
@@ -453,31 +453,17 @@ class PostgresLedger(Ledger):
                 )
             return self._pool
 
-    async def _async_pool(self) -> AsyncConnectionPool:
+    async def _async_pool(self) -> _LoopPool:
         loop = asyncio.get_running_loop()
         with self._lock:
             self._check_usable()
             pool = self._async_pools.get(loop)
             if pool is None:
                 for other in [other for other in self._async_pools if other.is_closed()]:
-                    del self._async_pools[other]  # its loop is gone, and its connections with it
-                pool = AsyncConnectionPool(
-                    self._conninfo,
-                    kwargs=self._connect_args,
-                    min_size=1,
-                    max_size=self._max_size,
-                    timeout=self._timeout,
-                    check=_acheck,
-                    name="invites-ledger-async",
-                    open=False,
-                )
+                    self._async_pools.pop(other).abandon()  # its loop has ended
+                pool = _LoopPool(self._conninfo, self._connect_args, self._max_size, self._timeout)
                 self._async_pools[loop] = pool
-                opening = True
-            else:
-                opening = False
-        if opening:
-            await pool.open()
-        return pool
+            return pool
 
     def _check_usable(self) -> None:
         if self._closed:
@@ -498,27 +484,68 @@ class PostgresLedger(Ledger):
         )
 
 
-#: Pool closings scheduled on a running loop: held so that they are not garbage-collected.
-_CLOSING: Final[set[asyncio.Task[None]]] = set()
+class _LoopPool:
+    """The async connections of one event loop: at most ``max_size`` lent at once, idle ones
+    reused (most recent first), checked when lent, none kept in a doubtful state."""
 
+    def __init__(self, conninfo: str, kwargs: dict[str, Any], max_size: int, timeout: float):
+        self._conninfo = conninfo
+        self._kwargs = kwargs
+        self._timeout = timeout
+        self._slots = asyncio.Semaphore(max_size)
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._closed = False
 
-def _close_on(loop: asyncio.AbstractEventLoop, pool: AsyncConnectionPool) -> None:
-    """Close an async pool from outside its loop, as far as that loop allows."""
-    if loop.is_closed():
-        return  # its connections went with the loop's transports
-    if loop.is_running():
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            closing = loop.create_task(pool.close())
-            _CLOSING.add(closing)
-            closing.add_done_callback(_CLOSING.discard)
+            async with asyncio.timeout(self._timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise PoolTimeout(f"no connection free within {self._timeout:g} s") from None
+        try:
+            connection = await self._lend()
+            try:
+                yield connection
+            finally:
+                await self._give_back(connection)
+        finally:
+            self._slots.release()
+
+    async def _lend(self) -> psycopg.AsyncConnection[Any]:
+        while self._idle:
+            connection = self._idle.pop()
+            if not _stirred(connection):
+                return connection
+            try:
+                await connection.execute("")
+            except psycopg.Error:
+                await connection.close()
+                continue
+            return connection
+        return await psycopg.AsyncConnection.connect(self._conninfo, **self._kwargs)
+
+    async def _give_back(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        # A statement cancelled or failed mid-way may leave the connection busy: never reuse it.
+        idle = connection.info.transaction_status == TransactionStatus.IDLE
+        if self._closed or connection.closed or connection.broken or not idle:
+            await connection.close()
         else:
-            asyncio.run_coroutine_threadsafe(pool.close(), loop).result(timeout=10)
-        return
-    loop.run_until_complete(pool.close())
+            self._idle.append(connection)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.close()
+
+    def abandon(self) -> None:
+        """Close the idle connections without their loop (it has ended, or runs elsewhere);
+        a connection lent right now is closed when given back."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.pgconn.finish()
 
 
 def ping(url: str, *, timeout: float = 5.0) -> None:
