@@ -48,7 +48,7 @@ from ._protocol import InviteProvider
 from .bulk import Outcome
 from .config import Profiles, load_profiles
 from .errors import ConfigurationError, ConnectionFailed, InviteError, OutcomeUnknown
-from .ledger import SETTLED, Claim, Ledger, Record, RecordKey, open_ledger
+from .ledger import SETTLED, Claim, Ledger, Record, RecordKey, may_claim, open_ledger
 from .ledger._guard import Guard, Guarded
 from .models import Invitee, as_invitee
 
@@ -468,8 +468,10 @@ class _FanOut:
                 continue
             key = self.guard.key(self.run, invitee.user_id)
             record = self.guard.ledger.get(key)
-            if record is not None and not self._may_send(record):
-                claim = Claim(granted=False, record=record, in_flight=record.state == "intent")
+            now = time.time()
+            if not may_claim(record, now=now, retry_unknown=self.guard.retry_unknown):
+                assert record is not None
+                claim = Claim(granted=False, record=record, in_flight=record.in_flight(now))
                 yield self.emit(_outcome(invitee, invitee.user_id, self.guard.replay(claim)))
                 continue
             self.app.send_task(
@@ -480,11 +482,6 @@ class _FanOut:
                 queue=self.queue,
             )
             self.pending[invitee.user_id] = _Pending(invitee, key, record.claims if record else 0)
-
-    def _may_send(self, record: Record) -> bool:
-        if record.state == "failed":
-            return True
-        return self.guard.retry_unknown and record.state == "unknown"
 
     def collect(self, deadline: float, poll_interval: float) -> Iterator[Outcome]:
         while self.pending:
