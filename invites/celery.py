@@ -24,7 +24,7 @@ Recipe::
     invites.celery.configure(app, profiles="/etc/invites.toml")
 
     # a worker:  celery -A tasks worker --pool threads --concurrency 16
-    # one resend:  invites.celery.resend.delay("acme", {"user_id": "u-1"}, "ticket-4711")
+    # one resend:  invites.celery.resend.delay("acme", {"user_id": "u-1"}, "welcome-u-1-2024-05")
     # a file:     for outcome in invites.celery.fan_out(app, rows, run="2024-05-monday"): ...
 """
 
