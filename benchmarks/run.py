@@ -10,6 +10,7 @@ raw, ratio, target, pass/fail (``--json``: the same as JSON, with every round's 
 - coldstart: ``import invites`` + ``from_config`` vs ``import httpx, attrs, cattrs`` + a client.
 - memory:    peak RSS of ``resend_many`` over 10,000 vs 100,000 invitees.
 - ledger:    the write-ahead ledger's cost per resend (durable commits), alone and in a bulk run.
+- ledger-postgres: what a PostgreSQL ledger adds to a loopback resend (latency, throughput).
 - shared:    four processes against one vendor limit: a shared Redis pace vs per-process limits
              (only with ``--only shared``: it needs the Redis server and takes under two minutes).
 
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Row
 
-SUITES = ("overhead", "bulk", "ratelimit", "coldstart", "memory", "ledger")
+SUITES = ("overhead", "bulk", "ratelimit", "coldstart", "memory", "ledger", "ledger-postgres")
 OPTIONAL = ("shared",)
 
 
@@ -62,6 +63,10 @@ def _suite(name: str) -> Callable[[bool], list[Row]]:
         import bench_ledger
 
         return bench_ledger.run
+    if name == "ledger-postgres":
+        import bench_ledger_postgres
+
+        return bench_ledger_postgres.run
     if name == "shared":
         import bench_shared_pacing
 

@@ -20,7 +20,7 @@ import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, TypeAlias
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import attrs
 import httpx
@@ -44,6 +44,7 @@ __all__ = [
     "http_url",
     "integer",
     "key_prefix",
+    "ledger_url",
     "non_negative",
     "number",
     "one_of",
@@ -56,6 +57,7 @@ __all__ = [
     "uuid_text",
     "variable_name",
     "with_token",
+    "without_password",
 ]
 
 #: Returns a fresh token (or an awaitable of one); called when none is cached and after a 401.
@@ -347,6 +349,42 @@ def _store_repr(url: str | None) -> str:
     return repr(None if url is None else store_label(url))
 
 
+_LEDGER_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
+def ledger_url(value: object, _: object = None) -> str:
+    """A ledger: a SQLite file path, or a ``sqlite://`` / ``postgresql://`` URL, kept as written.
+
+    A URL may hold a password, so no problem names any part of the value.
+    """
+    raw = text(value)
+    if not raw.strip():
+        raise Invalid("must not be empty")
+    if "://" in raw and raw.split("://", 1)[0].lower() not in _LEDGER_SCHEMES:
+        raise Invalid(f"must be a file path or a URL ({', '.join(_LEDGER_SCHEMES)})")
+    return raw
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password in it replaced by ``***`` (a path is returned unchanged)."""
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url.split("://", 1)[0] + "://(unreadable URL)"
+    if not password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    user = user.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _ledger_repr(url: str | None) -> str:
+    return repr(None if url is None else without_password(url))
+
+
 def key_prefix(value: object, _: object = None) -> str:
     raw = text(value)
     if not raw or raw != raw.strip():
@@ -464,7 +502,7 @@ class ProviderSettings:
     allow_insecure_http: bool = False
     on_attempt: AttemptHook | None = setting(callable_or_path, default=None, repr=False)
     #: Path or URL of the ledger that ``resend_invite(..., idempotency_key=...)`` records in.
-    ledger: str | None = setting(text, default=None)
+    ledger: str | None = setting(ledger_url, default=None, repr=_ledger_repr)
 
     def __attrs_post_init__(self) -> None:
         problems, bad = _check_keys(self)

@@ -94,7 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check-config",
         help="validate a profiles file and list its profiles (never their secrets)",
-        description="Validate a TOML profiles file; list each profile's provider and endpoint.",
+        description="Validate a TOML profiles file; list each profile's provider and endpoint; "
+        "check that the ledger and the rate-limit store each profile names answer (exit status "
+        "1 when one does not).",
     )
     _config_arguments(check)
 
@@ -148,12 +150,40 @@ def _resend_command(commands: Any) -> None:
         help="resend to invitees the journal shows with an unknown outcome (they may get the "
         "email twice)",
     )
+    _worker_arguments(resend)
+
+
+def _worker_arguments(resend: argparse.ArgumentParser) -> None:
+    """``resend --via celery`` and what goes with it."""
+    resend.add_argument(
+        "--via",
+        choices=("local", "celery"),
+        default="local",
+        help="local: resend from this process (default); celery: send one task per invitee to "
+        "the workers on --broker and collect the outcomes from the profile's ledger",
+    )
+    resend.add_argument(
+        "--broker", metavar="URL", help="the Celery broker the workers consume (--via celery)"
+    )
+    resend.add_argument(
+        "--queue",
+        metavar="NAME",
+        help="the queue the workers consume (--via celery; default: the app's, 'celery')",
+    )
+    resend.add_argument(
+        "--wait",
+        type=_positive_int,
+        default=3600,
+        metavar="SECONDS",
+        help="how long --via celery waits for the workers' outcomes; later ones count as "
+        "unknown (default: 3600)",
+    )
 
 
 def _ledger_commands(commands: Any) -> None:
     ledger = commands.add_parser(
         "ledger",
-        help="list, export or settle what runs recorded in a journal (ledger) file",
+        help="list, export or settle what runs recorded in a ledger; create its schema (migrate)",
         description="Inspect a ledger: every resend a run claimed and its outcome.",
         epilog=_LEDGER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -183,6 +213,13 @@ def _ledger_commands(commands: Any) -> None:
     )
     settle.add_argument("--run", metavar="NAME", help="the run, when the user is in several")
     settle.add_argument("--note", metavar="TEXT", help="why, kept in the record's message")
+    migrate = actions.add_parser(
+        "migrate",
+        help="create the ledger's schema and table if missing (safe to run at any time)",
+        description="Create the ledger's schema, table and index unless they exist. Opening a "
+        "ledger does the same; this runs it ahead, e.g. from a deployment.",
+    )
+    migrate.add_argument("url", metavar="URL", help="postgresql://... or a SQLite path")
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -236,6 +273,10 @@ def _dispatch(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         from ._cli import resend
 
         return resend.run(args, stdout, stderr)
+    if args.command == "ledger" and args.ledger_command == "migrate":
+        from ._cli import migrate
+
+        return migrate.run(args.url, stdout, stderr)
     if args.command == "ledger":
         from ._cli import ledger
 
