@@ -218,5 +218,5 @@ def test_an_empty_key_is_refused_before_sending(
 
 def test_a_bad_ledger_setting_is_a_configuration_error(tmp_path: Path) -> None:
     config = vendor_config("tenant_api", "https://tenant.example", ledger="mysql://db/x")
-    with pytest.raises(ConfigurationError, match="unknown scheme"):
+    with pytest.raises(ConfigurationError, match="ledger: must be a file path or a URL"):
         invites.from_config(config)

@@ -624,7 +624,8 @@ def test_importing_and_building_without_a_store_never_loads_redis() -> None:
 def test_check_config_lists_a_profile_with_a_store_and_hides_its_password(
     tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Checking a configuration must not need the store: the pacer connects on first use.
+    # Building the profile connects to nothing (the pacer connects on first use); check-config
+    # then asks the store, which does not answer here, and names it without its credentials.
     monkeypatch.setenv("ACME_IDP_KEY", "test-token-not-real")
     path = tmp_path / "invites.toml"
     text = f"""\
@@ -642,9 +643,10 @@ rate_limit_fallback = "local"
     code = cli_main(["check-config", "--config", str(path)])
 
     out, err = capsys.readouterr()
-    assert code == 0, err
+    assert code == 1, err
     assert "valid, 1 profile" in out
     assert "acme" in out
+    assert "rate_limit_store redis://127.0.0.1:1/2" in err
     assert PASSWORD not in out + err
     assert "someone" not in out + err
 
