@@ -83,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     resend.add_argument("user_ids", nargs="*", metavar="USER_ID", help="user ids to resend to")
+    # Also after the subcommand; SUPPRESS keeps an absent one from resetting `invites -v resend`.
+    resend.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log every request attempt to stderr",
+    )
     _config_arguments(resend)
     resend.add_argument("--input", metavar="FILE", help="a .csv or .jsonl file of invitees")
     resend.add_argument(
