@@ -140,7 +140,8 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser(
         "sandbox",
-        help="serve the simulated vendors in the foreground (see: invites sandbox --help)",
+        help="serve the simulated vendors, seed users for bulk runs, read their email counts "
+        "(see: invites sandbox --help)",
         add_help=False,
     )
 
@@ -268,7 +269,7 @@ def _sandbox(arguments: list[str]) -> int:
             "the sandbox needs the sandbox extra: pip install 'invites[sandbox]'"
         ) from None
     try:
-        serve_sandbox(arguments)
+        serve_sandbox(arguments, prog="invites sandbox")
     except SystemExit as exc:  # its own --help or usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except KeyboardInterrupt:
