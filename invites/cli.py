@@ -75,6 +75,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    _resend_command(commands)
+    _ledger_commands(commands)
+
+    commands.add_parser(
+        "demo",
+        help="resend through simulated vendors on loopback; no credentials needed",
+        description="Serve the sandbox on a free loopback port and resend to users in every "
+        "state through all three vendors.",
+    )
+
+    commands.add_parser(
+        "sandbox",
+        help="serve the simulated vendors, seed users for bulk runs, read their email counts "
+        "(see: invites sandbox --help)",
+        add_help=False,
+    )
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a profiles file and list its profiles (never their secrets)",
+        description="Validate a TOML profiles file; list each profile's provider and endpoint.",
+    )
+    _config_arguments(check)
+
+    commands.add_parser("providers", help="list the provider names that can be configured")
+    return parser
+
+
+def _resend_command(commands: Any) -> None:
     resend = commands.add_parser(
         "resend",
         help="resend invitations to user ids or to every row of a CSV / JSON Lines file",
@@ -128,32 +157,6 @@ def _parser() -> argparse.ArgumentParser:
         help="resend to invitees the journal shows with an unknown outcome (they may get the "
         "email twice)",
     )
-
-    _ledger_commands(commands)
-
-    commands.add_parser(
-        "demo",
-        help="resend through simulated vendors on loopback; no credentials needed",
-        description="Serve the sandbox on a free loopback port and resend to users in every "
-        "state through all three vendors.",
-    )
-
-    commands.add_parser(
-        "sandbox",
-        help="serve the simulated vendors, seed users for bulk runs, read their email counts "
-        "(see: invites sandbox --help)",
-        add_help=False,
-    )
-
-    check = commands.add_parser(
-        "check-config",
-        help="validate a profiles file and list its profiles (never their secrets)",
-        description="Validate a TOML profiles file; list each profile's provider and endpoint.",
-    )
-    _config_arguments(check)
-
-    commands.add_parser("providers", help="list the provider names that can be configured")
-    return parser
 
 
 def _ledger_commands(commands: Any) -> None:

@@ -318,3 +318,13 @@ def test_a_plug_in_key_without_a_default_is_reported_as_required_once(
         invites.from_config(config)
 
     assert caught.value.problems == ["workspace: is required"]
+
+
+def test_a_plug_in_without_a_default_base_url_requires_one(relay: RunningSandbox) -> None:
+    config = relay_config(relay.url)
+    del config["base_url"]
+    with pytest.raises(invites.ConfigurationError) as caught:
+        invites.from_config(config)
+
+    assert caught.value.problems == ["base_url: is required"]
+    assert caught.value.provider == "relay"
