@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, ClassVar, Generic, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
 import httpx
 from typing_extensions import TypeVar
@@ -40,6 +40,7 @@ from .errors import ConfigurationError, InviteError
 from .models import Invitee, ResendResult, as_invitee
 
 if TYPE_CHECKING:
+    from ._pacing_redis import RedisPacer
     from .ledger import Ledger
     from .ledger._guard import ProviderLedger
 
@@ -63,7 +64,8 @@ class BaseProvider(Generic[S]):
     implement :meth:`flow`, and override :meth:`auth_header` when the vendor does not take
     ``Authorization: Bearer``. ``client`` / ``async_client`` inject the caller's own httpx clients
     (the configured timeouts still apply per request); otherwise the provider creates and owns them.
-    ``pacer`` shares a pace between providers (default: this provider's own, from ``rate_limit``).
+    ``pacer`` shares a pace between providers (default: one shared through ``rate_limit_store``
+    when it is set, else this provider's own, from ``rate_limit``).
     ``clock``, ``sleep``, ``async_sleep`` and ``jitter`` (the random part of a backoff: given its
     upper bound, returns the wait) exist for tests that must not wait for real.
     ``ledger`` (or the ``ledger`` setting, a path or URL) records resends made with an
@@ -95,7 +97,10 @@ class BaseProvider(Generic[S]):
         timeout = timeout_for(settings)
         self._transport = Transport(timeout, client, async_client)
         self._credentials = Credentials(settings.token, settings.token_provider)
-        self._pacer: Pacer = pacer or Throttle(settings.rate_limit, clock=clock)
+        self._store_pacer = _store_pacer(self, clock) if pacer is None else None
+        self._pacer: Pacer = (
+            pacer or self._store_pacer or Throttle(settings.rate_limit, clock=clock)
+        )
         self._engine = Engine(
             self.name,
             policy=RetryPolicy(
@@ -176,16 +181,20 @@ class BaseProvider(Generic[S]):
             reply = await (send(action.request) if isinstance(action, Send) else perform(action))
 
     def close(self) -> None:
-        """Close the sync client (and the ledger) if this provider created them."""
+        """Close the sync client (and ledger, pace store) if this provider created them."""
         self._transport.close()
         if self._ledger is not None:
             self._ledger.close()
+        if self._store_pacer is not None:
+            self._store_pacer.close()
 
     async def aclose(self) -> None:
-        """Close both clients (and the ledger) this provider created."""
+        """Close both clients (and ledger, pace store) this provider created."""
         await self._transport.aclose()
         if self._ledger is not None:
             self._ledger.close()
+        if self._store_pacer is not None:
+            await self._store_pacer.aclose()  # the running loop's store client, and the sync one
 
     def __enter__(self) -> Self:
         return self
@@ -256,3 +265,31 @@ def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:
 
         raise ConfigurationError("idempotency_key needs a ledger (the ledger setting or argument)")
     return ledger
+
+
+# -- a pace shared through a store (logic in invites._pacing_redis; loaded only when configured) --
+
+
+def _store_pacer(provider: BaseProvider[Any], clock: Callable[[], float]) -> RedisPacer | None:
+    settings = provider.settings
+    if settings.rate_limit_store is None:
+        return None
+    try:
+        from ._pacing_redis import RedisPacer, identity_key
+    except ImportError as exc:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError(
+            "rate_limit_store: needs redis-py, the redis extra (pip install 'invites[redis]')",
+            provider=provider.name,
+        ) from exc
+    from ._identity import provider_identity
+
+    fallback = settings.rate_limit_fallback == "local"
+    return RedisPacer(
+        settings.rate_limit_store,
+        identity_key(settings.rate_limit_key_prefix, provider.name, provider_identity(provider)),
+        settings.rate_limit,
+        fallback=Throttle(settings.rate_limit, clock=clock) if fallback else None,
+        clock=clock,
+    )

@@ -211,6 +211,14 @@ def _profiles(run: Run) -> None:
     assert profiles["acme"].base_url == run.server.url
 
 
+def _workers_profile(run: Run) -> None:
+    # Loading builds nothing that connects: the store is first asked at the first resend.
+    (name,) = run.namespace["profiles"]
+    settings = run.namespace["profiles"][name].settings
+    assert (name, settings.rate_limit) == ("acme", 50)
+    assert settings.rate_limit_store == "redis://redis.internal:6379/0"
+
+
 def _adapter(run: Run) -> None:
     assert "acme" in invites.known_providers()
     assert issubclass(run.namespace["AcmeProvider"], invites.BaseProvider)
@@ -245,6 +253,7 @@ def _shell_settle(run: Run) -> None:
 CHECKS: dict[str, Callable[[Run], None]] = {
     "import invites": _use,
     'default = "acme"': _profiles,
+    "[profiles.acme]": _workers_profile,
     "import attrs": _adapter,
     "for outcome in invites.resend_many(provider, invitees, concurrency=8):": _bulk,
     "invites resend --config invites.toml --profile acme --input users.csv": _shell_bulk,
