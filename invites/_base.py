@@ -36,7 +36,7 @@ from ._pacing import Pacer, Throttle
 from ._policy import RetryPolicy
 from ._settings import ProviderSettings
 from ._transport import Transport, timeout_for
-from .errors import InviteError
+from .errors import ConfigurationError, InviteError
 from .models import Invitee, ResendResult, as_invitee
 
 if TYPE_CHECKING:
@@ -91,8 +91,8 @@ class BaseProvider(Generic[S]):
     ) -> None:
         self.settings = settings
         base_url = settings.base_url or self.default_base_url
-        if base_url is None:
-            raise TypeError(f"{self.name}: base_url is required")
+        if base_url is None:  # a vendor without a default_base_url: as any missing key
+            raise ConfigurationError("base_url: is required", provider=self.name)
         self.base_url = base_url.rstrip("/")
         timeout = timeout_for(settings)
         self._transport = Transport(timeout, client, async_client)

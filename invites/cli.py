@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser(
         "sandbox",
-        help="serve the simulated vendors in the foreground (see: invites sandbox --help)",
+        help="serve the simulated vendors, seed users for bulk runs, read their email counts "
+        "(see: invites sandbox --help)",
         add_help=False,
     )
 
@@ -113,6 +114,14 @@ def _resend_command(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     resend.add_argument("user_ids", nargs="*", metavar="USER_ID", help="user ids to resend to")
+    # Also after the subcommand; SUPPRESS keeps an absent one from resetting `invites -v resend`.
+    resend.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log every request attempt to stderr",
+    )
     _config_arguments(resend)
     resend.add_argument("--input", metavar="FILE", help="a .csv or .jsonl file of invitees")
     resend.add_argument(
@@ -304,7 +313,7 @@ def _sandbox(arguments: list[str]) -> int:
             "the sandbox needs the sandbox extra: pip install 'invites[sandbox]'"
         ) from None
     try:
-        serve_sandbox(arguments)
+        serve_sandbox(arguments, prog="invites sandbox")
     except SystemExit as exc:  # its own --help or usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import celery
 import pytest
 from celery_support import start_worker, stop_worker, toml_value, worker_env, write_profiles
 from services import AMQP_URL, amqp_problem, fresh_postgres_url, require
@@ -24,11 +25,9 @@ from support import vendor_config
 
 import invites
 from invites import Invitee
+from invites import celery as invites_celery
 from invites.ledger import Ledger, RecordKey, open_ledger, provider_identity
 from invites.sandbox import RunningSandbox, Sandbox
-
-celery = pytest.importorskip("celery")
-invites_celery = pytest.importorskip("invites.celery")
 
 
 @pytest.fixture
@@ -250,7 +249,7 @@ def test_two_workers_one_killed_mid_run_send_each_invitee_at_most_once(
         for worker in workers:
             stop_worker(worker)
         with app.connection_for_write() as connection:
-            connection.default_channel.queue_delete(queue)
+            connection.default_channel.queue_delete(queue)  # type: ignore[attr-defined]
 
     assert killed_at == [300]
     assert victim.returncode == -signal.SIGKILL
@@ -280,7 +279,7 @@ def test_fan_out_skips_what_the_ledger_settled_without_sending_tasks(
     app = celery.Celery("invites-test", set_as_current=False)
     invites_celery.configure(app, profiles=profiles)
     sent: list[tuple[Any, ...]] = []
-    app.send_task = lambda name, args, **_: sent.append(args)  # type: ignore[method-assign]
+    app.send_task = lambda name, args, **_: sent.append(args)  # type: ignore[method-assign,assignment]
     users = [_uuid(sandbox) for _ in range(3)]
     with invites.from_config(vendor_config("tenant_api", server.url)) as provider:
         identity = provider_identity(provider)

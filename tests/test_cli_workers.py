@@ -152,7 +152,7 @@ def test_resend_via_celery_prints_what_a_local_run_prints(
         from kombu import Connection
 
         with Connection(AMQP_URL) as connection:
-            connection.default_channel.queue_delete(queue)
+            connection.default_channel.queue_delete(queue)  # type: ignore[attr-defined]
 
     assert local[0] == remote[0] == again[0] == 1  # the unknown user failed in each
     assert records(remote[1]) == records(local[1])

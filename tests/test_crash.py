@@ -27,7 +27,7 @@ import struct
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +160,11 @@ class Launcher:
         assert self.process.stdout.readline() == "ready\n"
 
     def run(
-        self, argv: list[str], output: Path, stop_at_bytes: int, signals: list[tuple[int, float]]
+        self,
+        argv: list[str],
+        output: Path,
+        stop_at_bytes: int,
+        signals: Sequence[tuple[int, float]],
     ) -> dict[str, Any]:
         """Run the CLI; once ``output`` holds ``stop_at_bytes``, send ``signals`` (each after
         its delay). Returns whether it was stopped and its exit code (-N: killed by signal N)."""

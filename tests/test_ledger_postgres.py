@@ -309,7 +309,7 @@ def test_async_use_leaves_no_task_behind_so_a_loop_can_end_with_the_ledger_open(
             *(ledger.aclaim(RecordKey("r", "i", f"u-{n}"), owner="a", lease=60) for n in range(20))
         )
         assert all(claim.granted for claim in claims)
-        return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+        return asyncio.all_tasks() - {asyncio.current_task()}
 
     assert asyncio.run(claim_and_look()) == set()
     again = asyncio.run(ledger.aget(RecordKey("r", "i", "u-3")))  # another loop, its own pool

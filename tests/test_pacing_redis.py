@@ -67,7 +67,7 @@ def server_up() -> None:
 @pytest.fixture
 def store(server_up: None) -> Iterator[Any]:
     """A client of the test server; the test's keys (``store.prefix``) are removed afterwards."""
-    client = redis.Redis.from_url(STORE)
+    client: Any = redis.Redis.from_url(STORE)  # carries the test's key prefix as an attribute
     client.prefix = f"invites-test:{uuid.uuid4().hex}"
     yield client
     keys = list(client.scan_iter(match=client.prefix + ":*"))
@@ -85,6 +85,13 @@ def shared(url: str, store: Any, **overrides: Any) -> dict[str, Any]:
         rate_limit_key_prefix=store.prefix,
         **overrides,
     )
+
+
+def redis_pacer(provider: invites.BaseProvider) -> RedisPacer:
+    """The provider's pacer, which a ``rate_limit_store`` makes a RedisPacer."""
+    pacer = provider._pacer
+    assert isinstance(pacer, RedisPacer)
+    return pacer
 
 
 def slots(waits: list[tuple[float, float]]) -> list[float]:
@@ -115,11 +122,11 @@ def test_the_identity_is_vendor_base_url_and_tenant_never_the_token(store: Any) 
         vendor_config("ecosuite", base, rate_limit_store=STORE, rate_limit_key_prefix=store.prefix)
     )
 
-    key = one._pacer.key
+    key = redis_pacer(one).key
     assert key.startswith(store.prefix + ":tenant_api:")
-    assert other_token._pacer.key == key
-    assert len({key, other_tenant._pacer.key, other_url._pacer.key}) == 3
-    assert other_vendor._pacer.key.startswith(store.prefix + ":ecosuite:")
+    assert redis_pacer(other_token).key == key
+    assert len({key, redis_pacer(other_tenant).key, redis_pacer(other_url).key}) == 3
+    assert redis_pacer(other_vendor).key.startswith(store.prefix + ":ecosuite:")
     assert "another-key-not-real" not in repr(other_token._pacer)
 
 
@@ -137,16 +144,16 @@ def test_the_pace_is_keyed_by_the_ledgers_provider_identity(store: Any) -> None:
 
     identity = provider_identity(provider)
     assert SOFTWAREONE_ACCOUNT_ID in identity
-    assert provider._pacer.key == identity_key(store.prefix, "softwareone", identity)
-    assert other_account._pacer.key != provider._pacer.key
-    assert SOFTWAREONE_ACCOUNT_ID not in provider._pacer.key  # hashed, not spelled out
+    assert redis_pacer(provider).key == identity_key(store.prefix, "softwareone", identity)
+    assert redis_pacer(other_account).key != redis_pacer(provider).key
+    assert SOFTWAREONE_ACCOUNT_ID not in redis_pacer(provider).key  # hashed, not spelled out
 
 
 def test_two_providers_in_two_threads_share_one_rate(store: Any) -> None:
     # 0.5/s: one slot every 2 s, bursts of 1. Twenty reservations from two providers must get
     # twenty distinct slots 2 s apart; a per-provider pace would hand out each slot twice.
     config = shared("http://127.0.0.1:9", store, rate_limit=0.5)
-    pacers = [invites.from_config(config)._pacer for _ in range(2)]
+    pacers = [redis_pacer(invites.from_config(config)) for _ in range(2)]
     waits: list[list[tuple[float, float]]] = [[], []]
     start = threading.Barrier(2)
 
@@ -191,13 +198,13 @@ def test_two_processes_share_one_rate(store: Any) -> None:
     assert [child.returncode for child in children] == [0, 0]
 
     waits = [tuple(pair) for output in outputs for pair in json.loads(output)]
-    instants = slots(waits)  # type: ignore[arg-type]
+    instants = slots(waits)
     assert len(instants) == 20
     assert min(gaps(instants)) > 1.9
 
 
 def test_a_burst_is_at_most_the_rate_and_keys_expire(store: Any) -> None:
-    pacer = invites.from_config(shared("http://127.0.0.1:9", store, rate_limit=5))._pacer
+    pacer = redis_pacer(invites.from_config(shared("http://127.0.0.1:9", store, rate_limit=5)))
 
     waits = [pacer.reserve() for _ in range(6)]
 
@@ -209,7 +216,7 @@ def test_a_burst_is_at_most_the_rate_and_keys_expire(store: Any) -> None:
 
 def test_a_pause_is_shared_and_a_longer_one_wins(store: Any) -> None:
     config = shared("http://127.0.0.1:9", store)  # no rate_limit: the pause is still shared
-    one, other = (invites.from_config(config)._pacer for _ in range(2))
+    one, other = (redis_pacer(invites.from_config(config)) for _ in range(2))
 
     one.pause(30)
     other.pause(5)
@@ -288,7 +295,7 @@ def test_async_resends_from_one_provider_in_several_event_loops(
 ) -> None:
     # asyncio.run after asyncio.run, as a job runner does: each loop gets its own store client.
     provider = invites.from_config(shared(server.url, store, rate_limit=1000))
-    pacer = provider._pacer
+    pacer = redis_pacer(provider)
     results: list[object] = []
 
     async def resend_twice() -> None:
@@ -308,7 +315,7 @@ def test_async_resends_from_one_provider_in_several_event_loops(
 
 def test_a_closed_loops_store_client_is_dropped_without_aclose(store: Any) -> None:
     # A job runner that never awaits aclose() must not keep one client per loop it ever ran.
-    pacer = invites.from_config(shared("http://127.0.0.1:9", store, rate_limit=1000))._pacer
+    pacer = redis_pacer(invites.from_config(shared("http://127.0.0.1:9", store, rate_limit=1000)))
     assert isinstance(pacer, RedisPacer)
     loops = []
 
@@ -323,7 +330,7 @@ def test_a_closed_loops_store_client_is_dropped_without_aclose(store: Any) -> No
 
 
 def test_async_reservations_from_several_loops_share_one_rate(store: Any) -> None:
-    pacer = invites.from_config(shared("http://127.0.0.1:9", store, rate_limit=0.5))._pacer
+    pacer = redis_pacer(invites.from_config(shared("http://127.0.0.1:9", store, rate_limit=0.5)))
     waits: list[tuple[float, float]] = []
     lock = threading.Lock()
 
@@ -512,8 +519,8 @@ def test_the_store_and_fallback_come_from_the_environment(store: Any) -> None:
     )
 
     assert provider.settings.rate_limit_fallback == "local"
-    assert provider._pacer.key.startswith(store.prefix + ":tenant_api:")
-    assert provider._pacer.reserve() == 0.0
+    assert redis_pacer(provider).key.startswith(store.prefix + ":tenant_api:")
+    assert redis_pacer(provider).reserve() == 0.0
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
