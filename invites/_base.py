@@ -17,6 +17,7 @@ import httpx
 from typing_extensions import TypeVar
 
 from ._credentials import Credentials
+from ._deadline import DEADLINE
 from ._engine import (
     AttemptEvent,
     Builder,
@@ -148,13 +149,18 @@ class BaseProvider(Generic[S]):
         steps = self._steps(as_invitee(invitee), self._transport.client().build_request)
         send, perform = self._transport.send, self._perform
         reply: Reply = None
-        while True:
-            try:
-                action = steps.send(reply)
-            except StopIteration as stop:
-                result: ResendResult = stop.value
-                return result
-            reply = send(action.request) if isinstance(action, Send) else perform(action)
+        # The clients' sockets and body reading end by this instant, whatever the vendor sends.
+        deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
+        try:
+            while True:
+                try:
+                    action = steps.send(reply)
+                except StopIteration as stop:
+                    result: ResendResult = stop.value
+                    return result
+                reply = send(action.request) if isinstance(action, Send) else perform(action)
+        finally:
+            DEADLINE.reset(deadline)
 
     async def aresend_invite(
         self, invitee: Invitee | str, *, idempotency_key: str | None = None
@@ -167,13 +173,19 @@ class BaseProvider(Generic[S]):
         steps = self._steps(as_invitee(invitee), self._transport.async_client().build_request)
         send, perform = self._transport.asend, self._aperform
         reply: Reply = None
-        while True:
-            try:
-                action = steps.send(reply)
-            except StopIteration as stop:
-                result: ResendResult = stop.value
-                return result
-            reply = await (send(action.request) if isinstance(action, Send) else perform(action))
+        deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
+        try:
+            while True:
+                try:
+                    action = steps.send(reply)
+                except StopIteration as stop:
+                    result: ResendResult = stop.value
+                    return result
+                reply = await (
+                    send(action.request) if isinstance(action, Send) else perform(action)
+                )
+        finally:
+            DEADLINE.reset(deadline)
 
     def close(self) -> None:
         """Close the sync client (and the ledger) if this provider created them."""
