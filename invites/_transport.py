@@ -1,18 +1,24 @@
 """The HTTP side of a provider: the clients it owns or borrows, and bounded body reading.
 
-Every answer is read whole before a vendor's flow sees it, within :data:`BODY_LIMIT`; a body that
-does not fit is refused unread. The clients a provider creates follow no redirect and keep no
-cookie, so the credential is never replayed to another place.
+Every answer is read whole before a vendor's flow sees it, within :data:`BODY_LIMIT` after
+decoding, which is done here in bounded pieces (:mod:`invites._decoding`); a body that does not fit
+is refused unread. The clients a provider creates follow no redirect, keep no cookie (so the
+credential is never replayed to another place), advertise only the codings decoded here, and end
+every socket operation by the resend's deadline (:mod:`invites._deadline`). With a caller's own
+client the deadline is checked between body chunks (sync) or bounds the whole exchange (async).
 """
 
 from __future__ import annotations
 
 import threading
+import zlib
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Final
 
 import httpx
 
+from ._deadline import async_transport, sync_transport, time_left
+from ._decoding import ACCEPT_ENCODING, Chain, Unsupported, chain_for
 from ._settings import ProviderSettings
 from .errors import UnexpectedResponse
 
@@ -20,6 +26,8 @@ __all__ = ["BODY_LIMIT", "Transport", "timeout_for"]
 
 #: Bodies larger than this are refused unread.
 BODY_LIMIT: Final = 1024 * 1024
+#: The provider's own clients' pool: httpx's default shape.
+LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
 class Transport:
@@ -50,6 +58,8 @@ class Transport:
                 if self._client is None:
                     self._client = httpx.Client(
                         timeout=self.timeout,
+                        headers={"Accept-Encoding": ACCEPT_ENCODING},
+                        transport=sync_transport(LIMITS),
                         follow_redirects=False,
                         cookies=_no_cookies(),
                         event_hooks={"response": [_forget_redirect_target]},
@@ -62,6 +72,8 @@ class Transport:
         if self._async_client is None:
             self._async_client = httpx.AsyncClient(
                 timeout=self.timeout,
+                headers={"Accept-Encoding": ACCEPT_ENCODING},
+                transport=async_transport(LIMITS),
                 follow_redirects=False,
                 cookies=_no_cookies(),
                 event_hooks={"response": [_aforget_redirect_target]},
@@ -90,24 +102,41 @@ class Transport:
         except (UnicodeError, httpx.InvalidURL) as exc:
             return _unprocessable(exc)
         try:
-            if _fits(response) or response.is_stream_consumed:
-                response.read()
+            if response.is_stream_consumed or (self._owns_client and _fits(response)):
+                response.read()  # within the deadline: the client's own sockets end by it
                 return response
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > BODY_LIMIT:
+            body = _Body(response)
+            for chunk in response.iter_raw():
+                if body.add(chunk):
                     return _too_large(response)
-            return _rebuilt(response, bytes(body))
+                left = time_left()
+                if left is not None and left <= 0:
+                    return _past_deadline(request)
+            return body.finish()
         except httpx.TransportError as exc:
             return exc
-        except httpx.DecodingError as exc:
+        except (httpx.DecodingError, zlib.error) as exc:
             return _undecodable(response, exc)
+        except Unsupported as exc:
+            return _unsupported(response, exc)
         finally:
             response.close()
 
     async def asend(self, request: httpx.Request) -> httpx.Response | Exception:
         """:meth:`send` from async code."""
+        left = None if self._owns_async_client else time_left()
+        if left is None:
+            return await self._asend(request)
+        import asyncio  # loaded already: this runs in an event loop
+
+        # A caller's own client has no deadline in its sockets: bound the whole exchange.
+        try:
+            async with asyncio.timeout(max(left, 0.0)):
+                return await self._asend(request)
+        except TimeoutError:
+            return _past_deadline(request)
+
+    async def _asend(self, request: httpx.Request) -> httpx.Response | Exception:
         try:
             response = await self.async_client().send(request, stream=True, follow_redirects=False)
         except httpx.TransportError as exc:
@@ -115,22 +144,56 @@ class Transport:
         except (UnicodeError, httpx.InvalidURL) as exc:
             return _unprocessable(exc)
         try:
-            if _fits(response) or response.is_stream_consumed:
+            if response.is_stream_consumed or _fits(response):
                 await response.aread()
                 return response
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > BODY_LIMIT:
+            body = _Body(response)
+            async for chunk in response.aiter_raw():
+                if body.add(chunk):
                     return _too_large(response)
-            return _rebuilt(response, bytes(body))
+            return body.finish()
         except httpx.TransportError as exc:
             return exc
-        except httpx.DecodingError as exc:
+        except (httpx.DecodingError, zlib.error) as exc:
             return _undecodable(response, exc)
+        except Unsupported as exc:
+            return _unsupported(response, exc)
         finally:
             if not response.is_closed:  # reading to the end closed it already
                 await response.aclose()
+
+
+class _Body:
+    """An answer's body, decoded as it arrives, within :data:`BODY_LIMIT`."""
+
+    __slots__ = ("_chain", "_data", "_response")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self._chain: Chain = chain_for(response, BODY_LIMIT)
+        self._data = bytearray()
+
+    def add(self, chunk: bytes) -> bool:
+        """Decode ``chunk``; True when the body has grown past the limit."""
+        try:
+            for piece in self._chain.feed(chunk):
+                self._data += piece
+                if len(self._data) > BODY_LIMIT:
+                    return True
+        except OverflowError:
+            return True
+        return False
+
+    def finish(self) -> httpx.Response | Exception:
+        """The whole answer, or the refusal of a body that ended past the limit."""
+        try:
+            for piece in self._chain.flush():
+                self._data += piece
+                if len(self._data) > BODY_LIMIT:
+                    return _too_large(self._response)
+        except OverflowError:
+            return _too_large(self._response)
+        return _rebuilt(self._response, bytes(self._data))
 
 
 def timeout_for(settings: ProviderSettings) -> httpx.Timeout:
@@ -204,6 +267,20 @@ def _too_large(response: httpx.Response) -> Exception:
     return UnexpectedResponse(
         f"the answer's body is larger than {BODY_LIMIT} bytes; refused unread",
         status_code=response.status_code,
+    )
+
+
+def _unsupported(response: httpx.Response, exc: Unsupported) -> Exception:
+    return UnexpectedResponse(
+        f"the answer's body is encoded with {exc}, which is not decoded here",
+        status_code=response.status_code,
+    )
+
+
+def _past_deadline(request: httpx.Request) -> Exception:
+    # A read timeout: the request may have left, so the policy decides as for any lost answer.
+    return httpx.ReadTimeout(
+        "the resend's deadline passed before the answer was read", request=request
     )
 
 
