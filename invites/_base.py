@@ -211,6 +211,13 @@ class BaseProvider(Generic[S]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    def _connection_limit(self, *, asynchronous: bool) -> int | None:
+        """Most connections the provider's own client opens (None: the caller's client).
+
+        Bulk runs keep their concurrency within it.
+        """
+        return self._transport.connection_limit(asynchronous=asynchronous)
+
     # -- the drivers' work -----------------------------------------------------------------------
 
     def _steps(self, invitee: Invitee, build: Builder) -> Steps:

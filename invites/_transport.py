@@ -50,6 +50,11 @@ class Transport:
         self._owns_async_client = async_client is None
         self._client_lock = threading.Lock()
 
+    def connection_limit(self, *, asynchronous: bool) -> int | None:
+        """How many connections the owned client opens at most; None for a caller's client."""
+        owned = self._owns_async_client if asynchronous else self._owns_client
+        return LIMITS.max_connections if owned else None
+
     def client(self) -> httpx.Client:
         """The sync client, created on first use (once, whichever thread comes first)."""
         client = self._client

@@ -453,3 +453,61 @@ def test_a_short_token_leaves_the_librarys_own_words_alone(
         provider.resend_invite(USER)
     assert "no answer came back" in caught.value.message
     assert "<redacted>" not in str(caught.value)
+
+
+# -- 4. more concurrency than connections -------------------------------------------------------
+
+
+class _Slow:
+    """Answers every request after a pause, counting the requests it holds at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def __call__(self, conn: socket.socket, request: bytes, stop: threading.Event) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        stop.wait(0.3)
+        with self.lock:
+            self.now -= 1
+        conn.sendall(_answer(200, b'{"message": "sent"}', reason="OK"))
+
+
+def _users(count: int) -> list[str]:
+    return [f"{index:08x}-0000-4000-8000-000000000000" for index in range(count)]
+
+
+# Waiting for a connection longer than this is a PoolTimeout: far less than one answer takes.
+POOL_WAIT = {"pool": 0.1}
+
+
+def test_a_bulk_run_wider_than_the_pool_never_waits_for_a_connection(
+    serve: Callable[[Handler], RawServer],
+) -> None:
+    slow = _Slow()
+    server = serve(slow)
+    config = vendor_config("tenant_api", server.url, timeout=5, timeouts=POOL_WAIT, max_attempts=1)
+
+    async def run() -> list[invites.Outcome]:
+        async with invites.from_config(config) as provider:
+            return [o async for o in invites.aresend_many(provider, _users(150), concurrency=150)]
+
+    outcomes = asyncio.run(run())
+    assert [o.error for o in outcomes if not o.ok] == []
+    assert len(outcomes) == 150
+    assert slow.most <= 100
+
+
+def test_a_threaded_bulk_run_wider_than_the_pool_never_waits_for_a_connection(
+    serve: Callable[[Handler], RawServer],
+) -> None:
+    slow = _Slow()
+    server = serve(slow)
+    config = vendor_config("tenant_api", server.url, timeout=5, timeouts=POOL_WAIT, max_attempts=1)
+    with invites.from_config(config) as provider:
+        outcomes = list(invites.resend_many(provider, _users(150), concurrency=150))
+    assert [o.error for o in outcomes if not o.ok] == []
+    assert slow.most <= 100
