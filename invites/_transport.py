@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import zlib
+from collections.abc import Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Final
 
@@ -107,16 +108,17 @@ class Transport:
         except (UnicodeError, httpx.InvalidURL) as exc:
             return _unprocessable(exc)
         try:
-            if response.is_stream_consumed or (self._owns_client and _fits(response)):
-                response.read()  # within the deadline: the client's own sockets end by it
+            stream = response.stream
+            if not self._owns_client and isinstance(stream, httpx.SyncByteStream):
+                # The caller's sockets do not know the deadline: check it between chunks.
+                response.stream = _DeadlineBound(stream, request)
+            if response.is_stream_consumed or _fits(response):
+                response.read()
                 return response
             body = _Body(response)
             for chunk in response.iter_raw():
                 if body.add(chunk):
                     return _too_large(response)
-                left = time_left()
-                if left is not None and left <= 0:
-                    return _past_deadline(request)
             return body.finish()
         except httpx.TransportError as exc:
             return exc
@@ -166,6 +168,24 @@ class Transport:
         finally:
             if not response.is_closed:  # reading to the end closed it already
                 await response.aclose()
+
+
+class _DeadlineBound(httpx.SyncByteStream):
+    """A body stream that fails with a read timeout once the resend's deadline has passed."""
+
+    def __init__(self, stream: httpx.SyncByteStream, request: httpx.Request) -> None:
+        self._stream = stream
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            left = time_left()
+            if left is not None and left <= 0:
+                raise _past_deadline(self._request)
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class _Body:
@@ -282,7 +302,7 @@ def _unsupported(response: httpx.Response, exc: Unsupported) -> Exception:
     )
 
 
-def _past_deadline(request: httpx.Request) -> Exception:
+def _past_deadline(request: httpx.Request) -> httpx.ReadTimeout:
     # A read timeout: the request may have left, so the policy decides as for any lost answer.
     return httpx.ReadTimeout(
         "the resend's deadline passed before the answer was read", request=request
