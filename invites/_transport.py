@@ -14,7 +14,7 @@ import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Final
+from typing import Final, TypeGuard, TypeVar
 
 import httpx
 
@@ -24,6 +24,8 @@ from ._settings import ProviderSettings
 from .errors import UnexpectedResponse
 
 __all__ = ["BODY_LIMIT", "Transport", "timeout_for"]
+
+_Stream = TypeVar("_Stream", httpx.SyncByteStream, httpx.AsyncByteStream)
 
 #: Bodies larger than this are refused unread.
 BODY_LIMIT: Final = 1024 * 1024
@@ -109,7 +111,7 @@ class Transport:
             return _unprocessable(exc)
         try:
             stream = response.stream
-            if not self._owns_client and isinstance(stream, httpx.SyncByteStream):
+            if not self._owns_client and _from_network(stream, httpx.SyncByteStream):
                 # The caller's sockets do not know the deadline: check it between chunks.
                 response.stream = _DeadlineBound(stream, request)
             if response.is_stream_consumed or _fits(response):
@@ -139,7 +141,7 @@ class Transport:
             return _unprocessable(exc)
         try:
             stream = response.stream
-            if not self._owns_async_client and isinstance(stream, httpx.AsyncByteStream):
+            if not self._owns_async_client and _from_network(stream, httpx.AsyncByteStream):
                 # As in send(). An asyncio timeout per request would bound the headers too, but
                 # costs about a sixth of a resend's client-side work (measured).
                 response.stream = _AsyncDeadlineBound(stream, request)
@@ -160,6 +162,11 @@ class Transport:
         finally:
             if not response.is_closed:  # reading to the end closed it already
                 await response.aclose()
+
+
+def _from_network(stream: object, kind: type[_Stream]) -> TypeGuard[_Stream]:
+    """Whether ``stream`` is a ``kind`` still to be read (an in-memory body cannot trickle)."""
+    return isinstance(stream, kind) and not isinstance(stream, httpx.ByteStream)
 
 
 class _DeadlineBound(httpx.SyncByteStream):
