@@ -146,12 +146,12 @@ class BaseProvider(Generic[S]):
         if idempotency_key is not None:
             ledger = _needs_ledger(self._ledger)
             return ledger.resend(self, idempotency_key, as_invitee(invitee), self.resend_invite)
-        steps = self._steps(as_invitee(invitee), self._transport.client().build_request)
-        send, perform = self._transport.send, self._perform
-        reply: Reply = None
         # The clients' sockets and body reading end by this instant, whatever the vendor sends.
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
+            steps = self._steps(as_invitee(invitee), self._transport.client().build_request)
+            send, perform = self._transport.send, self._perform
+            reply: Reply = None
             while True:
                 try:
                     action = steps.send(reply)
@@ -170,11 +170,11 @@ class BaseProvider(Generic[S]):
             ledger = _needs_ledger(self._ledger)
             invitee = as_invitee(invitee)
             return await ledger.aresend(self, idempotency_key, invitee, self.aresend_invite)
-        steps = self._steps(as_invitee(invitee), self._transport.async_client().build_request)
-        send, perform = self._transport.asend, self._aperform
-        reply: Reply = None
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
+            steps = self._steps(as_invitee(invitee), self._transport.async_client().build_request)
+            send, perform = self._transport.asend, self._aperform
+            reply: Reply = None
             while True:
                 try:
                     action = steps.send(reply)

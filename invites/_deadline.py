@@ -159,10 +159,11 @@ class _AsyncBackend(httpcore.AsyncNetworkBackend):
 
 def sync_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     """An httpx transport whose socket operations end by the running resend's deadline."""
-    transport = httpx.HTTPTransport(limits=limits)
+    ssl_context = httpx.create_ssl_context()  # made once: loading the CA bundle is slow
+    transport = httpx.HTTPTransport(verify=ssl_context, limits=limits)
     # httpx takes no network backend, so its pool is replaced by an equal one that has ours.
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
+        ssl_context=ssl_context,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
@@ -173,9 +174,10 @@ def sync_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
 
 def async_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     """:func:`sync_transport` for asyncio (anyio's backend, as httpx uses under asyncio)."""
-    transport = httpx.AsyncHTTPTransport(limits=limits)
+    ssl_context = httpx.create_ssl_context()  # made once: loading the CA bundle is slow
+    transport = httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits)
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
+        ssl_context=ssl_context,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,

@@ -34,7 +34,7 @@ USER = "7d0f3c7e-5d4c-4a8e-9b1a-2f6f0c1e9a11"
 TIMEOUT = 0.5
 DEADLINE = 1.5
 #: Scheduling slack on a loaded machine; the bound is deadline + one read timeout + this.
-MARGIN = 1.0
+MARGIN = 0.5
 #: How often a trickling server sends its next byte: well inside the read timeout.
 TRICKLE = 0.1
 
