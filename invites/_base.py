@@ -17,6 +17,7 @@ import httpx
 from typing_extensions import TypeVar
 
 from ._credentials import Credentials
+from ._deadline import DEADLINE
 from ._engine import (
     AttemptEvent,
     Builder,
@@ -150,16 +151,21 @@ class BaseProvider(Generic[S]):
         if idempotency_key is not None:
             ledger = _needs_ledger(self._ledger)
             return ledger.resend(self, idempotency_key, as_invitee(invitee), self.resend_invite)
-        steps = self._steps(as_invitee(invitee), self._transport.client().build_request)
-        send, perform = self._transport.send, self._perform
-        reply: Reply = None
-        while True:
-            try:
-                action = steps.send(reply)
-            except StopIteration as stop:
-                result: ResendResult = stop.value
-                return result
-            reply = send(action.request) if isinstance(action, Send) else perform(action)
+        # The clients' sockets and body reading end by this instant, whatever the vendor sends.
+        deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
+        try:
+            steps = self._steps(as_invitee(invitee), self._transport.client().build_request)
+            send, perform = self._transport.send, self._perform
+            reply: Reply = None
+            while True:
+                try:
+                    action = steps.send(reply)
+                except StopIteration as stop:
+                    result: ResendResult = stop.value
+                    return result
+                reply = send(action.request) if isinstance(action, Send) else perform(action)
+        finally:
+            DEADLINE.reset(deadline)
 
     async def aresend_invite(
         self, invitee: Invitee | str, *, idempotency_key: str | None = None
@@ -169,16 +175,22 @@ class BaseProvider(Generic[S]):
             ledger = _needs_ledger(self._ledger)
             invitee = as_invitee(invitee)
             return await ledger.aresend(self, idempotency_key, invitee, self.aresend_invite)
-        steps = self._steps(as_invitee(invitee), self._transport.async_client().build_request)
-        send, perform = self._transport.asend, self._aperform
-        reply: Reply = None
-        while True:
-            try:
-                action = steps.send(reply)
-            except StopIteration as stop:
-                result: ResendResult = stop.value
-                return result
-            reply = await (send(action.request) if isinstance(action, Send) else perform(action))
+        deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
+        try:
+            steps = self._steps(as_invitee(invitee), self._transport.async_client().build_request)
+            send, perform = self._transport.asend, self._aperform
+            reply: Reply = None
+            while True:
+                try:
+                    action = steps.send(reply)
+                except StopIteration as stop:
+                    result: ResendResult = stop.value
+                    return result
+                reply = await (
+                    send(action.request) if isinstance(action, Send) else perform(action)
+                )
+        finally:
+            DEADLINE.reset(deadline)
 
     def close(self) -> None:
         """Close the sync client (and ledger, pace store) if this provider created them."""
@@ -207,6 +219,13 @@ class BaseProvider(Generic[S]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def _connection_limit(self, *, asynchronous: bool) -> int | None:
+        """Most connections the provider's own client opens (None: the caller's client).
+
+        Bulk runs keep their concurrency within it.
+        """
+        return self._transport.connection_limit(asynchronous=asynchronous)
 
     # -- the drivers' work -----------------------------------------------------------------------
 
