@@ -25,10 +25,10 @@ from typing import Any
 
 import httpx
 import pytest
+from support import VENDORS, vendor_config
 
 import invites
 from invites import ConnectionFailed, InviteError, OutcomeUnknown, UnexpectedResponse
-from tests.support import VENDORS, vendor_config
 
 USER = "7d0f3c7e-5d4c-4a8e-9b1a-2f6f0c1e9a11"
 TIMEOUT = 0.5
@@ -135,7 +135,7 @@ def _answer(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def _provider(vendor: str, url: str, **overrides: Any) -> invites.InviteProvider:
+def _provider(vendor: str, url: str, **overrides: Any) -> invites.BaseProvider:
     settings = {"timeout": TIMEOUT, "deadline": DEADLINE, **overrides}
     return invites.from_config(vendor_config(vendor, url, **settings))
 
@@ -259,7 +259,7 @@ BOMB_ZEROS = 128 * 1024 * 1024
 def _compressed_zeros(compressor: Any, size: int) -> bytes:
     block = bytes(1024 * 1024)
     parts = [compressor.compress(block) for _ in range(size // len(block))]
-    return b"".join(parts) + compressor.flush()
+    return b"".join(parts) + bytes(compressor.flush())
 
 
 @cache
