@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.abc
 import importlib.machinery
 import sys
@@ -69,10 +70,8 @@ def test_an_async_resend_over_a_socket_searches_for_no_module(server: RunningSan
 
 def test_the_import_search_probe_sees_a_failing_import() -> None:
     def failing_import() -> None:
-        try:
+        with contextlib.suppress(ImportError):
             import invites_no_such_module  # type: ignore[import-not-found]  # noqa: F401
-        except ImportError:
-            pass
 
     with _import_searches() as searched:
         failing_import()
