@@ -142,6 +142,7 @@ class Engine:
         timeout: httpx.Timeout,
         clock: Callable[[], float],
         on_attempt: AttemptHook | None,
+        pacing_idle: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -151,6 +152,12 @@ class Engine:
         self._timeout = timeout.as_dict()
         self.clock = clock
         self.report = Reporter(name, on_attempt)
+        # True while pacing could only answer "no pause, send now": the pacing actions are then
+        # skipped (None: the pacer cannot tell, so it is always asked).
+        self._pacing_idle = pacing_idle
+        # The last headers built: (the call's headers, the token, the merged headers). The
+        # credential header is built once per token, not on every attempt.
+        self._headers: tuple[Mapping[str, str] | None, Secret, dict[str, str]] | None = None
 
     def steps(
         self,
@@ -192,22 +199,22 @@ class Engine:
     ) -> Generator[Action, Reply, httpx.Response]:
         """Make one call under the delivery policy; return the answer the vendor should read."""
         credentials = self.credentials
-        headers = dict(call.headers) if call.headers else {}
+        idle = self._pacing_idle
         attempt = 0
         refreshed = False
         while True:
-            # Inline while no pause or pace holds the caller (both replies 0): it runs before
-            # every attempt. Anything else, an error too, is for the slow path to judge.
-            paused = yield PAUSED_FOR
-            wait = 0.0 if paused else (yield RESERVE)
-            if paused or wait:
-                yield from self._pace(call, run, attempt, _seconds(paused), _seconds(wait))
+            if idle is None or not idle():
+                # Inline while no pause or pace holds the caller (both replies 0): it runs before
+                # every attempt. Anything else, an error too, is for the slow path to judge.
+                paused = yield PAUSED_FOR
+                wait = 0.0 if paused else (yield RESERVE)
+                if paused or wait:
+                    yield from self._pace(call, run, attempt, _seconds(paused), _seconds(wait))
             if credentials.current is None:
                 _checked((yield Refresh(None)))
             token = credentials.current
             assert token is not None
-            name, value = auth_header(token.reveal())
-            headers[name] = value
+            headers = self._headers_for(call.headers, token, auth_header)
             attempt += 1
             run.attempts += 1
             request = self._build(build, call, headers)
@@ -277,6 +284,18 @@ class Engine:
                 return
             # A pause began while this caller waited for its slot: that slot is void (every
             # caller holding one would send at once when the pause ends), so take a new one.
+
+    def _headers_for(
+        self, extra: Mapping[str, str] | None, token: Secret, auth_header: AuthHeader
+    ) -> dict[str, str]:
+        """The call's headers with the credential's; never mutated (httpx copies them)."""
+        last = self._headers
+        if last is not None and last[0] is extra and last[1] is token:
+            return last[2]
+        name, value = auth_header(token.reveal())
+        headers = {**extra, name: value} if extra else {name: value}
+        self._headers = (extra, token, headers)
+        return headers
 
     def _build(self, build: Builder, call: Call, headers: dict[str, str]) -> httpx.Request:
         try:
