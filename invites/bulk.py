@@ -360,6 +360,8 @@ async def aresend_many(
     hook = _Hook(on_outcome)
     source = _aiter(invitees)
     items: dict[asyncio.Task[Outcome], Invitee | str] = {}
+    # Each task hands itself over when done: as with threads, no wait on every task at once.
+    finished: asyncio.Queue[asyncio.Task[Outcome]] = asyncio.Queue()
     ready: collections.deque[Outcome] = collections.deque()
     repeats = _Repeats(ledgered is not None)
     exhausted = False
@@ -373,14 +375,14 @@ async def aresend_many(
                     break
                 if not repeats.hold(item):
                     task = asyncio.create_task(aresend_one(provider, item, ledgered))
+                    task.add_done_callback(finished.put_nowait)
                     items[task] = item
             if not items and not ready:
                 break
             if not ready:
-                done, _ = await asyncio.wait(items, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    del items[task]
-                    ready.extend(repeats.expand(task.result()))
+                task = await finished.get()
+                del items[task]
+                ready.extend(repeats.expand(task.result()))
             outcome = ready.popleft()
             hook(outcome)
             yield outcome
