@@ -60,42 +60,78 @@ class Call:
 Flow: TypeAlias = Generator[Call, httpx.Response, ResendResult]
 
 
-@attrs.frozen(slots=True)
-class Send:
+class _Action:
+    """An action: equal to another of its kind with equal fields; built once, then only read.
+
+    Plain slotted classes: an attrs class costs about a millisecond of import time to generate,
+    and building a frozen one costs more per request than a plain ``__init__``.
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Action)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._fields()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Send(_Action):
     """Send ``request``; reply with the answer read within the limit, or the failure."""
 
-    request: httpx.Request
+    __slots__ = ("request",)
+
+    def __init__(self, request: httpx.Request) -> None:
+        self.request = request
 
 
-@attrs.frozen(slots=True)
-class Sleep:
+class Sleep(_Action):
     """Wait ``seconds``; reply None."""
 
-    seconds: float
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
 
 
-@attrs.frozen(slots=True)
-class Refresh:
+class Refresh(_Action):
     """Fetch a new token replacing ``stale`` (None when none was ever fetched); reply None."""
 
-    stale: Secret | None
+    __slots__ = ("stale",)
+
+    def __init__(self, stale: Secret | None) -> None:
+        self.stale = stale
 
 
-@attrs.frozen(slots=True)
-class Reserve:
+class Reserve(_Action):
     """Reserve the pacer's next slot; reply the seconds to wait before sending."""
 
+    __slots__ = ()
 
-@attrs.frozen(slots=True)
-class PausedFor:
+
+class PausedFor(_Action):
     """Ask the pacer for the provider-wide pause in force; reply its seconds left (0: none)."""
 
+    __slots__ = ()
 
-@attrs.frozen(slots=True)
-class Pause:
+
+class Pause(_Action):
     """Hold every caller of the provider ``seconds`` from now; reply None."""
 
-    seconds: float
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
 
 
 RESERVE: Final = Reserve()
@@ -109,13 +145,15 @@ AuthHeader: TypeAlias = Callable[[str], "tuple[str, str]"]
 Steps: TypeAlias = Generator[Action, Reply, ResendResult]
 
 
-@attrs.define(slots=True)
 class _Run:
     """One resend in progress: whose, since when, and how many requests it has made."""
 
-    user_id: str
-    started: float
-    attempts: int = 0
+    __slots__ = ("attempts", "started", "user_id")
+
+    def __init__(self, user_id: str, started: float) -> None:
+        self.user_id = user_id
+        self.started = started
+        self.attempts = 0
 
 
 def _checked(reply: Reply) -> None:
