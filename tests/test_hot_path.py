@@ -15,6 +15,7 @@ from types import ModuleType
 import httpx
 
 import invites
+from invites._pacing import Throttle
 from invites.sandbox import TENANT_USER_INVITED, RunningSandbox
 from tests.support import vendor_config
 
@@ -88,3 +89,16 @@ def test_a_sync_resend_over_a_socket_searches_for_no_module(server: RunningSandb
             result = provider.resend_invite(TENANT_USER_INVITED)
     assert result.status_code == 200
     assert searched == []
+
+
+def test_a_throttle_is_idle_only_without_rate_and_before_any_pause() -> None:
+    now = [100.0]
+    unpaced = Throttle(None, clock=lambda: now[0])
+    assert unpaced.idle()
+    assert not Throttle(5.0, clock=lambda: now[0]).idle()
+    unpaced.pause(2.0)
+    assert not unpaced.idle()
+    assert unpaced.paused_for() == 2.0
+    now[0] += 3.0  # the pause is over, the pacer is still asked (and answers 0)
+    assert not unpaced.idle()
+    assert unpaced.reserve() == 0.0
