@@ -30,7 +30,7 @@ from invites.sandbox import (
     TENANT_ID,
 )
 
-TARGET = 1.05
+TARGET = 1.00
 CONFIGS: dict[str, dict[str, Any]] = {
     "tenant_api": {
         "provider": "tenant_api",

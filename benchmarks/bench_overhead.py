@@ -34,7 +34,7 @@ from invites.sandbox import (
 )
 
 BASE_URL = "https://vendor.example"
-TARGETS = {"tenant_api": 1.10, "ecosuite": 1.10, "softwareone": 1.30}
+TARGETS = {"tenant_api": 1.05, "ecosuite": 1.05, "softwareone": 1.05}
 
 
 @attrs.frozen

@@ -5,7 +5,8 @@ raw, ratio, target, pass/fail (``--json``: the same as JSON, with every round's 
 
 - overhead:  per-call cost of one resend on an in-process ``httpx.MockTransport``, per vendor,
              sync and async.
-- bulk:      5,000 resends over loopback against the sandbox (its own process), concurrency 32.
+- bulk:      resends over loopback against the sandbox (its own process), threads and async,
+             concurrency 1, 8, 64 and 256.
 - ratelimit: 1,000 resends (200 with ``--quick``) against a sandbox admitting 100 requests/s.
 - coldstart: ``import invites`` + ``from_config`` vs ``import httpx, attrs, cattrs`` + a client.
 - memory:    peak RSS of ``resend_many`` over 10,000 vs 100,000 invitees.

@@ -115,6 +115,8 @@ class BaseProvider(Generic[S]):
             timeout=timeout,
             clock=clock,
             on_attempt=settings.on_attempt,
+            # Only this process's own throttle can tell for sure, without I/O, that it is idle.
+            pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
         )
         self._sleep = sleep
         self._async_sleep = async_sleep
@@ -135,7 +137,7 @@ class BaseProvider(Generic[S]):
         raise NotImplementedError
 
     def auth_header(self, token: str) -> tuple[str, str]:
-        """The header that carries the credential."""
+        """The header that carries the credential: called once per token, then reused."""
         return ("Authorization", "Bearer " + token)
 
     # -- public API ------------------------------------------------------------------------------

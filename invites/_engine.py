@@ -60,42 +60,78 @@ class Call:
 Flow: TypeAlias = Generator[Call, httpx.Response, ResendResult]
 
 
-@attrs.frozen(slots=True)
-class Send:
+class _Action:
+    """An action: equal to another of its kind with equal fields; built once, then only read.
+
+    Plain slotted classes: an attrs class costs about a millisecond of import time to generate,
+    and building a frozen one costs more per request than a plain ``__init__``.
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Action)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._fields()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Send(_Action):
     """Send ``request``; reply with the answer read within the limit, or the failure."""
 
-    request: httpx.Request
+    __slots__ = ("request",)
+
+    def __init__(self, request: httpx.Request) -> None:
+        self.request = request
 
 
-@attrs.frozen(slots=True)
-class Sleep:
+class Sleep(_Action):
     """Wait ``seconds``; reply None."""
 
-    seconds: float
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
 
 
-@attrs.frozen(slots=True)
-class Refresh:
+class Refresh(_Action):
     """Fetch a new token replacing ``stale`` (None when none was ever fetched); reply None."""
 
-    stale: Secret | None
+    __slots__ = ("stale",)
+
+    def __init__(self, stale: Secret | None) -> None:
+        self.stale = stale
 
 
-@attrs.frozen(slots=True)
-class Reserve:
+class Reserve(_Action):
     """Reserve the pacer's next slot; reply the seconds to wait before sending."""
 
+    __slots__ = ()
 
-@attrs.frozen(slots=True)
-class PausedFor:
+
+class PausedFor(_Action):
     """Ask the pacer for the provider-wide pause in force; reply its seconds left (0: none)."""
 
+    __slots__ = ()
 
-@attrs.frozen(slots=True)
-class Pause:
+
+class Pause(_Action):
     """Hold every caller of the provider ``seconds`` from now; reply None."""
 
-    seconds: float
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
 
 
 RESERVE: Final = Reserve()
@@ -109,13 +145,15 @@ AuthHeader: TypeAlias = Callable[[str], "tuple[str, str]"]
 Steps: TypeAlias = Generator[Action, Reply, ResendResult]
 
 
-@attrs.define(slots=True)
 class _Run:
     """One resend in progress: whose, since when, and how many requests it has made."""
 
-    user_id: str
-    started: float
-    attempts: int = 0
+    __slots__ = ("attempts", "started", "user_id")
+
+    def __init__(self, user_id: str, started: float) -> None:
+        self.user_id = user_id
+        self.started = started
+        self.attempts = 0
 
 
 def _checked(reply: Reply) -> None:
@@ -142,6 +180,7 @@ class Engine:
         timeout: httpx.Timeout,
         clock: Callable[[], float],
         on_attempt: AttemptHook | None,
+        pacing_idle: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -151,6 +190,12 @@ class Engine:
         self._timeout = timeout.as_dict()
         self.clock = clock
         self.report = Reporter(name, on_attempt)
+        # True while pacing could only answer "no pause, send now": the pacing actions are then
+        # skipped (None: the pacer cannot tell, so it is always asked).
+        self._pacing_idle = pacing_idle
+        # The last headers built: (the call's headers, the token, the merged headers). The
+        # credential header is built once per token, not on every attempt.
+        self._headers: tuple[Mapping[str, str] | None, Secret, dict[str, str]] | None = None
 
     def steps(
         self,
@@ -192,22 +237,22 @@ class Engine:
     ) -> Generator[Action, Reply, httpx.Response]:
         """Make one call under the delivery policy; return the answer the vendor should read."""
         credentials = self.credentials
-        headers = dict(call.headers) if call.headers else {}
+        idle = self._pacing_idle
         attempt = 0
         refreshed = False
         while True:
-            # Inline while no pause or pace holds the caller (both replies 0): it runs before
-            # every attempt. Anything else, an error too, is for the slow path to judge.
-            paused = yield PAUSED_FOR
-            wait = 0.0 if paused else (yield RESERVE)
-            if paused or wait:
-                yield from self._pace(call, run, attempt, _seconds(paused), _seconds(wait))
+            if idle is None or not idle():
+                # Inline while no pause or pace holds the caller (both replies 0): it runs before
+                # every attempt. Anything else, an error too, is for the slow path to judge.
+                paused = yield PAUSED_FOR
+                wait = 0.0 if paused else (yield RESERVE)
+                if paused or wait:
+                    yield from self._pace(call, run, attempt, _seconds(paused), _seconds(wait))
             if credentials.current is None:
                 _checked((yield Refresh(None)))
             token = credentials.current
             assert token is not None
-            name, value = auth_header(token.reveal())
-            headers[name] = value
+            headers = self._headers_for(call.headers, token, auth_header)
             attempt += 1
             run.attempts += 1
             request = self._build(build, call, headers)
@@ -277,6 +322,18 @@ class Engine:
                 return
             # A pause began while this caller waited for its slot: that slot is void (every
             # caller holding one would send at once when the pause ends), so take a new one.
+
+    def _headers_for(
+        self, extra: Mapping[str, str] | None, token: Secret, auth_header: AuthHeader
+    ) -> dict[str, str]:
+        """The call's headers with the credential's; never mutated (httpx copies them)."""
+        last = self._headers
+        if last is not None and last[0] is extra and last[1] is token:
+            return last[2]
+        name, value = auth_header(token.reveal())
+        headers = {**extra, name: value} if extra else {name: value}
+        self._headers = (extra, token, headers)
+        return headers
 
     def _build(self, build: Builder, call: Call, headers: dict[str, str]) -> httpx.Request:
         try:

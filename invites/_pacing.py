@@ -83,6 +83,13 @@ class Throttle:
             self._tat = tat + self._interval
             return max(0.0, allowed - now, start - now)
 
+    def idle(self) -> bool:
+        """True while :meth:`reserve` and :meth:`paused_for` can only answer 0: no rate, no pause.
+
+        A pause, once one was imposed, keeps this False: the pacer is asked from then on.
+        """
+        return not self._interval and not self._paused_until
+
     def paused_for(self) -> float:
         """Seconds left in a pause, 0 when none is in force."""
         if not self._paused_until:

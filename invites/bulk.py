@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import queue
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -26,7 +27,7 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal, TypeAlias
 
 import attrs
@@ -289,52 +290,59 @@ def _resend_many(
     hook: _Hook,
     ledgered: _Ledgered | None,
 ) -> Generator[Outcome, None, None]:
-    pending: set[Future[Outcome]] = set()
+    # Each resend hands its finished future to a queue: taking the next outcome costs the same
+    # at any concurrency (waiting on every pending future at once costs one lock per future).
+    finished: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
     ready: collections.deque[Outcome] = collections.deque()  # completed, not yet reported
     repeats = _Repeats(ledgered is not None)
     executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="invites")
+    in_flight = 0
     exhausted = False
     try:
         while True:
-            while not ready and not exhausted and hook.error is None and len(pending) < concurrency:
+            while not ready and not exhausted and hook.error is None and in_flight < concurrency:
                 try:
                     item = next(source)
                 except StopIteration:
                     exhausted = True
                     break
                 if not repeats.hold(item):
-                    pending.add(executor.submit(resend_one, provider, item, ledgered))
-            if not pending and not ready:
+                    executor.submit(resend_one, provider, item, ledgered).add_done_callback(
+                        finished.put
+                    )
+                    in_flight += 1
+            if not in_flight and not ready:
                 break
             if not ready:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    ready.extend(repeats.expand(future.result()))
+                future = finished.get()
+                in_flight -= 1
+                ready.extend(repeats.expand(future.result()))
             outcome = ready.popleft()
             hook(outcome)
             yield outcome
     finally:
-        _drain(ready, pending, repeats, hook, executor, ledgered)
+        _drain(ready, finished, in_flight, repeats, hook, executor, ledgered)
     if hook.error is not None:
         raise hook.error
 
 
 def _drain(
     ready: collections.deque[Outcome],
-    pending: set[Future[Outcome]],
+    finished: queue.SimpleQueue[Future[Outcome]],
+    in_flight: int,
     repeats: _Repeats,
     hook: _Hook,
     executor: ThreadPoolExecutor,
     ledgered: _Ledgered | None,
 ) -> None:
     """Hand the outcomes completed but not yet reported to on_outcome, then those of the
-    resends in flight as each finishes (the consumer may have stopped early, or the input
+    ``in_flight`` resends as each finishes (the consumer may have stopped early, or the input
     raised); then wait until the ledger holds every outcome."""
     try:
         while ready:
             hook(ready.popleft())
-        for future in as_completed(pending):
-            for outcome in repeats.expand(future.result()):
+        for _ in range(in_flight):
+            for outcome in repeats.expand(finished.get().result()):
                 hook(outcome)
     finally:
         executor.shutdown(wait=True)
@@ -366,6 +374,8 @@ async def aresend_many(
     hook = _Hook(on_outcome)
     source = _aiter(invitees)
     items: dict[asyncio.Task[Outcome], Invitee | str] = {}
+    # Each task hands itself over when done: as with threads, no wait on every task at once.
+    finished: asyncio.Queue[asyncio.Task[Outcome]] = asyncio.Queue()
     ready: collections.deque[Outcome] = collections.deque()
     repeats = _Repeats(ledgered is not None)
     exhausted = False
@@ -379,14 +389,14 @@ async def aresend_many(
                     break
                 if not repeats.hold(item):
                     task = asyncio.create_task(aresend_one(provider, item, ledgered))
+                    task.add_done_callback(finished.put_nowait)
                     items[task] = item
             if not items and not ready:
                 break
             if not ready:
-                done, _ = await asyncio.wait(items, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    del items[task]
-                    ready.extend(repeats.expand(task.result()))
+                task = await finished.get()
+                del items[task]
+                ready.extend(repeats.expand(task.result()))
             outcome = ready.popleft()
             hook(outcome)
             yield outcome

@@ -64,6 +64,8 @@ _UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 def redact_links(text: str) -> str:
     """``text`` with every URL replaced by ``<url>``."""
+    if ":" not in text and "%" not in text:
+        return text  # every link the pattern finds has its scheme's colon, maybe as %3a
     return _LINK.sub("<url>", text)
 
 
