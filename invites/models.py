@@ -57,6 +57,7 @@ def check_user_id(user_id: object, *, provider: str | None = None) -> str:
     look-alikes that normalize to them, such as fullwidth dots), ids longer than
     :data:`MAX_ID_LENGTH`, leading or trailing whitespace, and control or invisible characters.
     """
+    why: str | None = None
     if not isinstance(user_id, str):
         why = f"expected a string, got {type(user_id).__name__}"
     else:
