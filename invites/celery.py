@@ -33,24 +33,21 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-import attrs
-import cattrs
 from celery import Celery, Task, shared_task
 from celery.signals import worker_process_shutdown
 
+from ._celery_fanout import LEDGER_ENV, PROFILES_ENV, TASK_NAME, app_setting, configure, fan_out
+from ._celery_json import guarded_outcome, invitee_from_json, invitee_to_json, outcome_json
 from ._protocol import InviteProvider
 from .bulk import Outcome
 from .config import Profiles, load_profiles
 from .errors import ConfigurationError, ConnectionFailed, InviteError, OutcomeUnknown
-from .ledger import SETTLED, Claim, Ledger, Record, RecordKey, may_claim, open_ledger
+from .ledger import Ledger, RecordKey, open_ledger
 from .ledger._guard import Guard, Guarded
-from .models import Invitee, as_invitee
 
 __all__ = [
     "TASK_NAME",
@@ -62,100 +59,8 @@ __all__ = [
     "resend",
 ]
 
-#: The registered name of :func:`resend`.
-TASK_NAME: Final = "invites.resend"
-#: Environment variables a worker reads when its app does not say.
-PROFILES_ENV: Final = "INVITES_PROFILES"
-LEDGER_ENV: Final = "INVITES_LEDGER"
 #: Attempts a task makes when the ledger itself cannot be reached (nothing was claimed).
 LEDGER_RETRIES: Final = 5
-
-_converter = cattrs.Converter(detailed_validation=False)
-
-
-def configure(
-    app: Celery,
-    *,
-    profiles: str | os.PathLike[str] | None = None,
-    ledger: str | None = None,
-) -> Celery:
-    """Point ``app``'s workers at a profiles file and (for profiles without a ``ledger`` key) a
-    ledger URL; set the delivery options the ledger makes safe: ``acks_late`` (a task lost with
-    its worker is delivered again) and a prefetch of one (a lost worker holds few tasks)."""
-    if profiles is not None:
-        app.conf.invites_profiles = os.fspath(profiles)
-    if ledger is not None:
-        app.conf.invites_ledger = ledger
-    app.conf.task_acks_late = True
-    app.conf.task_reject_on_worker_lost = True
-    app.conf.worker_prefetch_multiplier = 1
-    return app
-
-
-# -- invitees and outcomes as JSON ---------------------------------------------------------------
-
-
-def invitee_to_json(invitee: Invitee | str) -> dict[str, Any]:
-    """``invitee`` as a JSON-able mapping (unset fields left out)."""
-    data: dict[str, Any] = _converter.unstructure(as_invitee(invitee))
-    if data.get("access") is not None:
-        data["access"] = {k: v for k, v in data["access"].items() if v is not None}
-    return {key: value for key, value in data.items() if value is not None}
-
-
-def invitee_from_json(data: Mapping[str, Any] | str) -> Invitee:
-    """The :class:`~invites.Invitee` :func:`invitee_to_json` wrote (or a bare user id).
-
-    Raises :class:`~invites.InvalidInvitee` for an unsafe id, ``TypeError`` / ``ValueError``
-    for anything else that is not an invitee.
-    """
-    if isinstance(data, str):
-        return Invitee(user_id=data)
-    if not isinstance(data, Mapping):
-        raise TypeError(f"expected a mapping or a user id, got {type(data).__name__}")
-    unknown = set(data) - {field.name for field in attrs.fields(Invitee)}
-    if unknown:
-        raise ValueError(f"unknown invitee fields: {', '.join(sorted(unknown))}")
-    try:
-        return _converter.structure(dict(data), Invitee)
-    except (KeyError, AttributeError) as exc:
-        raise ValueError(f"not an invitee ({type(exc).__name__}: {exc})") from None
-
-
-def outcome_json(outcome: Outcome) -> dict[str, Any]:
-    """One outcome as the CLI prints it: user_id, outcome, error (class name), message,
-    status_code, skipped, resent_unknown."""
-    error, result = outcome.error, outcome.result
-    message: str | None = None
-    status_code: int | None = None
-    if result is not None:
-        message, status_code = result.message, result.status_code
-    elif isinstance(error, InviteError):
-        message, status_code = error.message, error.status_code
-    elif error is not None:
-        message = str(error)
-    return {
-        "user_id": outcome.user_id,
-        "outcome": outcome.status,
-        "error": None if error is None else type(error).__name__,
-        "message": message,
-        "status_code": status_code,
-        "skipped": outcome.skipped,
-        "resent_unknown": outcome.resent_unknown,
-    }
-
-
-def _outcome(invitee: Invitee | None, user_id: str, guarded: Guarded) -> Outcome:
-    return Outcome(
-        invitee=invitee,
-        user_id=user_id,
-        status=guarded.status,
-        result=guarded.result,
-        error=guarded.error,
-        skipped=guarded.skipped,
-        resent_unknown=guarded.resent_unknown,
-    )
-
 
 # -- what a worker process holds -----------------------------------------------------------------
 
@@ -172,7 +77,7 @@ class _Resources:
         self._guards: dict[tuple[str, str, str, bool], Guard] = {}
 
     def guard(self, app: Celery, profile: str, retry_unknown: bool) -> tuple[Guard, InviteProvider]:
-        path = _setting(app, "invites_profiles", PROFILES_ENV)
+        path = app_setting(app, "invites_profiles", PROFILES_ENV)
         if path is None:
             raise ConfigurationError(
                 f"invites: no profiles file; set app.conf.invites_profiles or ${PROFILES_ENV}"
@@ -185,7 +90,7 @@ class _Resources:
             if profile not in profiles:
                 raise ConfigurationError(f"{path}: no profile named {profile!r}")
             provider = profiles[profile]
-            url = provider.settings.ledger or _setting(app, "invites_ledger", LEDGER_ENV)
+            url = provider.settings.ledger or app_setting(app, "invites_ledger", LEDGER_ENV)
             if url is None:
                 raise ConfigurationError(
                     f"profile {profile!r}: no ledger; a task resends only under a ledger "
@@ -224,11 +129,6 @@ _RESOURCES: Final = _Resources()
 @worker_process_shutdown.connect
 def _close_resources(**_: object) -> None:
     _RESOURCES.close()
-
-
-def _setting(app: Celery, name: str, env: str) -> str | None:
-    value = app.conf.get(name) or os.environ.get(env)
-    return str(value) if value else None
 
 
 # -- the task ------------------------------------------------------------------------------------
@@ -271,7 +171,7 @@ def resend(
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
     if identity is not None and identity != guard.identity:
         guarded = _wrong_identity(guard, idempotency_key, parsed.user_id, identity, profile)
-        return outcome_json(_outcome(parsed, parsed.user_id, guarded))
+        return outcome_json(guarded_outcome(parsed, parsed.user_id, guarded))
     try:
         _settle_if_lost(guard, guard.key(idempotency_key, parsed.user_id))
     except ConnectionFailed as exc:
@@ -280,7 +180,7 @@ def resend(
     error = guarded.error
     if guarded.status == "failed" and isinstance(error, ConnectionFailed) and _ledgers(error):
         raise self.retry(exc=error, countdown=_backoff(self.request.retries))
-    return outcome_json(_outcome(parsed, parsed.user_id, guarded))
+    return outcome_json(guarded_outcome(parsed, parsed.user_id, guarded))
 
 
 def _backoff(retries: int) -> float:
@@ -353,175 +253,3 @@ def _zombie(pid: int) -> bool:
         return False
     # The state follows the parenthesised command name, which may itself hold parentheses.
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
-
-
-# -- fanning a run out to the workers ------------------------------------------------------------
-
-
-@attrs.define
-class _Pending:
-    invitee: Invitee
-    key: RecordKey
-    claims_before: int
-    repeats: int = 0
-
-
-def fan_out(
-    app: Celery,
-    invitees: Iterable[Invitee | str],
-    *,
-    run: str,
-    profile: str | None = None,
-    profiles: str | os.PathLike[str] | Profiles | None = None,
-    ledger: Ledger | str | None = None,
-    retry_unknown: bool = False,
-    timeout: float = 3600.0,
-    poll_interval: float = 0.25,
-    on_outcome: Callable[[Outcome], None] | None = None,
-    queue: str | None = None,
-) -> Iterator[Outcome]:
-    """Send one :func:`resend` task per invitee of ``run`` and yield one :class:`~invites.Outcome`
-    per invitee, read from the ledger as the workers record them.
-
-    ``profiles`` (a path or loaded :class:`~invites.Profiles`; default: the app's or
-    ``$INVITES_PROFILES``) and ``profile`` (default: its default) must name the same vendor,
-    base URL and tenant as the workers' profile of that name (checked by the workers). An
-    invitee the ledger already settled for ``run`` is not sent again (``skipped``); a repeated
-    user id is sent once and its repeats get the same outcome, ``skipped``. An invitee without
-    an outcome after ``timeout`` seconds is ``unknown`` (its task may still run). ``queue``
-    names the queue the workers consume (default: the app's default queue).
-    """
-    loaded = _profiles(app, profiles)
-    name = profile or loaded.default_name
-    if name is None or name not in loaded:
-        raise ConfigurationError(f"no profile named {name!r} (profiles: {', '.join(loaded)})")
-    provider = loaded[name]
-    opened = _ledger(app, provider, ledger)
-    try:
-        guard = Guard(opened, provider, retry_unknown=retry_unknown)
-        sender = _FanOut(app, guard, name, run, on_outcome, queue)
-        yield from sender.send(invitees)
-        yield from sender.collect(time.monotonic() + timeout, poll_interval)
-    finally:
-        if opened is not ledger:
-            opened.close()
-        if loaded is not profiles:
-            loaded.close()
-
-
-def _profiles(app: Celery, profiles: str | os.PathLike[str] | Profiles | None) -> Profiles:
-    if isinstance(profiles, Profiles):
-        return profiles
-    path = (
-        os.fspath(profiles)
-        if profiles is not None
-        else _setting(app, "invites_profiles", PROFILES_ENV)
-    )
-    if path is None:
-        raise ConfigurationError(f"no profiles file: pass profiles= or set ${PROFILES_ENV}")
-    return load_profiles(path)
-
-
-def _ledger(app: Celery, provider: InviteProvider, ledger: Ledger | str | None) -> Ledger:
-    if isinstance(ledger, Ledger):
-        return ledger
-    url = ledger or getattr(getattr(provider, "settings", None), "ledger", None)
-    url = url or _setting(app, "invites_ledger", LEDGER_ENV)
-    if url is None:
-        raise ConfigurationError("fan_out needs a ledger the workers share (ledger=)")
-    return open_ledger(url)
-
-
-class _FanOut:
-    """One fanned-out run: the tasks sent, the outcomes still awaited."""
-
-    def __init__(
-        self,
-        app: Celery,
-        guard: Guard,
-        profile: str,
-        run: str,
-        on_outcome: Callable[[Outcome], None] | None,
-        queue: str | None = None,
-    ) -> None:
-        if not run:
-            raise ValueError("fan_out needs a run name")
-        self.app = app
-        self.guard = guard
-        self.profile = profile
-        self.run = run
-        self.on_outcome = on_outcome
-        self.queue = queue
-        self.pending: dict[str, _Pending] = {}
-
-    def emit(self, outcome: Outcome) -> Outcome:
-        if self.on_outcome is not None:
-            self.on_outcome(outcome)
-        return outcome
-
-    def send(self, invitees: Iterable[Invitee | str]) -> Iterator[Outcome]:
-        for item in invitees:
-            invitee = as_invitee(item)
-            waiting = self.pending.get(invitee.user_id)
-            if waiting is not None:
-                waiting.repeats += 1
-                continue
-            key = self.guard.key(self.run, invitee.user_id)
-            record = self.guard.ledger.get(key)
-            now = time.time()
-            if not may_claim(record, now=now, retry_unknown=self.guard.retry_unknown):
-                assert record is not None
-                claim = Claim(granted=False, record=record, in_flight=record.in_flight(now))
-                yield self.emit(_outcome(invitee, invitee.user_id, self.guard.replay(claim)))
-                continue
-            self.app.send_task(
-                TASK_NAME,
-                args=(self.profile, invitee_to_json(invitee), self.run),
-                kwargs={"retry_unknown": self.guard.retry_unknown, "identity": self.guard.identity},
-                task_id=str(uuid.uuid4()),
-                queue=self.queue,
-            )
-            self.pending[invitee.user_id] = _Pending(invitee, key, record.claims if record else 0)
-
-    def collect(self, deadline: float, poll_interval: float) -> Iterator[Outcome]:
-        while self.pending:
-            for record in self.guard.ledger.records(run=self.run):
-                waiting = self.pending.get(record.key.user_id)
-                if waiting is None or record.key != waiting.key or not _done(record, waiting):
-                    continue
-                del self.pending[record.key.user_id]
-                yield from self._settled(waiting, _from_record(record))
-            if not self.pending:
-                return
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(poll_interval)
-        for waiting in list(self.pending.values()):
-            late = OutcomeUnknown(
-                "no outcome recorded in time; its task may still run",
-                provider=self.guard.provider_name,
-                user_id=waiting.invitee.user_id,
-                details={"run": self.run},
-            )
-            yield from self._settled(waiting, Guarded(status="unknown", error=late))
-        self.pending.clear()
-
-    def _settled(self, waiting: _Pending, guarded: Guarded) -> Iterator[Outcome]:
-        user_id = waiting.invitee.user_id
-        yield self.emit(_outcome(waiting.invitee, user_id, guarded))
-        for _ in range(waiting.repeats):
-            yield self.emit(_outcome(waiting.invitee, user_id, attrs.evolve(guarded, skipped=True)))
-
-
-def _done(record: Record, waiting: _Pending) -> bool:
-    if record.state == "intent":
-        return False
-    return record.claims > waiting.claims_before or record.state in SETTLED
-
-
-def _from_record(record: Record) -> Guarded:
-    return Guarded(
-        status=record.status(),
-        result=record.result,
-        error=record.error,
-    )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Final
 
 import attrs
 
@@ -19,6 +20,36 @@ MAX_ID_LENGTH = 256
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
+def _hidden_char(user_id: str) -> str | None:
+    """Why ``user_id`` has a control or invisible character in it, or None."""
+    if user_id.isascii():
+        return None if user_id.isprintable() else "it contains a control character"
+    for char in user_id:
+        if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
+            return f"it contains the invisible or control character U+{ord(char):04X}"
+    return None
+
+
+#: The refusals of a string id, in the order they are tried: each returns why, or None.
+_REFUSALS: Final[tuple[Callable[[str], str | None], ...]] = (
+    lambda u: "it is empty" if not u or u.isspace() else None,
+    lambda u: (
+        f"it is {len(u)} characters long (at most {MAX_ID_LENGTH})"
+        if len(u) > MAX_ID_LENGTH
+        else None
+    ),
+    lambda u: "it is a relative path segment" if u in {".", ".."} else None,
+    # A server that normalizes decoded paths would read it as a relative segment.
+    lambda u: (
+        "it is a relative path segment once Unicode-normalized"
+        if not u.isascii() and unicodedata.normalize("NFKC", u) in {".", ".."}
+        else None
+    ),
+    lambda u: "it has leading or trailing whitespace" if u != u.strip() else None,
+    _hidden_char,
+)
+
+
 def check_user_id(user_id: object, *, provider: str | None = None) -> str:
     """Return ``user_id`` if it is safe to send as one URL path segment, else raise.
 
@@ -26,33 +57,17 @@ def check_user_id(user_id: object, *, provider: str | None = None) -> str:
     look-alikes that normalize to them, such as fullwidth dots), ids longer than
     :data:`MAX_ID_LENGTH`, leading or trailing whitespace, and control or invisible characters.
     """
-
-    def refuse(why: str) -> InvalidInvitee:
-        shown = repr(user_id)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        return InvalidInvitee(f"unsafe user id {shown}: {why}", provider=provider)
-
+    why: str | None = None
     if not isinstance(user_id, str):
-        raise refuse(f"expected a string, got {type(user_id).__name__}")
-    if not user_id or user_id.isspace():
-        raise refuse("it is empty")
-    if len(user_id) > MAX_ID_LENGTH:
-        raise refuse(f"it is {len(user_id)} characters long (at most {MAX_ID_LENGTH})")
-    if user_id in {".", ".."}:
-        raise refuse("it is a relative path segment")
-    if not user_id.isascii() and unicodedata.normalize("NFKC", user_id) in {".", ".."}:
-        # A server that normalizes decoded paths would read it as a relative segment.
-        raise refuse("it is a relative path segment once Unicode-normalized")
-    if user_id != user_id.strip():
-        raise refuse("it has leading or trailing whitespace")
-    if not user_id.isascii():
-        for char in user_id:
-            if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
-                raise refuse(f"it contains the invisible or control character U+{ord(char):04X}")
-    elif not user_id.isprintable():
-        raise refuse("it contains a control character")
-    return user_id
+        why = f"expected a string, got {type(user_id).__name__}"
+    else:
+        why = next((w for refusal in _REFUSALS if (w := refusal(user_id)) is not None), None)
+        if why is None:
+            return user_id
+    shown = repr(user_id)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    raise InvalidInvitee(f"unsafe user id {shown}: {why}", provider=provider)
 
 
 def _validate_id(instance: Invitee, attribute: attrs.Attribute[str], value: str) -> None:

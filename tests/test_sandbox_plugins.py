@@ -208,7 +208,7 @@ def test_the_default_vendors_are_the_three_built_in_ones() -> None:
 def test_the_core_names_no_vendor() -> None:
     package = Path(invites.sandbox.__file__).parent
     names = {"ecosuite", "softwareone", "tenant_api"}
-    for core in ("_core.py", "_app.py", "_faults.py", "_server.py"):
+    for core in ("_core.py", "_vendor.py", "_app.py", "_faults.py", "_server.py"):
         tree = ast.parse((package / core).read_text(encoding="utf-8"))
         docstrings = {
             id(node.body[0].value)
@@ -225,9 +225,9 @@ def test_the_core_names_no_vendor() -> None:
 
 
 def test_the_documented_plug_in_example_runs() -> None:
-    from invites.sandbox import _core
+    from invites.sandbox import _vendor
 
-    doc = _core.__doc__ or ""
+    doc = _vendor.__doc__ or ""
     code = doc[doc.index("    from starlette") : doc.index("The contract of a vendor object")]
     namespace: dict[str, object] = {}
     exec(textwrap.dedent(code), namespace)  # noqa: S102 (the module's own documented example)

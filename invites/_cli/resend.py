@@ -22,7 +22,6 @@ import os
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Generator, Iterator
 from types import FrameType
 from typing import Any, TextIO
@@ -44,34 +43,11 @@ from .common import (
     open_profiles,
     pick_profile,
 )
-from .display import Progress, progress_bar, table
+from .display import Progress, progress_bar
+from .report import Tally, record_of, silence
 from .rows import BadRow, InputError, InputFile, Row, Rows, from_arguments
 
 __all__ = ["record_of", "run"]
-
-_ORDER = ("sent", "already_verified", "failed", "unknown")
-
-
-def record_of(outcome: Outcome) -> dict[str, Any]:
-    """The output line for one outcome: user_id, outcome, error, message, status_code."""
-    error = outcome.error
-    message: str | None = None
-    status_code: int | None = None
-    if outcome.result is not None:
-        message = outcome.result.message
-        status_code = outcome.result.status_code
-    elif isinstance(error, InviteError):
-        message = error.message
-        status_code = error.status_code
-    elif error is not None:
-        message = str(error)
-    return {
-        "user_id": outcome.user_id,
-        "outcome": outcome.status,
-        "error": type(error).__name__ if error is not None else None,
-        "message": message,
-        "status_code": status_code,
-    }
 
 
 def _vendor_problem(provider: InviteProvider, invitee: Invitee) -> str | None:
@@ -112,10 +88,7 @@ class _Run:
         self.ledger: Ledger | None = None
         self.output: TextIO | None = None
         self.screen: Progress = progress_bar(stderr, None, "", show=False)
-        self.counts: Counter[tuple[str, str]] = Counter()
-        self.skipped: Counter[str] = Counter()
-        self.duplicates = 0
-        self.would_send = 0
+        self.tally = Tally()
         # user id -> its first row; its output fields once known; repeats waiting for them
         self.first_row: dict[str, str] = {}
         self.settled: dict[str, tuple[Any, ...]] = {}
@@ -206,15 +179,15 @@ class _Run:
             self.note(f"stopped reading: {input_failure}")
         if self.write_failure is not None:
             self.note(f"stopped: {self.write_failure}")
-        self._summary(elapsed)
+        self.tally.write(self.stderr, elapsed, dry_run=self.dry_run)
         if self.stopping == signal.SIGTERM:
             return EXIT_TERMINATED
         if stopped:
             return EXIT_INTERRUPTED
         if input_failure is not None or self.write_failure is not None:
             return EXIT_USAGE
-        bad = any(outcome in ("failed", "unknown") for outcome, _ in self.counts)
-        return EXIT_FAILED if bad or self.skipped["unknown"] else EXIT_OK
+        bad = any(outcome in ("failed", "unknown") for outcome, _ in self.tally.counts)
+        return EXIT_FAILED if bad or self.tally.skipped["unknown"] else EXIT_OK
 
     def _stream(self, invitees: Iterator[Invitee]) -> Generator[Outcome, None, None]:
         if self.args.via == "celery":
@@ -269,9 +242,9 @@ class _Run:
                 status == "unknown" and not self.args.retry_unknown
             ):
                 assert status is not None
-                self.skipped[status] += 1
+                self.tally.skipped[status] += 1
                 return
-        self.would_send += 1
+        self.tally.would_send += 1
 
     def _where(self, row: Row | BadRow) -> str:
         if row.where.startswith("argument"):
@@ -296,7 +269,7 @@ class _Run:
 
     def _repeat(self, row: Row) -> None:
         user_id = row.invitee.user_id
-        self.duplicates += 1
+        self.tally.duplicates += 1
         self.screen.advance()
         self.note(f"{self._where(row)}: user id {user_id!r} repeated; sent at most once")
         if user_id in self.settled:
@@ -317,14 +290,14 @@ class _Run:
         record["row"] = self.first_row.get(outcome.user_id)
         record["skipped"] = outcome.skipped
         if outcome.skipped:
-            self.skipped[outcome.status] += 1
+            self.tally.skipped[outcome.status] += 1
             self.screen.advance()
             self._write(record)
         else:
             self._emit(record)
 
     def _emit(self, record: dict[str, Any]) -> None:
-        self.counts[record["outcome"], record["error"] or ""] += 1
+        self.tally.counts[record["outcome"], record["error"] or ""] += 1
         self.screen.advance()
         self._write(record)
 
@@ -339,64 +312,12 @@ class _Run:
                 output.flush()
             except OSError as exc:
                 if isinstance(exc, BrokenPipeError) and output is self.stdout:
-                    _silence(output)
+                    silence(output)
                 where = self.args.output or "standard output"
                 self.write_failure = f"{where}: cannot write ({exc.strerror})"
         if "duplicate_of" not in record:
             for where in self.waiting.pop(user_id, []):
                 self._write_repeat(user_id, where)
-
-    # -- the summary ---------------------------------------------------------------------------
-
-    def _summary(self, elapsed: float) -> None:
-        stderr = self.stderr
-        totals = Counter[str]()
-        for (outcome, _), count in self.counts.items():
-            totals[outcome] += count
-        if self.dry_run:
-            invalid = totals["failed"]
-            parts = [f"{self.would_send} to resend", f"{invalid} invalid"]
-            parts += [f"{n} skipped (journal: {status})" for status, n in self.skipped.items()]
-            if self.duplicates:
-                parts.append(f"{self.duplicates} repeated")
-            stderr.write(f"invites: dry run, nothing sent: {', '.join(parts)}\n")
-            return
-        counted = Counter(
-            {(outcome, error or "-"): n for (outcome, error), n in self.counts.items()}
-        )
-        counted.update({(status, "skipped (journal)"): n for status, n in self.skipped.items()})
-        rows = [
-            [outcome, detail, str(count)]
-            for (outcome, detail), count in sorted(
-                counted.items(), key=lambda item: (_ORDER.index(item[0][0]), item[0][1])
-            )
-        ]
-        if rows:
-            stderr.write("\n")
-            table(stderr, ["outcome", "error", "invitees"], rows, right={2})
-        done = sum(totals.values())
-        rate = f", {done / elapsed:,.1f}/s" if done and elapsed > 0 else ""
-        parts = [
-            f"{totals['sent']} sent",
-            f"{totals['already_verified']} already verified",
-            f"{totals['failed']} failed",
-            f"{totals['unknown']} unknown",
-        ]
-        skipped = sum(self.skipped.values())
-        if skipped:
-            parts.append(f"{skipped} skipped (journal)")
-        if self.duplicates:
-            parts.append(f"{self.duplicates} repeated rows")
-        stderr.write(
-            f"invites: {done + skipped} invitees in {elapsed:.1f}s{rate}: {', '.join(parts)}\n"
-        )
-        if self.skipped["unknown"]:
-            stderr.write(
-                f"invites: {self.skipped['unknown']} invitees with an unknown outcome were "
-                "skipped: check them (invites ledger show --state unknown), then settle them "
-                "(invites ledger settle) or resend with --retry-unknown\n"
-            )
-        stderr.flush()
 
 
 def _open_journal(path: str, *, dry_run: bool) -> Ledger | None:
@@ -436,19 +357,6 @@ def _stop_on_signals(run: _Run) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def _silence(stream: TextIO) -> None:
-    """Point a stream whose reader went away at /dev/null, so that exiting does not fail."""
-    try:
-        fileno = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fileno)
-    finally:
-        os.close(devnull)
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:

@@ -19,78 +19,31 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any, Final, TypeAlias
 
 from ..errors import ConnectionFailed
 from ..models import ResendResult
-from . import (
-    Claim,
-    Ledger,
-    OutcomeState,
-    Record,
-    RecordKey,
-    dump_error,
-    dump_result,
-    load_error,
-    load_result,
-    may_claim,
+from . import Claim, Ledger, OutcomeState, Record, RecordKey, dump_error, dump_result, may_claim
+from ._sqlite_file import (
+    COLUMNS,
+    UPSERT,
+    Rows,
+    key_params,
+    open_file,
+    path_of,
+    read_record,
+    read_rows,
 )
 
 __all__ = ["SQLiteLedger"]
 
 logger = logging.getLogger("invites.ledger")
 
-_SCHEMA_VERSION: Final = 1
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS invites_ledger (
-    run         TEXT NOT NULL,
-    identity    TEXT NOT NULL,
-    user_id     TEXT NOT NULL,
-    state       TEXT NOT NULL
-                CHECK (state IN ('intent', 'sent', 'already_verified', 'failed', 'unknown')),
-    owner       TEXT NOT NULL,
-    lease_until REAL NOT NULL,
-    claims      INTEGER NOT NULL,
-    result      TEXT,
-    error       TEXT,
-    created_at  REAL NOT NULL,
-    updated_at  REAL NOT NULL,
-    PRIMARY KEY (run, identity, user_id)
-);
-CREATE INDEX IF NOT EXISTS invites_ledger_user ON invites_ledger (user_id);
-"""
-_COLUMNS: Final = (
-    "run, identity, user_id, state, owner, lease_until, claims, result, error, created_at, "
-    "updated_at"
-)
-_UPSERT: Final = (
-    f"INSERT INTO invites_ledger ({_COLUMNS}) "  # noqa: S608 - fixed columns; values are bound
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (run, identity, user_id) DO UPDATE SET state = excluded.state, "
-    "owner = excluded.owner, lease_until = excluded.lease_until, claims = excluded.claims, "
-    "result = excluded.result, error = excluded.error, updated_at = excluded.updated_at"
-)
 #: Most writes one transaction takes: bounds the time a commit holds the file's write lock.
 _BATCH: Final = 256
 
 
-def _path_of(target: str) -> str:
-    """The file a ``sqlite:`` URL or a plain path names (``sqlite:///rel.db``,
-    ``sqlite:////abs.db``, as SQLAlchemy spells them)."""
-    if target.lower().startswith("sqlite://"):
-        rest = target[len("sqlite://") :]
-        if not rest.startswith("/") or rest == "/":
-            raise ValueError("expected sqlite:///relative/path or sqlite:////absolute/path")
-        return rest[1:]
-    return target
-
-
-#: A record's row as stored, in ``_COLUMNS`` order.
-_Row: TypeAlias = tuple[Any, ...]
-#: The rows one transaction reads and writes, by key; None: no record.
-_Rows: TypeAlias = dict[RecordKey, "_Row | None"]
-_Work: TypeAlias = Callable[[_Rows, float], Any]
+_Work: TypeAlias = Callable[[Rows, float], Any]
 
 
 class _Job:
@@ -118,7 +71,7 @@ class SQLiteLedger(Ledger):
         busy_timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.path = _path_of(os.fspath(target))
+        self.path = path_of(os.fspath(target))
         self._busy_timeout = busy_timeout
         self._clock = clock
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -196,7 +149,7 @@ class SQLiteLedger(Ledger):
         if user_id is not None:
             where.append("user_id = ?")
             params.append(user_id)
-        sql = f"SELECT {_COLUMNS} FROM invites_ledger"  # noqa: S608 - fixed column list
+        sql = f"SELECT {COLUMNS} FROM invites_ledger"  # noqa: S608 - fixed column list
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at, rowid"
@@ -205,7 +158,7 @@ class SQLiteLedger(Ledger):
         try:
             cursor = connection.execute(sql, params)
             while rows := cursor.fetchmany(500):
-                yield from (_record(row) for row in rows)
+                yield from (read_record(row) for row in rows)
         finally:
             connection.close()
 
@@ -247,16 +200,16 @@ class SQLiteLedger(Ledger):
 
     @staticmethod
     def _claim_work(key: RecordKey, owner: str, lease: float, retry_unknown: bool) -> _Work:
-        def work(rows: _Rows, now: float) -> Claim:
+        def work(rows: Rows, now: float) -> Claim:
             row = rows[key]
-            previous = None if row is None else _record(row)
+            previous = None if row is None else read_record(row)
             if not may_claim(previous, now=now, retry_unknown=retry_unknown):
                 assert previous is not None
                 return Claim(granted=False, record=previous, in_flight=previous.in_flight(now))
             claims = 1 if row is None else row[6] + 1
             created = now if row is None else row[9]
             new = (
-                *_key_params(key),
+                *key_params(key),
                 "intent",
                 owner,
                 now + lease,
@@ -267,7 +220,7 @@ class SQLiteLedger(Ledger):
                 now,
             )
             rows[key] = new
-            return Claim(granted=True, record=_record(new), previous=previous)
+            return Claim(granted=True, record=read_record(new), previous=previous)
 
         return work
 
@@ -279,43 +232,23 @@ class SQLiteLedger(Ledger):
         result: str | None,
         error: str | None,
     ) -> _Work:
-        def work(rows: _Rows, now: float) -> Record | None:
+        def work(rows: Rows, now: float) -> Record | None:
             row = rows[key]
             if row is None or (owner is not None and (row[3] != "intent" or row[4] != owner)):
                 return None
             new = (*row[:3], state, row[4], row[5], row[6], result, error, row[9], now)
             rows[key] = new
-            return _record(new)
+            return read_record(new)
 
         return work
 
     # -- the writer ------------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        directory = Path(self.path).parent
         try:
-            if not directory.is_dir():
-                raise FileNotFoundError(f"no directory {str(directory)!r}")
-            connection = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout,
-                isolation_level=None,  # explicit BEGIN IMMEDIATE / COMMIT
-                check_same_thread=False,
-            )
-            connection.execute("PRAGMA journal_mode = WAL")
-            # FULL: a commit is synced to disk before it returns (WAL's NORMAL is not durable
-            # across power loss).
-            connection.execute("PRAGMA synchronous = FULL")
-            if connection.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
-                connection.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-                connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-                connection.execute("COMMIT")
+            return open_file(self.path, self._busy_timeout)
         except (sqlite3.Error, OSError) as exc:
             raise self._failure(exc) from exc
-        return connection
 
     def _failure(self, exc: BaseException) -> ConnectionFailed:
         return ConnectionFailed(
@@ -375,7 +308,7 @@ class SQLiteLedger(Ledger):
         try:
             connection.execute("BEGIN IMMEDIATE")
             now = self._clock()
-            rows = _read(connection, {job.key for job in batch if job.key is not None})
+            rows = read_rows(connection, {job.key for job in batch if job.key is not None})
             before = dict(rows)
             for job in batch:
                 try:
@@ -384,7 +317,7 @@ class SQLiteLedger(Ledger):
                     answers.append((job, None, exc))
             changed = [row for key, row in rows.items() if row is not None and row != before[key]]
             if changed:
-                connection.executemany(_UPSERT, changed)
+                connection.executemany(UPSERT, changed)
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             if connection.in_transaction:
@@ -401,31 +334,14 @@ class SQLiteLedger(Ledger):
                 job.future.set_result(value)
 
 
-def _read(connection: sqlite3.Connection, keys: set[RecordKey]) -> _Rows:
-    """The rows of ``keys`` (None for a key with no record), in one statement."""
-    rows: _Rows = dict.fromkeys(keys)
-    if not keys:
-        return rows
-    ordered = list(keys)
-    values = ", ".join(["(?, ?, ?)"] * len(ordered))
-    params = [part for key in ordered for part in _key_params(key)]
-    sql = (
-        f"SELECT {_COLUMNS} FROM invites_ledger "  # noqa: S608 - fixed columns; values bound
-        f"WHERE (run, identity, user_id) IN (VALUES {values})"
-    )
-    for row in connection.execute(sql, params):
-        rows[RecordKey(row[0], row[1], row[2])] = tuple(row)
-    return rows
-
-
-def _nothing(rows: _Rows, now: float) -> None:
+def _nothing(rows: Rows, now: float) -> None:
     return None
 
 
 def _get_work(key: RecordKey) -> _Work:
-    def work(rows: _Rows, now: float) -> Record | None:
+    def work(rows: Rows, now: float) -> Record | None:
         row = rows[key]
-        return None if row is None else _record(row)
+        return None if row is None else read_record(row)
 
     return work
 
@@ -450,22 +366,3 @@ def _log_unsettled(key: RecordKey, state: str) -> Callable[[Future[Any]], None]:
             )
 
     return check
-
-
-def _key_params(key: RecordKey) -> tuple[str, str, str]:
-    return (key.run, key.identity, key.user_id)
-
-
-def _record(row: tuple[Any, ...]) -> Record:
-    run, identity, user_id, state, owner, lease_until, claims, result, error, created, updated = row
-    return Record(
-        key=RecordKey(run=run, identity=identity, user_id=user_id),
-        state=state,
-        owner=owner,
-        lease_until=lease_until,
-        claims=claims,
-        result=load_result(result),
-        error=load_error(error),
-        created_at=created,
-        updated_at=updated,
-    )

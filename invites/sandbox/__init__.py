@@ -7,7 +7,7 @@ bodies, a count of invitation emails per user, and injectable faults.
 Each vendor is one module (`ecosuite`, `softwareone`, `tenant_api`) holding a `VendorSandbox`
 subclass; the shared core (`Sandbox`, faults, the app) knows none of them by name. Another vendor
 plugs in as a `VendorSandbox` of its own: ``Sandbox(vendors=[*default_vendors(), MyVendor()])``
-(the plug-in API is described in ``invites/sandbox/_core.py``).
+(the plug-in API is described in ``invites/sandbox/_vendor.py``).
 
 In-process::
 

@@ -1,0 +1,118 @@
+"""The SQLite ledger's file: where a target names it, its table, and rows read and written."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, Final, TypeAlias
+
+from . import Record, RecordKey, load_error, load_result
+
+SCHEMA_VERSION: Final = 1
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS invites_ledger (
+    run         TEXT NOT NULL,
+    identity    TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
+    state       TEXT NOT NULL
+                CHECK (state IN ('intent', 'sent', 'already_verified', 'failed', 'unknown')),
+    owner       TEXT NOT NULL,
+    lease_until REAL NOT NULL,
+    claims      INTEGER NOT NULL,
+    result      TEXT,
+    error       TEXT,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (run, identity, user_id)
+);
+CREATE INDEX IF NOT EXISTS invites_ledger_user ON invites_ledger (user_id);
+"""
+COLUMNS: Final = (
+    "run, identity, user_id, state, owner, lease_until, claims, result, error, created_at, "
+    "updated_at"
+)
+UPSERT: Final = (
+    f"INSERT INTO invites_ledger ({COLUMNS}) "  # noqa: S608 - fixed columns; values are bound
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run, identity, user_id) DO UPDATE SET state = excluded.state, "
+    "owner = excluded.owner, lease_until = excluded.lease_until, claims = excluded.claims, "
+    "result = excluded.result, error = excluded.error, updated_at = excluded.updated_at"
+)
+
+
+def path_of(target: str) -> str:
+    """The file a ``sqlite:`` URL or a plain path names (``sqlite:///rel.db``,
+    ``sqlite:////abs.db``, as SQLAlchemy spells them)."""
+    if target.lower().startswith("sqlite://"):
+        rest = target[len("sqlite://") :]
+        if not rest.startswith("/") or rest == "/":
+            raise ValueError("expected sqlite:///relative/path or sqlite:////absolute/path")
+        return rest[1:]
+    return target
+
+
+#: A record's row as stored, in ``COLUMNS`` order.
+Row: TypeAlias = tuple[Any, ...]
+#: The rows one transaction reads and writes, by key; None: no record.
+Rows: TypeAlias = dict[RecordKey, "Row | None"]
+
+
+def open_file(path: str, busy_timeout: float) -> sqlite3.Connection:
+    """Connect to the ledger file at ``path`` in WAL mode, creating its table when missing."""
+    directory = Path(path).parent
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no directory {str(directory)!r}")
+    connection = sqlite3.connect(
+        path,
+        timeout=busy_timeout,
+        isolation_level=None,  # explicit BEGIN IMMEDIATE / COMMIT
+        check_same_thread=False,
+    )
+    connection.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit is synced to disk before it returns (WAL's NORMAL is not durable
+    # across power loss).
+    connection.execute("PRAGMA synchronous = FULL")
+    if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        connection.execute("BEGIN IMMEDIATE")
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    return connection
+
+
+def read_rows(connection: sqlite3.Connection, keys: set[RecordKey]) -> Rows:
+    """The rows of ``keys`` (None for a key with no record), in one statement."""
+    rows: Rows = dict.fromkeys(keys)
+    if not keys:
+        return rows
+    ordered = list(keys)
+    values = ", ".join(["(?, ?, ?)"] * len(ordered))
+    params = [part for key in ordered for part in key_params(key)]
+    sql = (
+        f"SELECT {COLUMNS} FROM invites_ledger "  # noqa: S608 - fixed columns; values bound
+        f"WHERE (run, identity, user_id) IN (VALUES {values})"
+    )
+    for row in connection.execute(sql, params):
+        rows[RecordKey(row[0], row[1], row[2])] = tuple(row)
+    return rows
+
+
+def key_params(key: RecordKey) -> tuple[str, str, str]:
+    return (key.run, key.identity, key.user_id)
+
+
+def read_record(row: tuple[Any, ...]) -> Record:
+    run, identity, user_id, state, owner, lease_until, claims, result, error, created, updated = row
+    return Record(
+        key=RecordKey(run=run, identity=identity, user_id=user_id),
+        state=state,
+        owner=owner,
+        lease_until=lease_until,
+        claims=claims,
+        result=load_result(result),
+        error=load_error(error),
+        created_at=created,
+        updated_at=updated,
+    )
