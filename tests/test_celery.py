@@ -252,7 +252,8 @@ def test_two_workers_one_killed_mid_run_send_each_invitee_at_most_once(
             connection.default_channel.queue_delete(queue)  # type: ignore[attr-defined]
 
     assert killed_at == [300]
-    assert victim.returncode == -signal.SIGKILL
+    victim_log = (tmp_path / "w0.log").read_text(encoding="utf-8", errors="replace")
+    assert victim.returncode == -signal.SIGKILL, victim_log[-4000:]
     emails = sandbox.emails_snapshot()
     assert set(emails.values()) <= {1}  # nobody was emailed twice
     assert sorted(outcome.user_id for outcome in outcomes) == sorted(users)
