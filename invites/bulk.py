@@ -21,160 +21,32 @@ import queue
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
-    Callable,
     Generator,
     Iterable,
     Iterator,
     Mapping,
 )
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Literal, TypeAlias
 
 import attrs
 
+from ._outcome import (
+    Ledgered,
+    Outcome,
+    OutcomeHook,
+    OutcomeStatus,
+    aresend_one,
+    cancelled,
+    resend_one,
+    user_id_of,
+)
 from ._protocol import InviteProvider
-from .errors import InviteError, OutcomeUnknown
 from .ledger import Ledger
-from .ledger._guard import Guard, Guarded, outcome_status
-from .models import Invitee, ResendResult, as_invitee
+from .models import Invitee
 
 __all__ = ["Outcome", "OutcomeStatus", "aresend_many", "resend_many"]
 
 logger = logging.getLogger("invites")
-
-OutcomeStatus: TypeAlias = Literal["sent", "already_verified", "failed", "unknown"]
-OutcomeHook: TypeAlias = Callable[["Outcome"], None]
-
-
-@attrs.frozen(kw_only=True)
-class Outcome:
-    """What became of one invitee.
-
-    ``status`` is ``"sent"`` (``result`` set), ``"already_verified"``, ``"failed"`` (nothing was
-    sent, or the vendor refused) or ``"unknown"`` (the invitation may or may not have gone out);
-    ``error`` holds the exception for every status but ``"sent"``. With a ledger: ``skipped`` is
-    True when the ledger settled it and this call sent nothing (an earlier attempt did, or may
-    have, or it repeats an invitee of this call); ``resent_unknown`` is True when an earlier
-    attempt's outcome was unknown and this call sent again (``retry_unknown``): the invitee may
-    have the email twice.
-    """
-
-    invitee: Invitee | None
-    user_id: str
-    status: OutcomeStatus
-    result: ResendResult | None = None
-    error: BaseException | None = None
-    skipped: bool = False
-    resent_unknown: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when the invitee needs nothing more: sent or already verified."""
-        return self.status in ("sent", "already_verified")
-
-
-def _user_id(item: object) -> str:
-    if isinstance(item, Invitee):
-        return item.user_id
-    if isinstance(item, str | int):
-        return str(item)  # a numeric id reads as itself
-    # Anything else goes by its type's name: its repr could be long, or show what it holds.
-    return f"<{type(item).__name__}>"
-
-
-def _failed(item: object, error: BaseException) -> Outcome:
-    invitee = item if isinstance(item, Invitee) else None
-    return Outcome(
-        invitee=invitee, user_id=_user_id(item), status=outcome_status(error), error=error
-    )
-
-
-def _sent(invitee: Invitee, result: ResendResult) -> Outcome:
-    return Outcome(invitee=invitee, user_id=invitee.user_id, status="sent", result=result)
-
-
-def _guarded(invitee: Invitee, guarded: Guarded) -> Outcome:
-    return Outcome(
-        invitee=invitee,
-        user_id=invitee.user_id,
-        status=guarded.status,
-        result=guarded.result,
-        error=guarded.error,
-        skipped=guarded.skipped,
-        resent_unknown=guarded.resent_unknown,
-    )
-
-
-class _Ledgered:
-    """A :class:`~invites.ledger._guard.Guard` bound to one provider and one run."""
-
-    def __init__(
-        self, ledger: Ledger, provider: InviteProvider, run: str | None, retry_unknown: bool
-    ) -> None:
-        if not isinstance(run, str) or not run:
-            raise ValueError("a ledger needs a run name: resend_many(..., ledger=, run='...')")
-        # Outcomes are committed in groups while the next resends go out; each claim is still
-        # durable before its request leaves, and closing the ledger commits what is queued.
-        self.guard = Guard(ledger, provider, retry_unknown=retry_unknown, wait_for_outcomes=False)
-        self.provider = provider
-        self.run = run
-
-    def resend(self, invitee: Invitee) -> Outcome:
-        return _guarded(invitee, self.guard.run(self.run, invitee, self.provider.resend_invite))
-
-    async def aresend(self, invitee: Invitee) -> Outcome:
-        guarded = await self.guard.arun(self.run, invitee, self.provider.aresend_invite)
-        return _guarded(invitee, guarded)
-
-    def flush(self) -> None:
-        """Wait until every outcome of the run is durable (they are committed in groups)."""
-        try:
-            self.guard.ledger.flush()
-        except InviteError as exc:
-            logger.warning("ledger: the run's last outcomes may not be recorded: %s", exc)
-
-    async def aflush(self) -> None:
-        try:
-            await asyncio.shield(self.guard.ledger.aflush())
-        except InviteError as exc:
-            logger.warning("ledger: the run's last outcomes may not be recorded: %s", exc)
-
-
-def resend_one(
-    provider: InviteProvider, item: Invitee | str, ledgered: _Ledgered | None = None
-) -> Outcome:
-    """Resend to one invitee and return its outcome; never raises for the invitee's sake."""
-    try:
-        invitee = as_invitee(item)
-        if ledgered is not None:
-            return ledgered.resend(invitee)
-        return _sent(invitee, provider.resend_invite(invitee))
-    except Exception as exc:
-        return _failed(item, exc)
-
-
-async def aresend_one(
-    provider: InviteProvider, item: Invitee | str, ledgered: _Ledgered | None = None
-) -> Outcome:
-    """Async twin of :func:`resend_one`; a cancelled resend is reported ``unknown``."""
-    try:
-        invitee = as_invitee(item)
-        if ledgered is not None:
-            return await ledgered.aresend(invitee)
-        return _sent(invitee, await provider.aresend_invite(invitee))
-    except asyncio.CancelledError:
-        return _cancelled(provider, item)
-    except Exception as exc:
-        return _failed(item, exc)
-
-
-def _cancelled(provider: InviteProvider, item: object) -> Outcome:
-    error = OutcomeUnknown(
-        "the run was cancelled while this resend was in flight; it may have been sent",
-        provider=provider.name,
-        user_id=_user_id(item),
-    )
-    return _failed(item, error)
 
 
 def _within_pool(provider: InviteProvider, concurrency: int, *, asynchronous: bool) -> int:
@@ -231,11 +103,11 @@ class _Repeats:
         """Start tracking ``item``'s user id; True when it is a repeat, held for later."""
         if not self.active:
             return False
-        held = self.in_flight.get(_user_id(item))
+        held = self.in_flight.get(user_id_of(item))
         if held is not None:
             held.append(item)
             return True
-        self.in_flight[_user_id(item)] = []
+        self.in_flight[user_id_of(item)] = []
         return False
 
     def expand(self, outcome: Outcome) -> list[Outcome]:
@@ -279,7 +151,7 @@ def resend_many(
     """
     _check_arguments(invitees, concurrency)
     concurrency = _within_pool(provider, concurrency, asynchronous=False)
-    ledgered = None if ledger is None else _Ledgered(ledger, provider, run, retry_unknown)
+    ledgered = None if ledger is None else Ledgered(ledger, provider, run, retry_unknown)
     return _resend_many(provider, iter(invitees), concurrency, _Hook(on_outcome), ledgered)
 
 
@@ -288,7 +160,7 @@ def _resend_many(
     source: Iterator[Invitee | str],
     concurrency: int,
     hook: _Hook,
-    ledgered: _Ledgered | None,
+    ledgered: Ledgered | None,
 ) -> Generator[Outcome, None, None]:
     # Each resend hands its finished future to a queue: taking the next outcome costs the same
     # at any concurrency (waiting on every pending future at once costs one lock per future).
@@ -333,7 +205,7 @@ def _drain(
     repeats: _Repeats,
     hook: _Hook,
     executor: ThreadPoolExecutor,
-    ledgered: _Ledgered | None,
+    ledgered: Ledgered | None,
 ) -> None:
     """Hand the outcomes completed but not yet reported to on_outcome, then those of the
     ``in_flight`` resends as each finishes (the consumer may have stopped early, or the input
@@ -370,7 +242,7 @@ async def aresend_many(
     """
     _check_arguments(invitees, concurrency)
     concurrency = _within_pool(provider, concurrency, asynchronous=True)
-    ledgered = None if ledger is None else _Ledgered(ledger, provider, run, retry_unknown)
+    ledgered = None if ledger is None else Ledgered(ledger, provider, run, retry_unknown)
     hook = _Hook(on_outcome)
     source = _aiter(invitees)
     items: dict[asyncio.Task[Outcome], Invitee | str] = {}
@@ -426,7 +298,7 @@ async def _settle_in_flight(
         try:
             outcome = await asyncio.shield(task)
         except asyncio.CancelledError:
-            outcome = _cancelled(provider, item)
+            outcome = cancelled(provider, item)
         for each in repeats.expand(outcome):
             hook(each)
 

@@ -1,0 +1,168 @@
+"""One invitee's outcome, and the resend that produces it: never an exception for its sake.
+
+:func:`resend_one` / :func:`aresend_one` resend to one invitee (under a run's ledger when given)
+and turn whatever happens into an :class:`Outcome`; the bulk runners in :mod:`invites.bulk`
+schedule them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Literal, TypeAlias
+
+import attrs
+
+from ._protocol import InviteProvider
+from .errors import InviteError, OutcomeUnknown
+from .ledger import Ledger
+from .ledger._guard import Guard, Guarded, outcome_status
+from .models import Invitee, ResendResult, as_invitee
+
+__all__ = [
+    "Ledgered",
+    "Outcome",
+    "OutcomeHook",
+    "OutcomeStatus",
+    "aresend_one",
+    "cancelled",
+    "resend_one",
+    "user_id_of",
+]
+
+logger = logging.getLogger("invites")
+
+OutcomeStatus: TypeAlias = Literal["sent", "already_verified", "failed", "unknown"]
+OutcomeHook: TypeAlias = Callable[["Outcome"], None]
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """What became of one invitee.
+
+    ``status`` is ``"sent"`` (``result`` set), ``"already_verified"``, ``"failed"`` (nothing was
+    sent, or the vendor refused) or ``"unknown"`` (the invitation may or may not have gone out);
+    ``error`` holds the exception for every status but ``"sent"``. With a ledger: ``skipped`` is
+    True when the ledger settled it and this call sent nothing (an earlier attempt did, or may
+    have, or it repeats an invitee of this call); ``resent_unknown`` is True when an earlier
+    attempt's outcome was unknown and this call sent again (``retry_unknown``): the invitee may
+    have the email twice.
+    """
+
+    invitee: Invitee | None
+    user_id: str
+    status: OutcomeStatus
+    result: ResendResult | None = None
+    error: BaseException | None = None
+    skipped: bool = False
+    resent_unknown: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the invitee needs nothing more: sent or already verified."""
+        return self.status in ("sent", "already_verified")
+
+
+def user_id_of(item: object) -> str:
+    if isinstance(item, Invitee):
+        return item.user_id
+    if isinstance(item, str | int):
+        return str(item)  # a numeric id reads as itself
+    # Anything else goes by its type's name: its repr could be long, or show what it holds.
+    return f"<{type(item).__name__}>"
+
+
+def _failed(item: object, error: BaseException) -> Outcome:
+    invitee = item if isinstance(item, Invitee) else None
+    return Outcome(
+        invitee=invitee, user_id=user_id_of(item), status=outcome_status(error), error=error
+    )
+
+
+def _sent(invitee: Invitee, result: ResendResult) -> Outcome:
+    return Outcome(invitee=invitee, user_id=invitee.user_id, status="sent", result=result)
+
+
+def _guarded(invitee: Invitee, guarded: Guarded) -> Outcome:
+    return Outcome(
+        invitee=invitee,
+        user_id=invitee.user_id,
+        status=guarded.status,
+        result=guarded.result,
+        error=guarded.error,
+        skipped=guarded.skipped,
+        resent_unknown=guarded.resent_unknown,
+    )
+
+
+class Ledgered:
+    """A :class:`~invites.ledger._guard.Guard` bound to one provider and one run."""
+
+    def __init__(
+        self, ledger: Ledger, provider: InviteProvider, run: str | None, retry_unknown: bool
+    ) -> None:
+        if not isinstance(run, str) or not run:
+            raise ValueError("a ledger needs a run name: resend_many(..., ledger=, run='...')")
+        # Outcomes are committed in groups while the next resends go out; each claim is still
+        # durable before its request leaves, and closing the ledger commits what is queued.
+        self.guard = Guard(ledger, provider, retry_unknown=retry_unknown, wait_for_outcomes=False)
+        self.provider = provider
+        self.run = run
+
+    def resend(self, invitee: Invitee) -> Outcome:
+        return _guarded(invitee, self.guard.run(self.run, invitee, self.provider.resend_invite))
+
+    async def aresend(self, invitee: Invitee) -> Outcome:
+        guarded = await self.guard.arun(self.run, invitee, self.provider.aresend_invite)
+        return _guarded(invitee, guarded)
+
+    def flush(self) -> None:
+        """Wait until every outcome of the run is durable (they are committed in groups)."""
+        try:
+            self.guard.ledger.flush()
+        except InviteError as exc:
+            logger.warning("ledger: the run's last outcomes may not be recorded: %s", exc)
+
+    async def aflush(self) -> None:
+        try:
+            await asyncio.shield(self.guard.ledger.aflush())
+        except InviteError as exc:
+            logger.warning("ledger: the run's last outcomes may not be recorded: %s", exc)
+
+
+def resend_one(
+    provider: InviteProvider, item: Invitee | str, ledgered: Ledgered | None = None
+) -> Outcome:
+    """Resend to one invitee and return its outcome; never raises for the invitee's sake."""
+    try:
+        invitee = as_invitee(item)
+        if ledgered is not None:
+            return ledgered.resend(invitee)
+        return _sent(invitee, provider.resend_invite(invitee))
+    except Exception as exc:
+        return _failed(item, exc)
+
+
+async def aresend_one(
+    provider: InviteProvider, item: Invitee | str, ledgered: Ledgered | None = None
+) -> Outcome:
+    """Async twin of :func:`resend_one`; a cancelled resend is reported ``unknown``."""
+    try:
+        invitee = as_invitee(item)
+        if ledgered is not None:
+            return await ledgered.aresend(invitee)
+        return _sent(invitee, await provider.aresend_invite(invitee))
+    except asyncio.CancelledError:
+        return cancelled(provider, item)
+    except Exception as exc:
+        return _failed(item, exc)
+
+
+def cancelled(provider: InviteProvider, item: object) -> Outcome:
+    error = OutcomeUnknown(
+        "the run was cancelled while this resend was in flight; it may have been sent",
+        provider=provider.name,
+        user_id=user_id_of(item),
+    )
+    return _failed(item, error)
