@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 import queue
 from collections.abc import (
     AsyncIterable,
@@ -45,8 +44,6 @@ from .ledger import Ledger
 from .models import Invitee
 
 __all__ = ["Outcome", "OutcomeStatus", "aresend_many", "resend_many"]
-
-logger = logging.getLogger("invites")
 
 
 def _within_pool(provider: InviteProvider, concurrency: int, *, asynchronous: bool) -> int:
