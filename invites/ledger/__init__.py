@@ -16,8 +16,8 @@ have gone: ``unknown``) or the true outcome. The claim is one atomic step: of tw
 for the same key, exactly one is granted it.
 
 ``open_ledger(url_or_path)`` picks an implementation by URL scheme: SQLite from the standard
-library for a plain path or ``sqlite:///path``; ``postgresql://`` is reserved for a
-server-backed implementation shipped as an optional extra.
+library for a plain path or ``sqlite:///path``; ``postgresql://`` the PostgreSQL implementation
+(psycopg 3, the optional extra ``postgres``), for processes on many machines.
 
 Writing an implementation: subclass :class:`Ledger` and implement :meth:`Ledger.claim`,
 :meth:`Ledger.settle`, :meth:`Ledger.get`, :meth:`Ledger.records` and :meth:`Ledger.close` with
