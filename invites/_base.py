@@ -211,6 +211,7 @@ class BaseProvider(Generic[S]):
                 ResourceWarning,
                 source=self,
             )
+            transport.close(warn=False)  # nobody can use it any more: release its connections
 
     def __enter__(self) -> Self:
         if self._transport.closed:

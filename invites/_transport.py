@@ -94,12 +94,13 @@ class Transport:
         owned_sync = self._owns_client and self._client is not None
         return owned_sync or bool(self._loop_clients)
 
-    def close(self) -> None:
+    def close(self, *, warn: bool = True) -> None:
         """Close the sync client and hand each loop's async client to its loop to close.
 
         A client whose loop is running is closed there soon; one whose loop has closed is
         dropped. One whose loop is idle closes only when that loop runs again: a
-        ``ResourceWarning`` says so (close the provider with ``aclose()`` in that loop instead).
+        ``ResourceWarning`` says so unless ``warn`` is False (close the provider with
+        ``aclose()`` in that loop instead).
         """
         with self._lock:
             self.closed = True
@@ -110,7 +111,7 @@ class Transport:
         if client is not None and self._owns_client:
             client.close()
         for owned in left:
-            owned.close_elsewhere()
+            owned.close_elsewhere(warn)
 
     async def aclose(self) -> None:
         """Close the running loop's async client, then everything :meth:`close` closes."""
@@ -252,12 +253,12 @@ class _LoopClient:
     async def aclose(self) -> None:
         await self.closer.aclose()
 
-    def close_elsewhere(self) -> None:
+    def close_elsewhere(self, warn: bool) -> None:
         """Have the client's loop close it; warn when that may not happen soon."""
         loop = self.loop
         if loop.is_closed():
             return  # its connections went with it
-        if not loop.is_running():
+        if warn and not loop.is_running():
             warnings.warn(
                 f"an httpx.AsyncClient created for {loop!r} closes only when that loop runs "
                 "again: close the provider with aclose() inside each event loop it used",
