@@ -422,8 +422,10 @@ def test_a_redirect_with_a_malformed_location_is_unexpected(
         return httpx.Response(302, headers=[(b"location", location.encode())])
 
     monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handler)
-    provider = invites.from_config(_config("tenant_api"))
-    with pytest.raises(InviteError) as caught:
+    with (
+        invites.from_config(_config("tenant_api")) as provider,
+        pytest.raises(InviteError) as caught,
+    ):
         provider.resend_invite(TENANT_USER)
     assert type(caught.value) is UnexpectedResponse
     assert caught.value.status_code == 302
@@ -466,5 +468,6 @@ def test_the_providers_own_clients_keep_no_cookies(
         else:
             result = asyncio.run(provider.aresend_invite(TENANT_USER))
         assert isinstance(result, invites.ResendResult)
+    provider.close()
     assert len(vendor_over_fake_sockets) == 3
     assert all("cookie" not in request.headers for request in vendor_over_fake_sockets)

@@ -1091,6 +1091,7 @@ def test_slots_reserved_before_a_pause_are_retaken_after_it() -> None:
     assert isinstance(advance(provider, b), Send)
     fake.now += 1.0  # ...and C one interval later, not in the same instant
     assert isinstance(advance(provider, c), Send)
+    provider.close()
 
 
 def test_a_429_without_retry_after_pauses_for_the_backoff_it_reports() -> None:
@@ -1110,6 +1111,7 @@ def test_a_429_without_retry_after_pauses_for_the_backoff_it_reports() -> None:
     assert isinstance(wait, Sleep)
     assert wait.seconds == pytest.approx(event.wait)
     assert provider._pacer.paused_for() == pytest.approx(event.wait)
+    provider.close()
 
 
 @pytest.mark.parametrize("mode", MODES)

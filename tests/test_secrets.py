@@ -300,7 +300,8 @@ def test_no_secret_shows_anywhere(
     # The sandbox over loopback: these tokens are refused (401) ...
     for key, (_, _, target) in CONFIGS.items():
         for mode in ("sync", "async"):
-            outcome = _run(_build(key, server.url), target, mode)
+            with _build(key, server.url) as provider:
+                outcome = _run(provider, target, mode)
             assert isinstance(outcome, invites.AuthenticationFailed), (key, type(outcome))
             seen.outcome(f"sandbox {key} {mode}", outcome)
             outcomes += 1
