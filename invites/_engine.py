@@ -236,8 +236,7 @@ class Engine:
             sent_at = self.clock()
             reply = yield Send(request)
             now = self.clock()
-            if not (call.reads_only or isinstance(reply, _UNSENT)):
-                run.may_have_sent = True
+            run.may_have_sent |= not (call.reads_only or isinstance(reply, _UNSENT))
             if isinstance(reply, InviteError):
                 raise reply
             assert isinstance(reply, (httpx.Response, Exception))
