@@ -20,6 +20,7 @@ the disk a service would use): the cost is mostly the disk's fsync.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import tempfile
@@ -94,8 +95,8 @@ def _bulk_rows(provider: Any, users: list[str], ledger: Ledger, rounds: int) -> 
     for concurrency in BULK_CONCURRENCY:
         bulk = alternate(
             {
-                "ledger": lambda c=concurrency: _bulk(provider, users, ledger, c),
-                "none": lambda c=concurrency: _bulk(provider, users, None, c),
+                "ledger": functools.partial(_bulk, provider, users, ledger, concurrency),
+                "none": functools.partial(_bulk, provider, users, None, concurrency),
             },
             rounds,
         )

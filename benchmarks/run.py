@@ -10,6 +10,9 @@ raw, ratio, target, pass/fail (``--json``: the same as JSON, with every round's 
 - coldstart: ``import invites`` + ``from_config`` vs ``import httpx, attrs, cattrs`` + a client.
 - memory:    peak RSS of ``resend_many`` over 10,000 vs 100,000 invitees.
 - ledger:    the write-ahead ledger's cost per resend (durable commits), alone and in a bulk run.
+- ledger-postgres: what a PostgreSQL ledger adds to a loopback resend (latency, throughput).
+- shared:    four processes against one vendor limit: a shared Redis pace vs per-process limits
+             (only with ``--only shared``: it needs the Redis server and takes under two minutes).
 
 The machine may be shared: every comparison alternates its sides and reports medians. Exit
 status is 0 unless ``--check`` is given and a target is missed.
@@ -31,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Row
 
-SUITES = ("overhead", "bulk", "ratelimit", "coldstart", "memory", "ledger")
+SUITES = ("overhead", "bulk", "ratelimit", "coldstart", "memory", "ledger", "ledger-postgres")
+OPTIONAL = ("shared",)
 
 
 def _suite(name: str) -> Callable[[bool], list[Row]]:
@@ -59,6 +63,14 @@ def _suite(name: str) -> Callable[[bool], list[Row]]:
         import bench_ledger
 
         return bench_ledger.run
+    if name == "ledger-postgres":
+        import bench_ledger_postgres
+
+        return bench_ledger_postgres.run
+    if name == "shared":
+        import bench_shared_pacing
+
+        return bench_shared_pacing.run
     raise ValueError(name)
 
 
@@ -135,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=SUITES,
+        choices=SUITES + OPTIONAL,
         default=list(SUITES),
         metavar="NAME",
-        help=f"run only these benchmarks ({', '.join(SUITES)})",
+        help=f"run only these benchmarks ({', '.join(SUITES + OPTIONAL)})",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, ClassVar, Generic, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
 import httpx
 from typing_extensions import TypeVar
 
 from ._credentials import Credentials
+from ._deadline import DEADLINE
 from ._engine import (
     AttemptEvent,
     Builder,
@@ -37,10 +38,11 @@ from ._pacing import Pacer, Throttle
 from ._policy import RetryPolicy
 from ._settings import ProviderSettings
 from ._transport import Transport, timeout_for
-from .errors import InviteError
+from .errors import ConfigurationError, InviteError
 from .models import Invitee, ResendResult, as_invitee
 
 if TYPE_CHECKING:
+    from ._pacing_redis import RedisPacer
     from .ledger import Ledger
     from .ledger._guard import ProviderLedger
 
@@ -64,7 +66,8 @@ class BaseProvider(Generic[S]):
     implement :meth:`flow`, and override :meth:`auth_header` when the vendor does not take
     ``Authorization: Bearer``. ``client`` / ``async_client`` inject the caller's own httpx clients
     (the configured timeouts still apply per request); otherwise the provider creates and owns them.
-    ``pacer`` shares a pace between providers (default: this provider's own, from ``rate_limit``).
+    ``pacer`` shares a pace between providers (default: one shared through ``rate_limit_store``
+    when it is set, else this provider's own, from ``rate_limit``).
     ``clock``, ``sleep``, ``async_sleep`` and ``jitter`` (the random part of a backoff: given its
     upper bound, returns the wait) exist for tests that must not wait for real.
     ``ledger`` (or the ``ledger`` setting, a path or URL) records resends made with an
@@ -90,13 +93,16 @@ class BaseProvider(Generic[S]):
     ) -> None:
         self.settings = settings
         base_url = settings.base_url or self.default_base_url
-        if base_url is None:
-            raise TypeError(f"{self.name}: base_url is required")
+        if base_url is None:  # a vendor without a default_base_url: as any missing key
+            raise ConfigurationError("base_url: is required", provider=self.name)
         self.base_url = base_url.rstrip("/")
         timeout = timeout_for(settings)
         self._transport = Transport(timeout, client, async_client)
         self._credentials = Credentials(settings.token, settings.token_provider)
-        self._pacer: Pacer = pacer or Throttle(settings.rate_limit, clock=clock)
+        self._store_pacer = _store_pacer(self, clock) if pacer is None else None
+        self._pacer: Pacer = (
+            pacer or self._store_pacer or Throttle(settings.rate_limit, clock=clock)
+        )
         self._engine = Engine(
             self.name,
             policy=RetryPolicy(
@@ -148,16 +154,21 @@ class BaseProvider(Generic[S]):
         if idempotency_key is not None:
             ledger = _needs_ledger(self._ledger)
             return ledger.resend(self, idempotency_key, as_invitee(invitee), self.resend_invite)
-        steps = self._steps(as_invitee(invitee), self._transport.client().build_request)
-        send, perform = self._transport.send, self._perform
-        reply: Reply = None
-        while True:
-            try:
-                action = steps.send(reply)
-            except StopIteration as stop:
-                result: ResendResult = stop.value
-                return result
-            reply = send(action.request) if isinstance(action, Send) else perform(action)
+        # The clients' sockets and body reading end by this instant, whatever the vendor sends.
+        deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
+        try:
+            steps = self._steps(as_invitee(invitee), self._transport.client().build_request)
+            send, perform = self._transport.send, self._perform
+            reply: Reply = None
+            while True:
+                try:
+                    action = steps.send(reply)
+                except StopIteration as stop:
+                    result: ResendResult = stop.value
+                    return result
+                reply = send(action.request) if isinstance(action, Send) else perform(action)
+        finally:
+            DEADLINE.reset(deadline)
 
     async def aresend_invite(
         self, invitee: Invitee | str, *, idempotency_key: str | None = None
@@ -169,24 +180,31 @@ class BaseProvider(Generic[S]):
         if idempotency_key is not None:
             ledger = _needs_ledger(self._ledger)
             return await ledger.aresend(self, idempotency_key, invitee, self.aresend_invite)
+        deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
-            client = self._transport.async_client()
-        except InviteError as exc:  # a client of another event loop: refused, nothing sent
-            exc.provider, exc.user_id, exc.attempts = self.name, invitee.user_id, 0
-            raise
-        steps = self._steps(invitee, client.build_request)
-        send, perform = self._transport.asend, self._aperform
-        reply: Reply = None
-        while True:
             try:
-                action = steps.send(reply)
-            except StopIteration as stop:
-                result: ResendResult = stop.value
-                return result
-            reply = await (send(action.request) if isinstance(action, Send) else perform(action))
+                client = self._transport.async_client()
+            except InviteError as exc:  # a client of another event loop: refused, nothing sent
+                exc.provider, exc.user_id, exc.attempts = self.name, invitee.user_id, 0
+                raise
+            steps = self._steps(invitee, client.build_request)
+            send, perform = self._transport.asend, self._aperform
+            reply: Reply = None
+            while True:
+                try:
+                    action = steps.send(reply)
+                except StopIteration as stop:
+                    result: ResendResult = stop.value
+                    return result
+                reply = await (
+                    send(action.request) if isinstance(action, Send) else perform(action)
+                )
+        finally:
+            DEADLINE.reset(deadline)
 
     def close(self) -> None:
-        """Close the clients (and the ledger) this provider created; it refuses resends after.
+        """Close the clients (and ledger, pace store) this provider created; it refuses resends
+        after.
 
         Each event loop's async client is closed in its loop: soon when that loop is running,
         when it next runs otherwise (a ``ResourceWarning`` says so: prefer :meth:`aclose` there).
@@ -194,12 +212,16 @@ class BaseProvider(Generic[S]):
         self._transport.close()
         if self._ledger is not None:
             self._ledger.close()
+        if self._store_pacer is not None:
+            self._store_pacer.close()
 
     async def aclose(self) -> None:
         """Close the running loop's async client, then everything :meth:`close` closes."""
         await self._transport.aclose()
         if self._ledger is not None:
             self._ledger.close()
+        if self._store_pacer is not None:
+            await self._store_pacer.aclose()  # the running loop's store client, and the sync one
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         # The default argument keeps warn reachable while the interpreter shuts down.
@@ -228,6 +250,13 @@ class BaseProvider(Generic[S]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def _connection_limit(self, *, asynchronous: bool) -> int | None:
+        """Most connections the provider's own client opens (None: the caller's client).
+
+        Bulk runs keep their concurrency within it.
+        """
+        return self._transport.connection_limit(asynchronous=asynchronous)
 
     # -- the drivers' work -----------------------------------------------------------------------
 
@@ -289,3 +318,31 @@ def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:
 
         raise ConfigurationError("idempotency_key needs a ledger (the ledger setting or argument)")
     return ledger
+
+
+# -- a pace shared through a store (logic in invites._pacing_redis; loaded only when configured) --
+
+
+def _store_pacer(provider: BaseProvider[Any], clock: Callable[[], float]) -> RedisPacer | None:
+    settings = provider.settings
+    if settings.rate_limit_store is None:
+        return None
+    try:
+        from ._pacing_redis import RedisPacer, identity_key
+    except ImportError as exc:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError(
+            "rate_limit_store: needs redis-py, the redis extra (pip install 'invites[redis]')",
+            provider=provider.name,
+        ) from exc
+    from ._identity import provider_identity
+
+    fallback = settings.rate_limit_fallback == "local"
+    return RedisPacer(
+        settings.rate_limit_store,
+        identity_key(settings.rate_limit_key_prefix, provider.name, provider_identity(provider)),
+        settings.rate_limit,
+        fallback=Throttle(settings.rate_limit, clock=clock) if fallback else None,
+        clock=clock,
+    )

@@ -265,7 +265,7 @@ class Engine:
             if decision.wait is None:
                 if decision is DELIVER:
                     assert isinstance(reply, httpx.Response)
-                    return reply
+                    return credentials.scrubbed(reply)
                 return self._settle(call, request, run, attempt, reply, decision)
             if decision.pause is None:  # after a pause, the pacing above waits it out
                 yield Sleep(decision.wait)
@@ -332,4 +332,4 @@ class Engine:
             raise decision.error(
                 decision.message, provider=self.name, user_id=run.user_id, attempts=run.attempts
             ) from reply
-        return reply
+        return self.credentials.scrubbed(reply)

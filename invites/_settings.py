@@ -20,6 +20,7 @@ import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, TypeAlias
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import attrs
 import httpx
@@ -42,16 +43,21 @@ __all__ = [
     "header_text",
     "http_url",
     "integer",
+    "key_prefix",
+    "ledger_url",
     "non_negative",
     "number",
     "one_of",
     "path_segment",
     "positive",
     "setting",
+    "store_label",
+    "store_url",
     "text",
     "uuid_text",
     "variable_name",
     "with_token",
+    "without_password",
 ]
 
 #: Returns a fresh token (or an awaitable of one); called when none is cached and after a 401.
@@ -86,8 +92,8 @@ REQUIRED: Final[Any] = _Required()
 def setting(check: Check, *, identity: bool = False, **kwargs: Any) -> Any:
     """An attrs field that ``check`` validates (and may normalize) when the settings are built.
 
-    ``identity``: the key selects whose users the provider reaches (a tenant, an account); the
-    ledger keys its records by it (see :func:`invites.ledger.provider_identity`).
+    ``identity``: the key selects whose users the provider reaches (a tenant, an account); ledger
+    records and a shared pace are keyed by it (see :func:`invites.ledger.provider_identity`).
     """
     metadata: dict[str, Any] = {_CHECK: check}
     if identity:
@@ -284,6 +290,108 @@ def callable_or_path(value: object, _: object = None) -> Callable[..., Any]:
     return typing.cast(Callable[..., Any], target)
 
 
+_STORE_SCHEMES: Final = ("redis", "rediss", "unix")
+
+
+def store_url(value: object, _: object = None) -> str:
+    """A Redis URL (``redis://``, ``rediss://``, ``unix://``), kept as written.
+
+    It may hold a password, so no problem names any part of the value.
+    """
+    raw = text(value)
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        raise Invalid("is not a valid URL") from None
+    if parts.scheme not in _STORE_SCHEMES:
+        raise Invalid("must be a redis://, rediss:// or unix:// URL")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise Invalid("has no socket path")
+        return raw
+    db = parts.path.strip("/")
+    problems = [
+        why
+        for wrong, why in (
+            (not parts.hostname, "has no host"),
+            (not _valid_port(parts), "has an invalid port"),
+            (bool(db) and not db.isdigit(), "has an invalid database number (the path, e.g. /0)"),
+        )
+        if wrong
+    ]
+    if problems:
+        raise Invalid(*problems)
+    return raw
+
+
+def _valid_port(parts: SplitResult) -> bool:
+    try:
+        return parts.port != 0
+    except ValueError:  # not a number, or out of range
+        return False
+
+
+def store_label(url: str) -> str:
+    """``scheme://host:port/db`` of a store URL: all that errors, logs and reprs show of it."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        port = 6379
+    host = parts.hostname or "localhost"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}:{port}/{parts.path.strip('/') or '0'}"
+
+
+def _store_repr(url: str | None) -> str:
+    return repr(None if url is None else store_label(url))
+
+
+_LEDGER_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
+def ledger_url(value: object, _: object = None) -> str:
+    """A ledger: a SQLite file path, or a ``sqlite://`` / ``postgresql://`` URL, kept as written.
+
+    A URL may hold a password, so no problem names any part of the value.
+    """
+    raw = text(value)
+    if not raw.strip():
+        raise Invalid("must not be empty")
+    if "://" in raw and raw.split("://", 1)[0].lower() not in _LEDGER_SCHEMES:
+        raise Invalid(f"must be a file path or a URL ({', '.join(_LEDGER_SCHEMES)})")
+    return raw
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password in it replaced by ``***`` (a path is returned unchanged)."""
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url.split("://", 1)[0] + "://(unreadable URL)"
+    if not password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    user = user.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _ledger_repr(url: str | None) -> str:
+    return repr(None if url is None else without_password(url))
+
+
+def key_prefix(value: object, _: object = None) -> str:
+    raw = text(value)
+    if not raw or raw != raw.strip():
+        raise Invalid("must be non-empty, without leading or trailing spaces")
+    return raw
+
+
 def _instance_of(cls: type) -> Check:
     def check(value: object, _: object = None) -> object:
         if not isinstance(value, cls):
@@ -384,13 +492,17 @@ class ProviderSettings:
     timeouts: Timeouts | None = None
     max_attempts: int = setting(at_least_one, default=3)
     rate_limit: float | None = setting(positive, default=None)
+    #: Where every process shares ``rate_limit`` and the 429 pause (extra ``redis``).
+    rate_limit_store: str | None = setting(store_url, default=None, repr=_store_repr)
+    rate_limit_fallback: Literal["fail", "local"] = "fail"
+    rate_limit_key_prefix: str = setting(key_prefix, default="invites:pace")
     max_retry_after: float = setting(non_negative, default=60.0)
     deadline: float = setting(positive, default=120.0)
     retry_unknown: bool = False
     allow_insecure_http: bool = False
     on_attempt: AttemptHook | None = setting(callable_or_path, default=None, repr=False)
     #: Path or URL of the ledger that ``resend_invite(..., idempotency_key=...)`` records in.
-    ledger: str | None = setting(text, default=None)
+    ledger: str | None = setting(ledger_url, default=None, repr=_ledger_repr)
 
     def __attrs_post_init__(self) -> None:
         problems, bad = _check_keys(self)

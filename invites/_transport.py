@@ -1,8 +1,11 @@
 """The HTTP side of a provider: the clients it owns or borrows, and bounded body reading.
 
-Every answer is read whole before a vendor's flow sees it, within :data:`BODY_LIMIT`; a body that
-does not fit is refused unread. The clients a provider creates follow no redirect and keep no
-cookie, so the credential is never replayed to another place.
+Every answer is read whole before a vendor's flow sees it, within :data:`BODY_LIMIT` after
+decoding, which is done here in bounded pieces (:mod:`invites._decoding`); a body that does not fit
+is refused unread. The clients a provider creates follow no redirect, keep no cookie (so the
+credential is never replayed to another place), advertise only the codings decoded here, and end
+every socket operation by the resend's deadline (:mod:`invites._deadline`). With a caller's own
+client the deadline is checked between body chunks; its own timeouts bound the rest.
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ import contextlib
 import threading
 import warnings
 import weakref
-from collections.abc import AsyncGenerator
+import zlib
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeGuard, TypeVar
 
 import httpx
 
+from ._deadline import async_transport, sync_transport, time_left
+from ._decoding import ACCEPT_ENCODING, Chain, Unsupported, chain_for
 from ._settings import ProviderSettings
 from .errors import ConnectionFailed, UnexpectedResponse
 
@@ -25,8 +31,12 @@ if TYPE_CHECKING:
 
 __all__ = ["BODY_LIMIT", "Transport", "timeout_for"]
 
+_Stream = TypeVar("_Stream", httpx.SyncByteStream, httpx.AsyncByteStream)
+
 #: Bodies larger than this are refused unread.
 BODY_LIMIT: Final = 1024 * 1024
+#: The provider's own clients' pool: httpx's default shape.
+LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
 class Transport:
@@ -56,6 +66,11 @@ class Transport:
         #: Set by close() and aclose(): no client is handed out any more.
         self.closed = False
 
+    def connection_limit(self, *, asynchronous: bool) -> int | None:
+        """How many connections the owned client opens at most; None for a caller's client."""
+        owned = self._foreign_async is None if asynchronous else self._owns_client
+        return LIMITS.max_connections if owned else None
+
     def client(self) -> httpx.Client:
         """The sync client, created on first use (once, whichever thread comes first)."""
         client = self._client
@@ -66,6 +81,8 @@ class Transport:
                 if self._client is None:
                     self._client = httpx.Client(
                         timeout=self.timeout,
+                        headers={"Accept-Encoding": ACCEPT_ENCODING},
+                        transport=sync_transport(LIMITS),
                         follow_redirects=False,
                         cookies=_no_cookies(),
                         event_hooks={"response": [_forget_redirect_target]},
@@ -144,6 +161,8 @@ class Transport:
     def _new_loop_client(self, loop: AbstractEventLoop) -> httpx.AsyncClient:
         client = httpx.AsyncClient(
             timeout=self.timeout,
+            headers={"Accept-Encoding": ACCEPT_ENCODING},
+            transport=async_transport(LIMITS),
             follow_redirects=False,
             cookies=_no_cookies(),
             event_hooks={"response": [_aforget_redirect_target]},
@@ -173,27 +192,28 @@ class Transport:
         """
         try:
             response = self.client().send(request, stream=True, follow_redirects=False)
-        except httpx.TransportError as exc:
-            return exc
         except (UnicodeError, httpx.InvalidURL) as exc:
             return _unprocessable(exc)
-        except Exception as exc:
+        except Exception as exc:  # httpx's TransportError, or an error inside the client
             return exc
         try:
-            if _fits(response) or response.is_stream_consumed:
+            stream = response.stream
+            if not self._owns_client and _from_network(stream, httpx.SyncByteStream):
+                # The caller's sockets do not know the deadline: check it between chunks.
+                response.stream = _DeadlineBound(stream, request)
+            if response.is_stream_consumed or _fits(response):
                 response.read()
                 return response
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > BODY_LIMIT:
+            body = _Body(response)
+            for chunk in response.iter_raw():
+                if body.add(chunk):
                     return _too_large(response)
-            return _rebuilt(response, bytes(body))
-        except httpx.TransportError as exc:
-            return exc
-        except httpx.DecodingError as exc:
+            return body.finish()
+        except (httpx.DecodingError, zlib.error) as exc:
             return _undecodable(response, exc)
-        except Exception as exc:
+        except Unsupported as exc:
+            return _unsupported(response, exc)
+        except Exception as exc:  # httpx's TransportError, or an error inside the client
             return exc
         finally:
             response.close()
@@ -202,27 +222,29 @@ class Transport:
         """:meth:`send` from async code."""
         try:
             response = await self.async_client().send(request, stream=True, follow_redirects=False)
-        except httpx.TransportError as exc:
-            return exc
         except (UnicodeError, httpx.InvalidURL) as exc:
             return _unprocessable(exc)
-        except Exception as exc:
+        except Exception as exc:  # httpx's TransportError, or an error inside the client
             return exc
         try:
-            if _fits(response) or response.is_stream_consumed:
+            stream = response.stream
+            if self._foreign_async is not None and _from_network(stream, httpx.AsyncByteStream):
+                # As in send(). An asyncio timeout per request would bound the headers too, but
+                # costs about a sixth of a resend's client-side work (measured).
+                response.stream = _AsyncDeadlineBound(stream, request)
+            if response.is_stream_consumed or _fits(response):
                 await response.aread()
                 return response
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > BODY_LIMIT:
+            body = _Body(response)
+            async for chunk in response.aiter_raw():
+                if body.add(chunk):
                     return _too_large(response)
-            return _rebuilt(response, bytes(body))
-        except httpx.TransportError as exc:
-            return exc
-        except httpx.DecodingError as exc:
+            return body.finish()
+        except (httpx.DecodingError, zlib.error) as exc:
             return _undecodable(response, exc)
-        except Exception as exc:
+        except Unsupported as exc:
+            return _unsupported(response, exc)
+        except Exception as exc:  # httpx's TransportError, or an error inside the client
             return exc
         finally:
             if not response.is_closed:  # reading to the end closed it already
@@ -301,6 +323,80 @@ def _closed() -> RuntimeError:
     return RuntimeError("the provider has been closed")
 
 
+def _from_network(stream: object, kind: type[_Stream]) -> TypeGuard[_Stream]:
+    """Whether ``stream`` is a ``kind`` still to be read (an in-memory body cannot trickle)."""
+    return isinstance(stream, kind) and not isinstance(stream, httpx.ByteStream)
+
+
+class _DeadlineBound(httpx.SyncByteStream):
+    """A body stream that fails with a read timeout once the resend's deadline has passed."""
+
+    def __init__(self, stream: httpx.SyncByteStream, request: httpx.Request) -> None:
+        self._stream = stream
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            left = time_left()
+            if left is not None and left <= 0:
+                raise _past_deadline(self._request)
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _AsyncDeadlineBound(httpx.AsyncByteStream):
+    """:class:`_DeadlineBound` for async clients."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, request: httpx.Request) -> None:
+        self._stream = stream
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            left = time_left()
+            if left is not None and left <= 0:
+                raise _past_deadline(self._request)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class _Body:
+    """An answer's body, decoded as it arrives, within :data:`BODY_LIMIT`."""
+
+    __slots__ = ("_chain", "_data", "_response")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self._chain: Chain = chain_for(response, BODY_LIMIT)
+        self._data = bytearray()
+
+    def add(self, chunk: bytes) -> bool:
+        """Decode ``chunk``; True when the body has grown past the limit."""
+        try:
+            for piece in self._chain.feed(chunk):
+                self._data += piece
+                if len(self._data) > BODY_LIMIT:
+                    return True
+        except OverflowError:
+            return True
+        return False
+
+    def finish(self) -> httpx.Response | Exception:
+        """The whole answer, or the refusal of a body that ended past the limit."""
+        try:
+            for piece in self._chain.flush():
+                self._data += piece
+                if len(self._data) > BODY_LIMIT:
+                    return _too_large(self._response)
+        except OverflowError:
+            return _too_large(self._response)
+        return _rebuilt(self._response, bytes(self._data))
+
+
 def timeout_for(settings: ProviderSettings) -> httpx.Timeout:
     """The settings' timeouts: ``timeout`` for every phase that ``timeouts`` leaves unset."""
     phases = settings.timeouts
@@ -372,6 +468,20 @@ def _too_large(response: httpx.Response) -> Exception:
     return UnexpectedResponse(
         f"the answer's body is larger than {BODY_LIMIT} bytes; refused unread",
         status_code=response.status_code,
+    )
+
+
+def _unsupported(response: httpx.Response, exc: Unsupported) -> Exception:
+    return UnexpectedResponse(
+        f"the answer's body is encoded with {exc}, which is not decoded here",
+        status_code=response.status_code,
+    )
+
+
+def _past_deadline(request: httpx.Request) -> httpx.ReadTimeout:
+    # A read timeout: the request may have left, so the policy decides as for any lost answer.
+    return httpx.ReadTimeout(
+        "the resend's deadline passed before the answer was read", request=request
     )
 
 

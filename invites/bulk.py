@@ -176,6 +176,18 @@ def _cancelled(provider: InviteProvider, item: object) -> Outcome:
     return _failed(item, error)
 
 
+def _within_pool(provider: InviteProvider, concurrency: int, *, asynchronous: bool) -> int:
+    """``concurrency``, at most the connections of the client the provider owns.
+
+    More resends in flight than connections only queue inside httpcore's pool, whose bookkeeping
+    grows with the queue, until they fail with ``PoolTimeout``; a caller's own client keeps the
+    limits the caller gave it.
+    """
+    limit = getattr(provider, "_connection_limit", None)
+    most = limit(asynchronous=asynchronous) if callable(limit) else None
+    return concurrency if most is None else min(concurrency, most)
+
+
 def _check_arguments(invitees: object, concurrency: int) -> None:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -265,6 +277,7 @@ def resend_many(
     input is sent at most once; each repeat gets the first one's outcome, ``skipped``.
     """
     _check_arguments(invitees, concurrency)
+    concurrency = _within_pool(provider, concurrency, asynchronous=False)
     ledgered = None if ledger is None else _Ledgered(ledger, provider, run, retry_unknown)
     return _resend_many(provider, iter(invitees), concurrency, _Hook(on_outcome), ledgered)
 
@@ -348,6 +361,7 @@ async def aresend_many(
     garbage-collected.
     """
     _check_arguments(invitees, concurrency)
+    concurrency = _within_pool(provider, concurrency, asynchronous=True)
     ledgered = None if ledger is None else _Ledgered(ledger, provider, run, retry_unknown)
     hook = _Hook(on_outcome)
     source = _aiter(invitees)

@@ -75,6 +75,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    _resend_command(commands)
+    _ledger_commands(commands)
+
+    commands.add_parser(
+        "demo",
+        help="resend through simulated vendors on loopback; no credentials needed",
+        description="Serve the sandbox on a free loopback port and resend to users in every "
+        "state through all three vendors.",
+    )
+
+    commands.add_parser(
+        "sandbox",
+        help="serve the simulated vendors, seed users for bulk runs, read their email counts "
+        "(see: invites sandbox --help)",
+        add_help=False,
+    )
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a profiles file and list its profiles (never their secrets)",
+        description="Validate a TOML profiles file; list each profile's provider and endpoint; "
+        "check that the ledger and the rate-limit store each profile names answer (exit status "
+        "1 when one does not).",
+    )
+    _config_arguments(check)
+
+    commands.add_parser("providers", help="list the provider names that can be configured")
+    return parser
+
+
+def _resend_command(commands: Any) -> None:
     resend = commands.add_parser(
         "resend",
         help="resend invitations to user ids or to every row of a CSV / JSON Lines file",
@@ -83,6 +114,14 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     resend.add_argument("user_ids", nargs="*", metavar="USER_ID", help="user ids to resend to")
+    # Also after the subcommand; SUPPRESS keeps an absent one from resetting `invites -v resend`.
+    resend.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log every request attempt to stderr",
+    )
     _config_arguments(resend)
     resend.add_argument("--input", metavar="FILE", help="a .csv or .jsonl file of invitees")
     resend.add_argument(
@@ -120,37 +159,40 @@ def _parser() -> argparse.ArgumentParser:
         help="resend to invitees the journal shows with an unknown outcome (they may get the "
         "email twice)",
     )
+    _worker_arguments(resend)
 
-    _ledger_commands(commands)
 
-    commands.add_parser(
-        "demo",
-        help="resend through simulated vendors on loopback; no credentials needed",
-        description="Serve the sandbox on a free loopback port and resend to users in every "
-        "state through all three vendors.",
+def _worker_arguments(resend: argparse.ArgumentParser) -> None:
+    """``resend --via celery`` and what goes with it."""
+    resend.add_argument(
+        "--via",
+        choices=("local", "celery"),
+        default="local",
+        help="local: resend from this process (default); celery: send one task per invitee to "
+        "the workers on --broker and collect the outcomes from the profile's ledger",
     )
-
-    commands.add_parser(
-        "sandbox",
-        help="serve the simulated vendors in the foreground (see: invites sandbox --help)",
-        add_help=False,
+    resend.add_argument(
+        "--broker", metavar="URL", help="the Celery broker the workers consume (--via celery)"
     )
-
-    check = commands.add_parser(
-        "check-config",
-        help="validate a profiles file and list its profiles (never their secrets)",
-        description="Validate a TOML profiles file; list each profile's provider and endpoint.",
+    resend.add_argument(
+        "--queue",
+        metavar="NAME",
+        help="the queue the workers consume (--via celery; default: the app's, 'celery')",
     )
-    _config_arguments(check)
-
-    commands.add_parser("providers", help="list the provider names that can be configured")
-    return parser
+    resend.add_argument(
+        "--wait",
+        type=_positive_int,
+        default=3600,
+        metavar="SECONDS",
+        help="how long --via celery waits for the workers' outcomes; later ones count as "
+        "unknown (default: 3600)",
+    )
 
 
 def _ledger_commands(commands: Any) -> None:
     ledger = commands.add_parser(
         "ledger",
-        help="list, export or settle what runs recorded in a journal (ledger) file",
+        help="list, export or settle what runs recorded in a ledger; create its schema (migrate)",
         description="Inspect a ledger: every resend a run claimed and its outcome.",
         epilog=_LEDGER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -180,6 +222,13 @@ def _ledger_commands(commands: Any) -> None:
     )
     settle.add_argument("--run", metavar="NAME", help="the run, when the user is in several")
     settle.add_argument("--note", metavar="TEXT", help="why, kept in the record's message")
+    migrate = actions.add_parser(
+        "migrate",
+        help="create the ledger's schema and table if missing (safe to run at any time)",
+        description="Create the ledger's schema, table and index unless they exist. Opening a "
+        "ledger does the same; this runs it ahead, e.g. from a deployment.",
+    )
+    migrate.add_argument("url", metavar="URL", help="postgresql://... or a SQLite path")
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -233,6 +282,10 @@ def _dispatch(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         from ._cli import resend
 
         return resend.run(args, stdout, stderr)
+    if args.command == "ledger" and args.ledger_command == "migrate":
+        from ._cli import migrate
+
+        return migrate.run(args.url, stdout, stderr)
     if args.command == "ledger":
         from ._cli import ledger
 
@@ -260,7 +313,7 @@ def _sandbox(arguments: list[str]) -> int:
             "the sandbox needs the sandbox extra: pip install 'invites[sandbox]'"
         ) from None
     try:
-        serve_sandbox(arguments)
+        serve_sandbox(arguments, prog="invites sandbox")
     except SystemExit as exc:  # its own --help or usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except KeyboardInterrupt:

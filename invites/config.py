@@ -210,6 +210,8 @@ def _walk(exc: BaseException, path: str = "") -> Iterator[_Problem]:
             yield _Problem(_join(path, key), what)
     elif isinstance(exc, Invalid):
         yield from (_Problem(path, str(what)) for what in exc.args)
+    elif isinstance(exc, KeyError):  # a key declared without a default, and not given
+        yield _Problem(path, "is required")
     elif isinstance(exc, AttributeError | TypeError):  # a nested table that is not a mapping
         yield _Problem(path, "expected a table (mapping)")
     else:
@@ -235,7 +237,8 @@ def _structure(data: object, tp: Any, *, spell: _Spell = _key, from_text: bool =
     except (BaseValidationError, ConfigurationError, Invalid) as exc:
         name = data.get("provider") if isinstance(data, Mapping) else None
         provider = name if isinstance(name, str) and name in known_providers() else None
-        problems = [p.text(spell) for p in _walk(exc)]
+        # A missing key fails both of _every_problem's attempts: report it once.
+        problems = list(dict.fromkeys(p.text(spell) for p in _walk(exc)))
         raise ConfigurationError(problems, provider=provider) from None
 
 

@@ -30,3 +30,12 @@ def server(served: RunningSandbox) -> RunningSandbox:
 def sandbox(server: RunningSandbox) -> Sandbox:
     """The state behind ``server``: emails sent, requests seen, faults to inject."""
     return server.sandbox
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_postgres_schemas() -> Iterator[None]:
+    """Drops the PostgreSQL schemas the session's tests created (see tests/services.py)."""
+    yield
+    from services import drop_postgres_schemas
+
+    drop_postgres_schemas()

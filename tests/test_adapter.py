@@ -23,7 +23,7 @@ def readme_adapter_source() -> str:
     section = readme.split("## Writing an adapter", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     assert len(blocks) == 1
-    return blocks[0]
+    return str(blocks[0])
 
 
 @pytest.fixture

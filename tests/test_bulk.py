@@ -12,8 +12,8 @@ import contextlib
 import itertools
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from typing import Any, cast
 
 import pytest
 from support import vendor_config
@@ -370,7 +370,9 @@ def test_an_async_consumer_stopping_early_settles_in_flight_resends_on_close() -
     async def scenario() -> list[invites.Outcome]:
         provider = GatedAsyncProvider({"u-0", "u-1"}, in_flight_target=3)
         taken = []
-        stream = invites.aresend_many(provider, source, concurrency=3, on_outcome=hooked.append)
+        stream = _closable(
+            invites.aresend_many(provider, source, concurrency=3, on_outcome=hooked.append)
+        )
         async with contextlib.aclosing(stream):
             async for outcome in stream:
                 taken.append(outcome)
@@ -402,7 +404,9 @@ def test_a_huge_input_is_pulled_lazily(mode: str) -> None:
     else:
 
         async def take_five() -> list[invites.Outcome]:
-            stream = invites.aresend_many(fake, source, concurrency=4, on_outcome=hooked.append)
+            stream = _closable(
+                invites.aresend_many(fake, source, concurrency=4, on_outcome=hooked.append)
+            )
             async with contextlib.aclosing(stream):
                 return [outcome async for outcome in _first(stream, 5)]
 
@@ -541,4 +545,14 @@ def test_concurrency_must_be_a_positive_integer(concurrency: Any) -> None:
     with pytest.raises(ValueError, match="concurrency"):
         invites.resend_many(FakeProvider(), ["a"], concurrency=concurrency)
     with pytest.raises(ValueError, match="concurrency"):
-        asyncio.run(anext(invites.aresend_many(FakeProvider(), ["a"], concurrency=concurrency)))
+        asyncio.run(_first_outcome(FakeProvider(), concurrency))
+
+
+def _closable(stream: AsyncIterator[invites.Outcome]) -> AsyncGenerator[invites.Outcome, None]:
+    """``aresend_many``'s stream as the async generator it is, which ``aclosing`` takes."""
+    assert isinstance(stream, AsyncGenerator)
+    return cast("AsyncGenerator[invites.Outcome, None]", stream)
+
+
+async def _first_outcome(provider: FakeProvider, concurrency: Any) -> invites.Outcome:
+    return await anext(invites.aresend_many(provider, ["a"], concurrency=concurrency))

@@ -112,7 +112,9 @@ def resends(server: RunningSandbox) -> list[str]:
 # -- resend ----------------------------------------------------------------------------------
 
 
-def test_csv_in_jsonl_out_exit_0(cli: Any, config: Path, tmp_path: Path, server: RunningSandbox):
+def test_csv_in_jsonl_out_exit_0(
+    cli: Any, config: Path, tmp_path: Path, server: RunningSandbox
+) -> None:
     users = write_csv(
         tmp_path / "users.csv",
         "user_id,email,first_name,last_name,timezone,user_type",
@@ -656,3 +658,48 @@ def test_sandbox_hands_its_options_to_the_sandbox_server(cli: Any) -> None:
     assert result.code == 0
     assert "--port" in result.out
     assert "--fault-rate" in result.out
+
+
+@pytest.mark.parametrize(
+    "where", ["before", "after", "neither"], ids=["invites-v", "resend-v", "quiet"]
+)
+def test_verbose_is_taken_before_or_after_the_subcommand(
+    cli: Any, config: Path, server: RunningSandbox, where: str
+) -> None:
+    args: list[str | Path] = ["resend", TENANT_USER_INVITED, "--config", config]
+    if where == "before":
+        args.insert(0, "-v")
+    elif where == "after":
+        args.insert(1, "-v")
+
+    result = cli(*args)
+
+    assert result.code == 0
+    attempt = f"tenant_api POST /v1/users/{TENANT_USER_INVITED}/resend-invite -> 200 (attempt 1"
+    assert (attempt in result.err) == (where != "neither")
+    assert server.sandbox.emails_sent(TENANT_USER_INVITED) == 1
+
+
+def test_the_summary_goes_to_stderr_written_to_a_file_without_a_progress_bar(
+    config: Path, tmp_path: Path, server: RunningSandbox
+) -> None:
+    stderr_file = tmp_path / "stderr.log"
+    with stderr_file.open("w", encoding="utf-8") as stderr:
+        done = subprocess.run(  # noqa: S603  (this interpreter, fixed arguments)
+            [sys.executable, "-m", "invites", "resend", TENANT_USER_INVITED, "--config", config],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    logged = stderr_file.read_text(encoding="utf-8")
+
+    assert done.returncode == 0
+    assert [json.loads(line)["outcome"] for line in done.stdout.splitlines()] == ["sent"]
+    # The summary (table and totals) is for the log; the progress bar is for a terminal only.
+    assert logged.splitlines()[-1].startswith("invites: 1 invitees in ")
+    assert any(line.split() == ["sent", "-", "1"] for line in logged.splitlines())
+    assert "resending" not in logged
+    assert "\r" not in logged
+    assert "\x1b" not in logged

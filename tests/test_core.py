@@ -171,7 +171,10 @@ def test_every_design_name_is_exported_and_in_all() -> None:
     missing = DESIGN_NAMES - set(invites.__all__)
     assert not missing
     for name in DESIGN_NAMES:
-        assert getattr(invites, name) is not None
+        exported = getattr(invites, name)
+        # The object itself, defined under that name inside the package: not an alias or a stub.
+        assert exported.__name__ == name
+        assert exported.__module__.startswith("invites.") or exported.__module__ == "invites"
 
 
 def test_every_name_in_all_resolves_and_star_import_works() -> None:
@@ -457,7 +460,8 @@ def test_except_invite_error_does_not_catch_a_configuration_error() -> None:
         pytest.fail("ConfigurationError was caught as an InviteError")
     except invites.ConfigurationError as exc:
         caught = exc
-    assert caught is not None
+    assert isinstance(caught, invites.ConfigurationError)
+    assert "token: is required" in "\n".join(caught.problems)
 
 
 ATTRIBUTES = {

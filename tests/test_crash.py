@@ -27,7 +27,7 @@ import struct
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,9 @@ tenant_id = "{TENANT_ID}"
     return config, csv
 
 
-def cli_args(config: Path, csv: Path, journal: Path, output: Path) -> list[str]:
+def cli_args(
+    config: Path, csv: Path, journal: Path, output: Path, concurrency: int = CONCURRENCY
+) -> list[str]:
     return [
         "resend",
         "--config",
@@ -80,12 +82,15 @@ def cli_args(config: Path, csv: Path, journal: Path, output: Path) -> list[str]:
         "--output",
         str(output),
         "--concurrency",
-        str(CONCURRENCY),
+        str(concurrency),
     ]
 
 
-def start(config: Path, csv: Path, journal: Path, output: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "invites", *cli_args(config, csv, journal, output)]
+def start(
+    config: Path, csv: Path, journal: Path, output: Path, concurrency: int = CONCURRENCY
+) -> subprocess.Popen[bytes]:
+    args = cli_args(config, csv, journal, output, concurrency)
+    command = [sys.executable, "-m", "invites", *args]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.Popen(  # noqa: S603
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
@@ -155,7 +160,11 @@ class Launcher:
         assert self.process.stdout.readline() == "ready\n"
 
     def run(
-        self, argv: list[str], output: Path, stop_at_bytes: int, signals: list[tuple[int, float]]
+        self,
+        argv: list[str],
+        output: Path,
+        stop_at_bytes: int,
+        signals: Sequence[tuple[int, float]],
     ) -> dict[str, Any]:
         """Run the CLI; once ``output`` holds ``stop_at_bytes``, send ``signals`` (each after
         its delay). Returns whether it was stopped and its exit code (-N: killed by signal N)."""
@@ -284,3 +293,38 @@ def test_stopping_the_cli_at_random_moments_never_emails_anyone_twice(
         # A handled stop finishes and records every resend in flight: nothing is left unknown.
         assert set(reads.values()) == {"sent"}
         assert len(emails) == USERS
+
+
+def test_two_processes_racing_over_one_ledger_email_each_user_once(
+    slow_server: RunningSandbox, tmp_path: Path
+) -> None:
+    sandbox = slow_server.sandbox
+    sandbox.reset()
+    namespace = uuid.uuid5(uuid.NAMESPACE_URL, "race")
+    users = [str(uuid.uuid5(namespace, str(n))) for n in range(500)]
+    sandbox.add_users("tenant_api", users)
+    config, _ = write_inputs(tmp_path, slow_server.url, users)
+    csv = tmp_path / "race.csv"
+    csv.write_text("user_id\n" + "\n".join(users) + "\n", encoding="utf-8")
+    journal = tmp_path / "journal.db"
+    outputs = [tmp_path / f"racer-{n}.jsonl" for n in range(2)]
+
+    # Concurrency 4: each run takes seconds, so the two overlap whatever their start-up times.
+    racers = [start(config, csv, journal, output, concurrency=4) for output in outputs]
+    for racer in racers:
+        _, err = racer.communicate(timeout=120)
+        assert racer.returncode in (0, 1), err.decode(errors="replace")
+
+    assert sandbox.emails_snapshot() == dict.fromkeys(users, 1)
+    lines = [
+        json.loads(line)
+        for output in outputs
+        for line in output.read_text(encoding="utf-8").splitlines()
+    ]
+    sent_here = sorted(line["user_id"] for line in lines if not line["skipped"])
+    assert sent_here == sorted(users)  # each user sent by exactly one of the two
+    for output in outputs:  # both raced: each sent some
+        assert any(not json.loads(line)["skipped"] for line in output.read_text().splitlines())
+    assert len(lines) == 2 * len(users)  # and accounted by both
+    with open_ledger(journal) as ledger:
+        assert {r.state for r in ledger.records()} == {"sent"}

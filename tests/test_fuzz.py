@@ -85,8 +85,8 @@ VENDORS: dict[str, tuple[str, dict[str, Any], Invitee | str, int]] = {
     ),
     "tenant_api": ("tenant_api", vendor_config("tenant_api", BASE_URL), TENANT_USER, 1),
 }
-for _, _config, _, _ in VENDORS.values():
-    _config.update(token=TOKEN, max_attempts=1)
+for _vendor in VENDORS.values():
+    _vendor[1].update(token=TOKEN, max_attempts=1)
 
 Answer = tuple[int, list[tuple[bytes, bytes]], list[bytes]]
 """(status, headers, body chunks) of one fake answer."""
@@ -650,7 +650,7 @@ JSON_TYPES = st.sampled_from([b"application/json", b"application/json; charset=u
 BENIGN_HEADERS = st.lists(
     st.tuples(st.sampled_from([b"x-request-id", b"set-cookie"]), header_bytes)
 )
-SUCCESS_BODIES = {
+SUCCESS_BODIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "ecosuite-full": st.just({}),
     "softwareone": st.just({"id": "AUSR-0000-0001", "invitation": {"status": "Invited"}}),
     "softwareone-legacy": st.just({"id": "AUSR-0000-0001"}),
@@ -662,7 +662,7 @@ SUCCESS_BODIES = {
 @NARROW
 @given(data=st.data())
 def test_the_documented_success_with_noise_is_a_success(key: str, data: st.DataObject) -> None:
-    body = dict(data.draw(SUCCESS_BODIES[key]))
+    body: dict[str, Any] = dict(data.draw(SUCCESS_BODIES[key]))
     body.update(data.draw(NOISE))
     raw = json.dumps(body).encode()
     headers = [(b"content-type", data.draw(JSON_TYPES)), *data.draw(BENIGN_HEADERS)]

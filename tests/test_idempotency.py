@@ -32,6 +32,7 @@ from invites.sandbox import (
     RunningSandbox,
     Sandbox,
 )
+from providers.tenant_api import TenantApiSettings
 
 MODES = ("sync", "async")
 
@@ -185,7 +186,7 @@ def test_a_ledger_argument_is_used_and_left_open(
 
     ledger = open_ledger(tmp_path / "shared.db")
     config = vendor_config("tenant_api", server.url)
-    settings = invites.from_config(config).settings
+    settings = _tenant_settings(config)
     for _ in range(2):
         with TenantApiProvider(settings, ledger=ledger) as provider:
             provider.resend_invite(TENANT_USER_INVITED, idempotency_key="k")
@@ -195,7 +196,7 @@ def test_a_ledger_argument_is_used_and_left_open(
     ledger.close()
     with pytest.raises(ConfigurationError, match="passed as an argument"):
         TenantApiProvider(
-            invites.from_config({**config, "ledger": str(tmp_path / "x.db")}).settings,
+            _tenant_settings({**config, "ledger": str(tmp_path / "x.db")}),
             ledger=open_ledger(tmp_path / "y.db"),
         )
 
@@ -215,5 +216,11 @@ def test_an_empty_key_is_refused_before_sending(
 
 def test_a_bad_ledger_setting_is_a_configuration_error(tmp_path: Path) -> None:
     config = vendor_config("tenant_api", "https://tenant.example", ledger="mysql://db/x")
-    with pytest.raises(ConfigurationError, match="unknown scheme"):
+    with pytest.raises(ConfigurationError, match="ledger: must be a file path or a URL"):
         invites.from_config(config)
+
+
+def _tenant_settings(config: dict[str, Any]) -> TenantApiSettings:
+    settings = invites.from_config(config).settings
+    assert isinstance(settings, TenantApiSettings)
+    return settings

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from services import fresh_postgres_url
 from support import vendor_config
 
 import invites
@@ -36,6 +37,7 @@ from invites.testing import FakeProvider
 
 LEDGERS: dict[str, Callable[[Path], Ledger]] = {
     "sqlite": lambda tmp: open_ledger(tmp / "ledger.db"),
+    "postgres": lambda tmp: open_ledger(fresh_postgres_url()),
 }
 
 

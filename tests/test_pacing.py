@@ -115,7 +115,7 @@ def test_the_local_throttle_is_a_pacer() -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_the_drivers_ask_an_injected_pacer_before_each_request(mode: str) -> None:
-    fake, sent, pacer = FakeTime(), [], RecordingPacer(wait=0.25)
+    fake, sent, pacer = FakeTime(), list[httpx.Request](), RecordingPacer(wait=0.25)
     provider = provider_on(ok, sent, fake, pacer)
 
     assert isinstance(resend(mode, provider), ResendResult)
@@ -130,7 +130,7 @@ def test_the_drivers_ask_an_injected_pacer_before_each_request(mode: str) -> Non
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("failing", ["paused_for", "reserve"])
 def test_an_unreachable_pacing_store_sends_nothing(mode: str, failing: str) -> None:
-    fake, sent = FakeTime(), []
+    fake, sent = FakeTime(), list[httpx.Request]()
     provider = provider_on(ok, sent, fake, RecordingPacer(fail=failing))
 
     with pytest.raises(ConnectionFailed) as caught:
@@ -148,7 +148,7 @@ def test_an_unreachable_pacing_store_sends_nothing(mode: str, failing: str) -> N
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_pacer_that_fails_to_pause_after_a_429_ends_the_resend(mode: str) -> None:
-    fake, sent = FakeTime(), []
+    fake, sent = FakeTime(), list[httpx.Request]()
 
     def limited(request: httpx.Request) -> httpx.Response:
         return httpx.Response(429, headers={"Retry-After": "3"}, json={"code": "slow_down"})
@@ -182,7 +182,7 @@ def test_a_429_pauses_every_provider_sharing_the_pacer(mode: str) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_pause_too_long_to_wait_is_refused_before_reserving(mode: str) -> None:
-    fake, sent, pacer = FakeTime(), [], RecordingPacer(paused=600.0)
+    fake, sent, pacer = FakeTime(), list[httpx.Request](), RecordingPacer(paused=600.0)
     provider = provider_on(ok, sent, fake, pacer)
 
     with pytest.raises(RateLimited) as caught:

@@ -268,7 +268,7 @@ def exact_backoff(top: float) -> float:
 def test_a_429_is_retried_after_retry_after_and_sends_one_email(
     server: RunningSandbox, sandbox: Sandbox, vendor: str, mode: str
 ) -> None:
-    fake, events = FakeTime(), []
+    fake, events = FakeTime(), list[invites.AttemptEvent]()
     provider = make(vendor, server.url, fake, on_attempt=events.append)
     sandbox.inject(USERS[vendor], Fault.RATE_LIMIT)
 
@@ -287,7 +287,7 @@ def test_a_429_is_retried_after_retry_after_and_sends_one_email(
 def test_a_503_is_retried_until_it_succeeds(
     server: RunningSandbox, sandbox: Sandbox, vendor: str, mode: str
 ) -> None:
-    fake, events = FakeTime(), []
+    fake, events = FakeTime(), list[invites.AttemptEvent]()
     provider = make(vendor, server.url, fake, on_attempt=events.append)
     sandbox.inject(USERS[vendor], Fault.UNAVAILABLE, Fault.UNAVAILABLE)
 
@@ -557,7 +557,7 @@ def test_an_html_error_page_is_provider_unavailable_with_a_short_excerpt(
 def test_retry_unknown_opts_in_to_retrying_unknown_outcomes(
     server: RunningSandbox, sandbox: Sandbox, vendor: str, fault: Fault, mode: str
 ) -> None:
-    fake, events = FakeTime(), []
+    fake, events = FakeTime(), list[invites.AttemptEvent]()
     provider = make(
         vendor,
         server.url,
@@ -592,7 +592,7 @@ def test_retry_unknown_can_send_twice_which_is_why_it_is_off_by_default(
 def test_the_ecosuite_profile_read_is_retried_on_unknown_outcomes(
     server: RunningSandbox, sandbox: Sandbox, fault: Fault, mode: str
 ) -> None:
-    fake, events = FakeTime(), []
+    fake, events = FakeTime(), list[invites.AttemptEvent]()
     provider = make("ecosuite", server.url, fake, jitter=exact_backoff, on_attempt=events.append)
     sandbox.inject(ECOSUITE_USER_1, fault, fault)
 
@@ -613,7 +613,7 @@ def test_the_ecosuite_profile_read_is_retried_on_unknown_outcomes(
 def test_the_softwareone_state_read_is_retried_and_classifies_the_refusal(
     server: RunningSandbox, sandbox: Sandbox, mode: str
 ) -> None:
-    fake, events = FakeTime(), []
+    fake, events = FakeTime(), list[invites.AttemptEvent]()
     provider = make("softwareone", server.url, fake, on_attempt=events.append)
     # SLOW (with no delay) lets the resend through; the state read then meets a 502.
     sandbox.inject(SOFTWAREONE_USER_ACTIVE, Fault.SLOW, Fault.BAD_GATEWAY)
@@ -651,7 +651,7 @@ def test_an_unreadable_softwareone_state_keeps_the_original_refusal(
 def test_a_refused_connection_is_retried_with_backoff_then_connection_failed(
     vendor: str, mode: str
 ) -> None:
-    fake, events = FakeTime(), []
+    fake, events = FakeTime(), list[invites.AttemptEvent]()
     provider = make(
         vendor,
         f"http://127.0.0.1:{closed_port()}",
@@ -770,7 +770,11 @@ class Tokens:
 def test_a_401_refreshes_the_token_once_without_using_an_attempt(
     server: RunningSandbox, sandbox: Sandbox, mode: str
 ) -> None:
-    fake, events, tokens = FakeTime(), [], Tokens(WRONG_TOKEN, ECOSUITE_TOKEN)
+    fake, events, tokens = (
+        FakeTime(),
+        list[invites.AttemptEvent](),
+        Tokens(WRONG_TOKEN, ECOSUITE_TOKEN),
+    )
     provider = make(
         "ecosuite", server.url, fake, token=None, token_provider=tokens, on_attempt=events.append
     )
@@ -1095,7 +1099,7 @@ def test_slots_reserved_before_a_pause_are_retaken_after_it() -> None:
 
 
 def test_a_429_without_retry_after_pauses_for_the_backoff_it_reports() -> None:
-    fake, events = FakeTime(), []
+    fake, events = FakeTime(), list[invites.AttemptEvent]()
     provider = make("tenant_api", "http://127.0.0.1:9", fake, on_attempt=events.append)
     steps = provider._steps(
         Invitee(user_id=TENANT_USER_INVITED), provider._transport.client().build_request

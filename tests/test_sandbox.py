@@ -1136,5 +1136,22 @@ def test_added_users_can_be_reinvited_and_survive_a_reset() -> None:
         profile = h.client.get("/users/bulk-1", headers={"Authorization": ECOSUITE_TOKEN}).json()
         assert profile["email"] == "bulk-1@example.com"
         assert h.sandbox.emails_snapshot() == {added_uuid: 1}
-        with pytest.raises(ValueError, match="softwareone"):
-            h.sandbox.add_users("softwareone", ["AUSR-9"])
+        with pytest.raises(ValueError, match="no vendor named 'nope'"):
+            h.sandbox.add_users("nope", ["u-1"])
+
+
+def test_added_softwareone_users_have_an_invited_membership_on_both_endpoints() -> None:
+    current = f"/public/v1/accounts/accounts/{SOFTWAREONE_ACCOUNT_ID}/users"
+    legacy = "/public/v1/accounts/account-users"
+    with harness("in_process") as h:
+        assert h.client.get(f"{current}/USR-9000-0001", headers=SOFTWAREONE_AUTH).status_code == 404
+
+        h.sandbox.add_users("softwareone", ["USR-9000-0001", "USR-9000-0002"])
+        h.sandbox.reset()  # added users survive it
+        member = h.client.get(f"{current}/USR-9000-0001", headers=SOFTWAREONE_AUTH).json()
+        first = h.client.post(f"{current}/USR-9000-0001/resend-invite", headers=SOFTWAREONE_AUTH)
+        second = h.client.post(f"{legacy}/AUSR-9000-0002/resend-invite", headers=SOFTWAREONE_AUTH)
+
+        assert (member["id"], member["invitation"]["status"]) == ("AUSR-9000-0001", "Invited")
+        assert (first.status_code, second.status_code) == (200, 200)
+        assert h.sandbox.emails_snapshot() == {"USR-9000-0001": 1, "AUSR-9000-0002": 1}

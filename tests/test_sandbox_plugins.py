@@ -156,10 +156,23 @@ def test_reset_and_add_users_reach_the_vendor() -> None:
 
     assert acme.resets == 2  # on creation, then by the sandbox
     assert call(sandbox, "POST", "/acme/members/m-9/invite").status_code == 200
-    with pytest.raises(ValueError, match="softwareone"):
-        sandbox.add_users("softwareone", ["AUSR-9"])
     with pytest.raises(ValueError, match="no vendor named 'nope'"):
         sandbox.add_users("nope", ["x"])
+
+
+def test_a_vendor_without_add_users_refuses_them() -> None:
+    class Fixed(VendorSandbox):
+        name = "fixed"
+        path_prefixes = ("/fixed",)
+
+        def routes(self) -> Sequence[VendorRoute]:
+            return []
+
+    sandbox = Sandbox(vendors=[Fixed()])
+
+    with pytest.raises(ValueError, match="the fixed sandbox cannot add users"):
+        sandbox.add_users("fixed", ["x"])
+    assert sandbox.seed_users(3) == {}
 
 
 def test_a_plugged_in_vendor_is_served_over_a_socket() -> None:

@@ -32,6 +32,7 @@ from invites import (
     InviteError,
     ResendResult,
     Secret,
+    cli,
 )
 from invites.sandbox import (
     ECOSUITE_TOKEN,
@@ -134,7 +135,7 @@ def _body(status: int, vendor: str) -> httpx.Response:
         page = f"<html><a href='{INVITE_LINK}'>retry</a></html>"
         return httpx.Response(500, headers={"content-type": "text/html"}, text=page)
     text = f"refused; the link {INVITE_LINK} stays valid"
-    body: dict[str, Any] = {
+    bodies: dict[str, dict[str, Any]] = {
         "ecosuite": {"message": text},
         "softwareone": {
             "title": "Conflict",
@@ -143,12 +144,13 @@ def _body(status: int, vendor: str) -> httpx.Response:
             "errors": {"invitation.url": [INVITE_LINK]},
         },
         "tenant_api": {"code": "not_found", "message": text, "notices": [INVITE_LINK]},
-    }[vendor]
+    }
+    body = bodies[vendor]
     headers = {"retry-after": "2"} if status in (429, 503) else {}
     return httpx.Response(status, json=body, headers=headers)
 
 
-ANSWERS: list[int | type[Exception]] = [
+ANSWERS: list[int | type[httpx.TransportError]] = [
     200,
     400,
     401,
@@ -164,7 +166,9 @@ ANSWERS: list[int | type[Exception]] = [
 ]
 
 
-def _handler(vendor: str, answer: int | type[Exception]) -> Callable[[httpx.Request], Any]:
+def _handler(
+    vendor: str, answer: int | type[httpx.TransportError]
+) -> Callable[[httpx.Request], Any]:
     def handle(request: httpx.Request) -> httpx.Response:
         if request.method == "GET":  # Ecosuite's profile, SoftwareOne's state read
             if vendor == "ecosuite":
@@ -244,9 +248,33 @@ def test_no_secret_shows_anywhere(
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
     seen = Captured()
     events: list[Any] = []
-    outcomes = 0
+    outcomes = _scan_fake_vendors(seen, events)
+    _scan_token_sources(seen)
+    outcomes += _scan_sandbox(server, seen)
+    _scan_config_errors(seen)
+    _run_cli(server, tmp_path, monkeypatch, seen)
 
-    # Every vendor, every answer, sync and async, through a fake vendor that takes these tokens.
+    for event in events:
+        seen.add("attempt event", event)
+    for record in caplog.records:
+        seen.add(f"log record {record.name}", logging.Formatter().format(record))
+        seen.add(f"log record {record.name} fields", record.__dict__)
+    captured = capsys.readouterr()
+    seen.add("stdout", captured.out)
+    seen.add("stderr", captured.err)
+    for path in _cassettes():
+        seen.add(f"cassette {path.name}", path.read_bytes())
+
+    assert outcomes >= len(CONFIGS) * (len(ANSWERS) + 1) * 2
+    assert any(r.levelno == logging.DEBUG and r.name == "invites" for r in caplog.records)
+    assert len(events) > outcomes
+    assert ("cli ran", "yes") in seen.texts
+    assert seen.leaks() == []
+
+
+def _scan_fake_vendors(seen: Captured, events: list[Any]) -> int:
+    """Every vendor, every answer, sync and async, through a fake vendor taking these tokens."""
+    outcomes = 0
     for key, (vendor, _, target) in CONFIGS.items():
         for answer in ANSWERS:
             for mode in ("sync", "async"):
@@ -261,8 +289,13 @@ def test_no_secret_shows_anywhere(
                 seen.add(f"{key} settings", provider.settings)
                 seen.outcome(f"{key} {answer} {mode}", _run(provider, target, mode))
                 outcomes += 1
+    return outcomes
 
-    # A token provider: the first token is refused (401), the refreshed one accepted.
+
+def _scan_token_sources(seen: Captured) -> None:
+    """A token provider (the first token refused, the refreshed one accepted), a token from the
+    environment, and a bulk run whose outcomes carry results and errors."""
+
     def refreshing(request: httpx.Request) -> httpx.Response:
         if STALE_SECRET in request.headers.get("x-api-key", ""):
             return httpx.Response(401, json={"code": "unauthorized", "message": "expired"})
@@ -279,7 +312,6 @@ def test_no_secret_shows_anywhere(
     seen.add("refreshed provider", provider)
     seen.add("refreshed settings", provider.settings)
 
-    # A token from the environment.
     config = vendor_config("ecosuite", BASE_URL, token=None, token_env="ECO_TOKEN_FOR_TEST")
     provider = invites.from_config(
         config,
@@ -288,7 +320,6 @@ def test_no_secret_shows_anywhere(
     )
     seen.outcome("token_env 401", _run(provider, "eco-9", "sync"))
 
-    # Bulk: outcomes carry results and errors.
     provider = _build(
         "softwareone",
         client=httpx.Client(transport=httpx.MockTransport(_handler("softwareone", 400))),
@@ -297,15 +328,18 @@ def test_no_secret_shows_anywhere(
         seen.outcome("bulk outcome", outcome)
         seen.outcome("bulk error", outcome.error)
 
-    # The sandbox over loopback: these tokens are refused (401) ...
+
+def _scan_sandbox(server: RunningSandbox, seen: Captured) -> int:
+    """The sandbox over loopback: these tokens are refused (401), its own resend."""
+    outcomes = 0
     for key, (_, _, target) in CONFIGS.items():
         for mode in ("sync", "async"):
             with _build(key, server.url) as provider:
-                outcome = _run(provider, target, mode)
-            assert isinstance(outcome, invites.AuthenticationFailed), (key, type(outcome))
-            seen.outcome(f"sandbox {key} {mode}", outcome)
+                refused = _run(provider, target, mode)
+            assert isinstance(refused, invites.AuthenticationFailed), (key, type(refused))
+            seen.outcome(f"sandbox {key} {mode}", refused)
             outcomes += 1
-    # ... and its own tokens resend, with live invitation links in its answers.
+    # Its answers carry live invitation links.
     for vendor, target in (
         ("ecosuite", ECOSUITE_USER_1),
         ("softwareone", SOFTWAREONE_USER_INVITED),
@@ -316,8 +350,11 @@ def test_no_secret_shows_anywhere(
         provider = invites.from_config(vendor_config(vendor, server.url))
         seen.outcome(f"sandbox {vendor} {target}", _run(provider, target, "sync"))
         provider.close()
+    return outcomes
 
-    # Configuration errors with secrets in the wrong places.
+
+def _scan_config_errors(seen: Captured) -> None:
+    """Configuration errors with secrets in the wrong places."""
     for label, bad in _bad_configs():
         with pytest.raises(ConfigurationError) as caught:
             invites.from_config(bad, environ={"SOME_VAR": "a\x01b" + ENV_SECRET})
@@ -327,28 +364,6 @@ def test_no_secret_shows_anywhere(
         seen.add(
             f"config error {label} traceback", "".join(traceback.format_exception(caught.value))
         )
-
-    # The CLI, when installed: a profiles file with these tokens against the sandbox.
-    cli = _cli()
-    if cli is not None:
-        _run_cli(cli, server, tmp_path, monkeypatch, seen)
-
-    for event in events:
-        seen.add("attempt event", event)
-    for record in caplog.records:
-        seen.add(f"log record {record.name}", logging.Formatter().format(record))
-        seen.add(f"log record {record.name} fields", record.__dict__)
-    captured = capsys.readouterr()
-    seen.add("stdout", captured.out)
-    seen.add("stderr", captured.err)
-    for path in _cassettes():
-        seen.add(f"cassette {path.name}", path.read_bytes())
-
-    assert outcomes >= len(CONFIGS) * (len(ANSWERS) + 1) * 2
-    assert any(r.levelno == logging.DEBUG and r.name == "invites" for r in caplog.records)
-    assert len(events) > outcomes
-    assert ("cli ran", "yes") in seen.texts or cli is None
-    assert seen.leaks() == []
 
 
 def _bad_configs() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -405,15 +420,7 @@ def _bad_configs() -> Iterator[tuple[str, dict[str, Any]]]:
     )
 
 
-def _cli() -> Any:
-    try:
-        return pytest.importorskip("invites.cli")
-    except pytest.skip.Exception:
-        return None
-
-
 def _run_cli(
-    cli: Any,
     server: RunningSandbox,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -450,9 +457,10 @@ tenant_id = "{TENANT_USER}"
         ["resend", "--config", str(profiles), "--profile", "s1", SOFTWAREONE_USER_INVITED],
         ["-v", "resend", "--config", str(profiles), "--profile", "tenant", TENANT_USER_INVITED],
     ]
+    # The sandbox refuses these tokens: each resend fails (1); the configuration is valid (0).
     for arguments in runs:
-        status = cli.main(arguments)
-        assert status != 0 or arguments[0] == "check-config"
+        expected = 0 if arguments[0] == "check-config" else 1
+        assert cli.main(arguments) == expected, arguments
     broken = tmp_path / "broken.toml"
     broken.write_text(
         f'[profiles.x]\nprovider = "ecosuite"\ntoken = "{ECO_SECRET}"\ntimeout = "{ECO_SECRET}"\n',
@@ -496,7 +504,7 @@ def test_a_secret_cannot_be_pickled_or_copied() -> None:
 def test_a_secret_is_immutable_and_compares_by_value() -> None:
     secret = Secret(ECO_SECRET)
     with pytest.raises(AttributeError):
-        secret._value = "other"  # type: ignore[misc]
+        secret._value = "other"
     assert secret == Secret(ECO_SECRET)
     assert secret != Secret(TENANT_SECRET)
     assert secret != ECO_SECRET

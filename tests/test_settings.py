@@ -84,16 +84,36 @@ def test_a_required_key_is_named_when_building_directly() -> None:
     ]
 
 
+def _raw(**values: Any) -> dict[str, Any]:
+    """Keyword arguments as a configuration holds them: of any type, checked at run time only."""
+    return values
+
+
 @pytest.mark.parametrize(
     ("build", "expected"),
     [
-        (lambda: SoftwareOneSettings(token=FAKE_TOKEN, account_id="\x00"), "account_id: "),
-        (lambda: EcosuiteSettings(token=FAKE_TOKEN, auth_prefix="B\u00e9arer"), "auth_prefix: "),
-        (lambda: EcosuiteSettings(token=FAKE_TOKEN, retry_unknown="yes"), "retry_unknown: "),
-        (lambda: EcosuiteSettings(token=FAKE_TOKEN, rate_limit=float("nan")), "rate_limit: "),
-        (lambda: EcosuiteSettings(token=FAKE_TOKEN, on_attempt="os:sep"), "on_attempt: "),
-        (lambda: EcosuiteSettings(token="", token_env="ECO_TOKEN"), "token: "),
-        (lambda: EcosuiteSettings(token=FAKE_TOKEN, timeouts={"read": 1}), "timeouts: "),
+        (lambda: SoftwareOneSettings(token=Secret(FAKE_TOKEN), account_id="\x00"), "account_id: "),
+        (
+            lambda: EcosuiteSettings(token=Secret(FAKE_TOKEN), auth_prefix="B\u00e9arer"),
+            "auth_prefix: ",
+        ),
+        (
+            lambda: EcosuiteSettings(token=Secret(FAKE_TOKEN), **_raw(retry_unknown="yes")),
+            "retry_unknown: ",
+        ),
+        (
+            lambda: EcosuiteSettings(token=Secret(FAKE_TOKEN), rate_limit=float("nan")),
+            "rate_limit: ",
+        ),
+        (
+            lambda: EcosuiteSettings(token=Secret(FAKE_TOKEN), **_raw(on_attempt="os:sep")),
+            "on_attempt: ",
+        ),
+        (lambda: EcosuiteSettings(**_raw(token="", token_env="ECO_TOKEN")), "token: "),
+        (
+            lambda: EcosuiteSettings(token=Secret(FAKE_TOKEN), **_raw(timeouts={"read": 1})),
+            "timeouts: ",
+        ),
         (lambda: Timeouts(read=-1), "read: must be greater than 0"),
     ],
 )
@@ -160,7 +180,8 @@ def test_a_plug_in_whose_annotations_cannot_be_resolved_keeps_its_declared_check
         return LocalSettings
 
     cls = build()
-    assert cls(token=Secret(FAKE_TOKEN)).thing is None
+    built: Any = cls(token=Secret(FAKE_TOKEN))
+    assert built.thing is None
     assert _problems(cls, token=Secret(FAKE_TOKEN), timeout=0) == [
         "timeout: must be greater than 0"
     ]
@@ -335,7 +356,7 @@ def test_every_profile_is_still_checked_when_loaded() -> None:
 def test_profiles_close_what_they_built() -> None:
     document = {"profiles": {"eco": vendor_config("ecosuite", "https://eco.example.test")}}
     with load_profiles(document) as profiles:
-        client = profiles.default._transport.client()  # type: ignore[attr-defined]
+        client = profiles.default._transport.client()
     assert client.is_closed
 
 
@@ -344,7 +365,7 @@ def test_profiles_close_their_async_clients() -> None:
 
     async def run() -> httpx.AsyncClient:
         async with load_profiles(document) as profiles:
-            client: httpx.AsyncClient = profiles.default._transport.async_client()  # type: ignore[attr-defined]
+            client: httpx.AsyncClient = profiles.default._transport.async_client()
         return client
 
     assert asyncio.run(run()).is_closed

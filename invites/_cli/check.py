@@ -6,7 +6,8 @@ import warnings
 from typing import TextIO
 
 from .._base import BaseProvider
-from .common import EXIT_OK, UsageError, open_profiles, pick_profile
+from ..config import Profiles
+from .common import EXIT_FAILED, EXIT_OK, UsageError, open_profiles, pick_profile
 
 __all__ = ["run"]
 
@@ -44,6 +45,25 @@ def run(path: str, profile: str | None, stdout: TextIO, stderr: TextIO) -> int:
             stdout.write(f"  {'  '.join(cells)}  credential {row[3]}\n")
         for note in notes:
             stderr.write(f"invites: note: {note}\n")
-        return EXIT_OK
+        return _check_servers(profiles, names, stdout, stderr)
     finally:
         profiles.close()
+
+
+def _check_servers(profiles: Profiles, names: list[str], stdout: TextIO, stderr: TextIO) -> int:
+    """Ask every server a profile names (ledger, pacing store) whether it answers."""
+    from .servers import check_servers
+
+    status = EXIT_OK
+    for name in names:
+        provider = profiles[name]
+        assert isinstance(provider, BaseProvider)
+        for what, problem in check_servers(provider):
+            if problem is None:
+                stdout.write(f"  {name}: {what}: ok\n")
+            elif problem.startswith("not checked"):
+                stderr.write(f"invites: note: {name}: {what}: {problem}\n")
+            else:
+                stderr.write(f"invites: {name}: {what}: {problem}\n")
+                status = EXIT_FAILED
+    return status

@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from types import FrameType
 from typing import Any, TextIO
 
@@ -180,15 +180,7 @@ class _Run:
                 for _ in invitees:
                     pass
             else:
-                stream = resend_many(
-                    self.provider,
-                    invitees,
-                    concurrency=self.args.concurrency,
-                    on_outcome=self._completed,
-                    ledger=self.ledger,
-                    run=self.args.run if self.ledger is not None else None,
-                    retry_unknown=self.args.retry_unknown,
-                )
+                stream = self._stream(invitees)
                 # closing: an interrupt between two outcomes still settles the ones in flight
                 # before the summary is drawn.
                 with contextlib.closing(stream):
@@ -223,6 +215,21 @@ class _Run:
             return EXIT_USAGE
         bad = any(outcome in ("failed", "unknown") for outcome, _ in self.counts)
         return EXIT_FAILED if bad or self.skipped["unknown"] else EXIT_OK
+
+    def _stream(self, invitees: Iterator[Invitee]) -> Generator[Outcome, None, None]:
+        if self.args.via == "celery":
+            from .fanout import stream
+
+            return stream(self.args, self.provider, invitees, self._completed, self.note)
+        return resend_many(
+            self.provider,
+            invitees,
+            concurrency=self.args.concurrency,
+            on_outcome=self._completed,
+            ledger=self.ledger,
+            run=self.args.run if self.ledger is not None else None,
+            retry_unknown=self.args.retry_unknown,
+        )
 
     def _invitees(self, rows: Rows) -> Iterator[Invitee]:
         """The invitees to resend to; bad and repeated rows are settled here."""

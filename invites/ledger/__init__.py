@@ -39,15 +39,13 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
+from .._identity import provider_identity
 from ..errors import ConfigurationError, InviteError
 from ..models import ResendResult
-
-if TYPE_CHECKING:
-    from .._protocol import InviteProvider
 
 __all__ = [
     "Claim",
@@ -314,28 +312,6 @@ def open_ledger(url_or_path: str | os.PathLike[str]) -> Ledger:
         ) from exc
     factory: Callable[[str], Ledger] = getattr(module, factory_name)
     return factory(target)
-
-
-def provider_identity(provider: InviteProvider) -> str:
-    """Whose users a provider resends to, as a stable string: never its token or profile name.
-
-    For a provider with ``settings`` (every :class:`~invites.BaseProvider`): its vendor name, its
-    base URL and every settings field whose attrs metadata has ``identity=True`` (the tenant id,
-    the account id). Any other provider: its ``name``. Two providers with the same identity share
-    records; changing the tenant, account or base URL starts fresh ones.
-    """
-    parts: dict[str, Any] = {"vendor": provider.name}
-    base_url = getattr(provider, "base_url", None)
-    if isinstance(base_url, str):
-        parts["base_url"] = base_url.rstrip("/")
-    settings = getattr(provider, "settings", None)
-    if settings is not None and attrs.has(type(settings)):
-        for field in attrs.fields(type(settings)):
-            if field.metadata.get("identity"):
-                value = getattr(settings, field.name)
-                if value is not None:
-                    parts[field.name] = str(value)
-    return json.dumps(parts, sort_keys=True, separators=(",", ":"))
 
 
 def new_owner() -> str:

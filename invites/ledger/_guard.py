@@ -343,13 +343,14 @@ def _check_key(idempotency_key: object) -> str:
 class ProviderLedger:
     """The ledger behind a provider's ``resend_invite(..., idempotency_key=...)``.
 
-    Built from the ``ledger`` setting (a path or URL, opened here and closed with the provider)
+    Built from the ``ledger`` setting (a path or URL, opened at the first resend with a key, so
+    that building a provider connects to nothing, and closed with the provider)
     or from a :class:`~invites.ledger.Ledger` the caller passed (left open: the caller owns it).
     A key names one resend: a second call with it sends nothing and returns the recorded result
     or raises the recorded error (``OutcomeUnknown`` while no outcome is recorded).
     """
 
-    def __init__(self, ledger: Ledger, *, setting: str | None = None) -> None:
+    def __init__(self, ledger: Ledger | None, *, setting: str | None = None) -> None:
         self._ledger: Ledger | None = ledger
         self._setting = setting  # set: the ledger is ours, reopened after close() like a client
         self._lock = threading.Lock()
@@ -364,7 +365,7 @@ class ProviderLedger:
             return cls(ledger)
         if setting is None:
             return None
-        return cls(open_ledger(setting), setting=setting)
+        return cls(None, setting=setting)
 
     @property
     def ledger(self) -> Ledger:

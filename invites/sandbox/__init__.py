@@ -19,7 +19,8 @@ Over a socket::
     with serve(Sandbox(fault_rate=0.1, seed=1)) as running:
         httpx.get(running.url + "/users/eco-user-1", headers={"Authorization": ECOSUITE_TOKEN})
 
-From a shell: ``python -m invites.sandbox --port 8765``.
+From a shell: ``invites sandbox --port 8765`` (or ``python -m invites.sandbox``); ``--users N``
+seeds invitable users for bulk runs, and ``GET /__sandbox__/stats`` answers the email counts.
 
 Needs the ``sandbox`` extra (starlette, uvicorn). The rest of ``invites`` never imports it.
 """

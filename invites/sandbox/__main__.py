@@ -1,18 +1,24 @@
-"""``python -m invites.sandbox``: serve the simulated vendors in the foreground.
+"""``invites sandbox`` (or ``python -m invites.sandbox``): serve the simulated vendors.
 
-Prints the base URL and the sandbox's (fake) credentials, then serves until interrupted.
+Prints the base URL, the sandbox's (fake) credentials and any users it seeded (``--users N``,
+written one CSV per vendor with ``--users-dir``), then serves until interrupted. ``--stats URL``
+instead prints a running sandbox's email counts and exits.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import socket
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
 from ._app import create_app
-from ._core import Sandbox
+from ._core import RESERVED_PREFIX, Sandbox
 from ._faults import Fault
 from ._server import base_url, quiet_deliberate_drops
 from .ecosuite import EcosuiteSandbox
@@ -27,10 +33,22 @@ def _fault_kinds(text: str) -> list[Fault]:
         raise argparse.ArgumentTypeError(f"{exc}; kinds: {', '.join(Fault)}") from exc
 
 
-def _parser() -> argparse.ArgumentParser:
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m invites.sandbox",
-        description="Serve simulated Ecosuite, SoftwareOne and tenant-header API vendors.",
+        prog=prog,
+        description="Serve simulated Ecosuite, SoftwareOne and tenant-header API vendors on one "
+        "base URL (fake credentials, loopback by default). GET /__sandbox__/stats on it answers "
+        "the emails sent per user as JSON.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
@@ -61,34 +79,104 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="SoftwareOne account users also carry a top-level status (not the published shape)",
     )
+    parser.add_argument(
+        "--users",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="seed N more invitable users per vendor, for bulk runs (their ids are printed)",
+    )
+    parser.add_argument(
+        "--users-dir",
+        type=Path,
+        metavar="DIR",
+        help="with --users: write DIR/<vendor>.csv (a user_id column) for invites resend --input",
+    )
+    parser.add_argument(
+        "--stats",
+        metavar="URL",
+        help="print the email counts of the sandbox serving at URL as JSON, and exit",
+    )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Parse `argv`, bind the socket, print where and how to connect, then serve."""
-    parser = _parser()
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m invites.sandbox") -> None:
+    """Parse `argv`; print a running sandbox's stats, or bind, print how to connect, and serve."""
+    parser = _parser(prog)
     args = parser.parse_args(argv)
+    if args.stats is not None:
+        _print_stats(parser, args.stats)
+        return
+    if args.users_dir is not None and not args.users:
+        parser.error("--users-dir needs --users N")
     try:
-        vendors = [
-            EcosuiteSandbox(),
-            SoftwareOneSandbox(
-                legacy_removed=args.legacy_removed,
-                shape=TOP_LEVEL_STATUS if args.softwareone_top_level_status else PUBLISHED,
-            ),
-            TenantApiSandbox(),
-        ]
-        sandbox = Sandbox(
-            vendors=vendors,
-            fault_rate=args.fault_rate,
-            seed=args.seed,
-            faults=args.faults,
-            rate_limit=args.rate_limit,
-            retry_after=args.retry_after,
-        )
+        sandbox = _sandbox(args)
     except ValueError as exc:
         parser.error(str(exc))
+    seeded = sandbox.seed_users(args.users) if args.users else {}
+    if args.users_dir is not None:
+        try:
+            _write_users(args.users_dir, seeded)
+        except OSError as exc:
+            parser.error(f"--users-dir {args.users_dir}: {exc.strerror}")
+    _serve(sandbox, args.host, args.port, _seeded_lines(seeded, args.users_dir))
+
+
+def _sandbox(args: argparse.Namespace) -> Sandbox:
+    vendors = [
+        EcosuiteSandbox(),
+        SoftwareOneSandbox(
+            legacy_removed=args.legacy_removed,
+            shape=TOP_LEVEL_STATUS if args.softwareone_top_level_status else PUBLISHED,
+        ),
+        TenantApiSandbox(),
+    ]
+    return Sandbox(
+        vendors=vendors,
+        fault_rate=args.fault_rate,
+        seed=args.seed,
+        faults=args.faults,
+        rate_limit=args.rate_limit,
+        retry_after=args.retry_after,
+    )
+
+
+def _write_users(directory: Path, seeded: dict[str, list[str]]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for vendor, user_ids in seeded.items():
+        with (directory / f"{vendor}.csv").open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["user_id"])
+            writer.writerows([user_id] for user_id in user_ids)
+
+
+def _seeded_lines(seeded: dict[str, list[str]], directory: Path | None) -> list[str]:
+    lines = []
+    for vendor, user_ids in seeded.items():
+        where = f"  ({directory / f'{vendor}.csv'})" if directory is not None else ""
+        shown = user_ids[0] if len(user_ids) == 1 else f"{user_ids[0]} .. {user_ids[-1]}"
+        lines.append(f"  {vendor:<12} {len(user_ids)} invitable users: {shown}{where}")
+    return lines
+
+
+def _print_stats(parser: argparse.ArgumentParser, url: str) -> None:
+    # The standard library's client: the sandbox depends on starlette and uvicorn only.
+    import urllib.request
+
+    stats_url = url.rstrip("/") + f"{RESERVED_PREFIX}/stats"
+    if not stats_url.startswith(("http://", "https://")):
+        parser.error(f"--stats takes an http:// or https:// URL, not {url!r}")
+    try:
+        with urllib.request.urlopen(stats_url, timeout=10) as answer:  # noqa: S310  (checked)
+            stats = json.loads(answer.read())
+    except (OSError, ValueError) as exc:
+        parser.exit(1, f"{parser.prog}: no sandbox stats at {url}: {exc}\n")
+    sys.stdout.write(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+
+
+def _serve(sandbox: Sandbox, host: str, port: int, seeded: list[str]) -> None:
     config = uvicorn.Config(
-        create_app(sandbox), host=args.host, port=args.port, log_level="info", lifespan="off"
+        create_app(sandbox), host=host, port=port, log_level="info", lifespan="off"
     )
     server = uvicorn.Server(config)
     quiet_deliberate_drops()
@@ -99,9 +187,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # Listening before the URL is printed: a client that reads it can connect at once.
     sock.listen(config.backlog)
-    url = base_url(args.host, sock.getsockname()[1])
+    url = base_url(host, sock.getsockname()[1])
     lines = [f"invites sandbox on {url}  (fake, sandbox-only credentials)"]
     lines.extend(f"  {vendor.banner(url)}" for vendor in sandbox.vendors)
+    lines.extend(seeded)
+    lines.append(f"  email counts: GET {url}{RESERVED_PREFIX}/stats")
     print("\n".join(lines), flush=True)
     server.run(sockets=[sock])
 

@@ -3,7 +3,8 @@
 Every request passes two layers before a vendor endpoint sees it. `_Admission` (around the whole
 app) records the request and applies the rate limit. `_FaultGate` (around each vendor route that
 names a user) applies the next fault due for that user id. The routes come from the sandbox's
-vendors (`VendorSandbox.routes`), so the app knows no vendor by name.
+vendors (`VendorSandbox.routes`), so the app knows no vendor by name. The sandbox's own paths,
+under ``/__sandbox__`` (``GET /__sandbox__/stats``: `Sandbox.stats`), pass neither layer.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from typing import NoReturn, cast
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.responses import HTMLResponse, Response
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._core import (
+    RESERVED_PREFIX,
     Endpoint,
     RecordedRequest,
     Sandbox,
@@ -91,6 +94,9 @@ class _Admission:
             await self.app(scope, receive, send)
             return
         sandbox = _sandbox_of(scope)
+        if _is_reserved(scope["path"]):  # the sandbox's own paths: never counted nor limited
+            await self.app(scope, receive, send)
+            return
         vendor = sandbox.vendor_of(scope["path"])
         retry_after = sandbox._admit(
             RecordedRequest(vendor.name if vendor else "unknown", scope["method"], scope["path"])
@@ -175,6 +181,14 @@ class _Drop:
         raise ConnectionDropped(str(self.fault))
 
 
+def _is_reserved(path: str) -> bool:
+    return path == RESERVED_PREFIX or path.startswith(RESERVED_PREFIX + "/")
+
+
+async def _stats(request: Request) -> Response:
+    return JSONResponse(_sandbox_of(request.scope).stats())
+
+
 def _route(route: VendorRoute) -> BaseRoute:
     if route.id_param is None:
         return Route(route.path, route.endpoint, methods=list(route.methods))
@@ -191,6 +205,7 @@ def create_app(sandbox: Sandbox | None = None) -> Starlette:
     """
     sandbox = sandbox if sandbox is not None else Sandbox()
     routes = [_route(route) for vendor in sandbox.vendors for route in vendor.routes()]
+    routes.append(Route(f"{RESERVED_PREFIX}/stats", _stats, methods=["GET"]))
     app = Starlette(routes=routes, middleware=[Middleware(_Admission)])
     app.state.sandbox = sandbox
     return app

@@ -41,7 +41,7 @@ The contract of a vendor object:
 
 - ``name`` (recorded on each `RecordedRequest`, used by `Sandbox.add_users` and `Sandbox.vendor`)
   and ``path_prefixes`` (a path belongs to the vendor when it equals a prefix or continues it after
-  a ``/``) must not clash with another vendor's.
+  a ``/``) must not clash with another vendor's, nor claim the sandbox's own ``/__sandbox__``.
 - `VendorSandbox.routes` lists its routes. A route with an ``id_param`` passes the fault gate: the
   next injected fault for that user id (and, when ``resend`` is true, a random draw) applies before
   the endpoint runs. A route without one is served as is.
@@ -63,7 +63,7 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -72,6 +72,9 @@ from ._faults import ALL_FAULTS, Fault
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+RESERVED_PREFIX = "/__sandbox__"
+"""Paths of the sandbox itself (``/__sandbox__/stats``): no vendor may claim them."""
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -145,6 +148,13 @@ class VendorSandbox:
     def add_users(self, user_ids: Sequence[str]) -> None:
         """Seed more invitable users, kept across resets. Default: not supported."""
         raise ValueError(f"the {self.name} sandbox cannot add users")
+
+    def new_user_ids(self, count: int) -> list[str]:
+        """`count` distinct ids in the form this vendor's users take, for `add_users`.
+
+        Default: ``<name>-bulk-000001`` onwards; vendors whose ids have a fixed form override it.
+        """
+        return [f"{self.name}-bulk-{n:06d}" for n in range(1, count + 1)]
 
     def failure(
         self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
@@ -235,6 +245,8 @@ class Sandbox:
         for vendor in vendors:
             if not vendor.name or vendor.name in taken or vendor.name == "unknown":
                 raise ValueError(f"vendor name {vendor.name!r} is empty, reserved or taken twice")
+            if vendor.owns(RESERVED_PREFIX):
+                raise ValueError(f"the {vendor.name} vendor claims {RESERVED_PREFIX}, reserved")
             vendor.attach(self)
             taken[vendor.name] = vendor
         return taken
@@ -291,8 +303,9 @@ class Sandbox:
     def add_users(self, vendor: str, user_ids: Iterable[str]) -> None:
         """Seed more users who can be re-invited (kept across `reset`), e.g. for bulk runs.
 
-        Built in: ``"ecosuite"`` (each gets a complete generated profile) and ``"tenant_api"``
-        (ids must be UUIDs).
+        Built in: ``"ecosuite"`` (each gets a complete generated profile), ``"softwareone"``
+        (user ids; each gets an ``Invited`` membership in `SOFTWAREONE_ACCOUNT_ID`) and
+        ``"tenant_api"`` (ids must be UUIDs).
 
         Raises:
             ValueError: no vendor of that name, or it cannot add users.
@@ -301,6 +314,35 @@ class Sandbox:
         if found is None:
             raise ValueError(f"no vendor named {vendor!r}; vendors: {', '.join(self._vendors)}")
         found.add_users(list(user_ids))
+
+    def seed_users(self, count: int) -> dict[str, list[str]]:
+        """Add `count` invitable users to every vendor that can add users (`add_users`).
+
+        Returns the new ids by vendor name; vendors that cannot add users are left out.
+        """
+        if count < 0:
+            raise ValueError(f"count must not be negative, not {count!r}")
+        seeded: dict[str, list[str]] = {}
+        for vendor in self._vendors.values():
+            user_ids = vendor.new_user_ids(count)
+            try:
+                vendor.add_users(user_ids)
+            except ValueError:
+                continue
+            seeded[vendor.name] = user_ids
+        return seeded
+
+    def stats(self) -> dict[str, Any]:
+        """What ``GET /__sandbox__/stats`` answers: emails per user and in all, requests seen
+        (that read itself not counted), requests refused by the rate limit, faults applied."""
+        with self._lock:
+            return {
+                "emails": dict(self._emails),
+                "emails_total": sum(self._emails.values()),
+                "requests": self._request_count,
+                "rate_limited": self._rate_limited,
+                "faults": len(self._fault_log),
+            }
 
     # --- what tests read -----------------------------------------------------------------------
 

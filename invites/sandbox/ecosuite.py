@@ -95,6 +95,9 @@ class EcosuiteSandbox(VendorSandbox):
                     "lastName": user_id,
                 }
 
+    def new_user_ids(self, count: int) -> list[str]:
+        return [f"eco-bulk-{n:06d}" for n in range(1, count + 1)]
+
     def banner(self, url: str) -> str:
         return f"{self.name:<12} base_url={url}  token={self.token}"
 

@@ -229,18 +229,37 @@ class SoftwareOneSandbox(VendorSandbox):
             raise ValueError(f"shape must be one of {', '.join(_SHAPES)}, not {shape!r}")
         self.legacy_removed = legacy_removed
         self.shape = shape
+        self._added: list[tuple[str, str, str, str]] = []
         super().__init__()
 
     def reset(self) -> None:
         """Every membership back to its seeded state, with a fresh invitation link."""
-        memberships = {
-            membership_id: _Membership(
-                membership_id, user_id, name, status, _invitation_url(), _SEEDED_AT
-            )
-            for membership_id, user_id, name, status in _SEEDED_MEMBERSHIPS
-        }
         with self.lock:
-            self._memberships = memberships
+            seeded = [*_SEEDED_MEMBERSHIPS, *self._added]
+            self._memberships = {
+                membership_id: _Membership(
+                    membership_id, user_id, name, status, _invitation_url(), _SEEDED_AT
+                )
+                for membership_id, user_id, name, status in seeded
+            }
+            # One membership per user here: an index keeps bulk runs over many users fast.
+            self._by_user = {m.user_id: m.membership_id for m in self._memberships.values()}
+
+    def add_users(self, user_ids: Sequence[str]) -> None:
+        """Each user id (``USR-…``) gets an ``Invited`` membership whose id is ``A`` + the user
+        id (``AUSR-…``), for the current and the deprecated endpoints alike."""
+        added = [(f"A{user_id}", user_id, f"Sandbox {user_id}", "Invited") for user_id in user_ids]
+        with self.lock:
+            self._added.extend(added)
+            for membership_id, user_id, name, status in added:
+                self._memberships[membership_id] = _Membership(
+                    membership_id, user_id, name, status, _invitation_url(), _SEEDED_AT
+                )
+                self._by_user[user_id] = membership_id
+
+    def new_user_ids(self, count: int) -> list[str]:
+        """``USR-9000-0001`` onwards (memberships ``AUSR-9000-0001``, ...)."""
+        return [f"USR-{9000 + n // 10_000:04d}-{n % 10_000:04d}" for n in range(1, count + 1)]
 
     def routes(self) -> Sequence[VendorRoute]:
         legacy = "/public/v1/accounts/account-users/{membership_id}"
@@ -275,12 +294,12 @@ class SoftwareOneSandbox(VendorSandbox):
     ) -> _Membership | None:
         """A copy of the live (not Deleted) membership with that id, or None."""
         with self.lock:
-            for membership in self._memberships.values():
-                if membership.status == "Deleted":
-                    continue
-                if membership.membership_id == membership_id or membership.user_id == user_id:
-                    return replace(membership)
-            return None
+            if membership_id is None and user_id is not None:
+                membership_id = self._by_user.get(user_id)
+            found = None if membership_id is None else self._memberships.get(membership_id)
+            if found is None or found.status == "Deleted":
+                return None
+            return replace(found)
 
     def _renew(self, membership_id: str, counted_as: str) -> _Membership:
         """Send the invitation again: Invited, a fresh link, an updated audit time, one email."""

@@ -62,6 +62,10 @@ class TenantApiSandbox(VendorSandbox):
         with self.lock:
             self._invited.update(added)
 
+    def new_user_ids(self, count: int) -> list[str]:
+        """UUIDs ``00000000-0000-4000-8000-000000000001`` onwards: easy to tell apart."""
+        return [f"00000000-0000-4000-8000-{n:012d}" for n in range(1, count + 1)]
+
     def failure(
         self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
     ) -> Response:

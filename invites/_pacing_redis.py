@@ -1,0 +1,255 @@
+"""A provider's pace shared through Redis: one ``rate_limit`` and one 429 pause for every process.
+
+Every provider with the same identity (vendor, base URL, tenant or account) that names the same
+store reserves its slots from one record on the server. The reservation is a generic cell rate
+algorithm (GCRA) in one Lua script, so it is atomic, and it reads the server's clock (``TIME``),
+so the clocks of the machines involved do not matter. The record expires once it no longer holds
+anything back, so idle identities leave nothing behind.
+
+When the store cannot be reached nothing is sent: the caller gets
+:class:`~invites.ConnectionFailed` naming the store (host and port, never a password), unless a
+local fallback was configured, in which case this process paces alone until the store answers
+again. This module is imported only when a ``redis://`` store is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import redis
+import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ._pacing import Throttle
+from ._settings import store_label
+from .errors import ConnectionFailed
+
+__all__ = ["RedisPacer", "identity_key"]
+
+logger = logging.getLogger("invites")
+
+#: Seconds to connect to the store, and to wait for one answer: a dead store must fail fast.
+CONNECT_TIMEOUT: Final = 1.0
+SOCKET_TIMEOUT: Final = 1.0
+#: After the store failed, a pacer with a local fallback asks it again only after this long, so a
+#: dead store does not add a connect timeout to every request.
+RETRY_STORE_AFTER: Final = 5.0
+
+# KEYS[1]: the identity's record, a hash of two instants in microseconds of the server's clock:
+#   tat (the GCRA's theoretical arrival time) and pause (when a provider-wide pause ends).
+# ARGV[1]: "reserve" (ARGV[2] interval, ARGV[3] burst tolerance, both in microseconds; an
+#   interval of 0 means no rate, only pauses), "pause" (ARGV[2] its length), or "paused_for".
+# Returns microseconds: the caller's wait ("reserve"), what is left of a pause ("paused_for").
+_SCRIPT: Final = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local state = redis.call('HMGET', KEYS[1], 'tat', 'pause')
+local tat = tonumber(state[1]) or 0
+local paused = tonumber(state[2]) or 0
+local mode = ARGV[1]
+if mode == 'paused_for' then
+  return math.max(0, paused - now)
+end
+local wait = 0
+if mode == 'pause' then
+  paused = math.max(paused, now + tonumber(ARGV[2]))
+  redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', paused))
+else
+  local interval = tonumber(ARGV[2])
+  local start = math.max(now, paused)
+  wait = start - now
+  if interval <= 0 then
+    return wait
+  end
+  tat = math.max(tat, start)
+  wait = math.max(wait, tat - tonumber(ARGV[3]) - now)
+  redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat + interval))
+  tat = tat + interval
+end
+-- Once both instants have passed the record holds nothing back: let it go (plus a margin).
+redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(tat, paused) - now) / 1000) + 1000)
+return wait
+"""
+
+_MICRO: Final = 1_000_000
+
+
+def identity_key(prefix: str, vendor: str, identity: str) -> str:
+    """The store key of one provider identity (:func:`invites.ledger.provider_identity`).
+
+    The vendor name stays readable, for whoever inspects the store; the rest (base URL, tenant
+    or account) is hashed, so the key is short and tells nothing about whose users they are.
+    """
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    return f"{prefix}:{vendor}:{digest}"
+
+
+class RedisPacer:
+    """Pace shared through a Redis store; see the module's docstring.
+
+    A :class:`invites._pacing.Pacer`: :meth:`reserve`, :meth:`paused_for`, :meth:`pause`, their
+    async twins. ``rate`` is requests per second (bursts of at most ``max(1, int(rate))``), or None
+    for pauses only. ``fallback`` paces this process alone while the store is unreachable; without
+    it, every call made then raises :class:`~invites.ConnectionFailed`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        rate: float | None,
+        *,
+        fallback: Throttle | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.key = key
+        self.label = store_label(url)
+        self._url = url
+        if rate is None:
+            self._interval = 0
+            self._tolerance = 0
+        else:
+            self._interval = round(_MICRO / rate)
+            self._tolerance = (max(1, int(rate)) - 1) * self._interval
+        self._fallback = fallback
+        self._clock = clock
+        self._store_down_until = 0.0
+        self._lock = threading.Lock()
+        self._client: redis.Redis | None = None
+        self._script: Any = None
+        # One async client per event loop: a redis.asyncio connection belongs to the loop that
+        # opened it. Its connections refer to their loop, so an entry never leaves this mapping
+        # by itself: a closed loop's is dropped when a client is made for another loop.
+        self._async: dict[asyncio.AbstractEventLoop, tuple[Any, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"RedisPacer(store={self.label!r}, key={self.key!r})"
+
+    # -- the pacer protocol -------------------------------------------------------------------
+
+    def reserve(self) -> float:
+        """Reserve the next slot; seconds to wait before sending (0: now), a pause included."""
+        return self._call("reserve", self._interval, self._tolerance)
+
+    def paused_for(self) -> float:
+        """Seconds left in a provider-wide pause (0 when none is in force)."""
+        return self._call("paused_for")
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller of this identity ``seconds`` from now; a longer pause in force wins."""
+        if self._fallback is not None:
+            self._fallback.pause(seconds)  # kept locally too: it outlives a store going away
+        self._call("pause", max(0, round(seconds * _MICRO)))
+
+    async def areserve(self) -> float:
+        """:meth:`reserve` from async code."""
+        return await self._acall("reserve", self._interval, self._tolerance)
+
+    async def apaused_for(self) -> float:
+        """:meth:`paused_for` from async code."""
+        return await self._acall("paused_for")
+
+    async def apause(self, seconds: float) -> None:
+        """:meth:`pause` from async code."""
+        if self._fallback is not None:
+            self._fallback.pause(seconds)
+        await self._acall("pause", max(0, round(seconds * _MICRO)))
+
+    def close(self) -> None:
+        """Close the sync client's connections; async clients are closed by :meth:`aclose`."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client, and the sync client."""
+        entry = self._async.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[0].aclose()
+        self.close()
+
+    # -- calling the store ----------------------------------------------------------------------
+
+    def _call(self, mode: str, *args: int) -> float:
+        if self._use_fallback():
+            return self._local(mode, args)
+        try:
+            waited = self._sync_script()(keys=[self.key], args=[mode, *args])
+        except redis.RedisError as exc:
+            return self._store_failed(exc, mode, args)
+        return int(waited) / _MICRO
+
+    async def _acall(self, mode: str, *args: int) -> float:
+        if self._use_fallback():
+            return self._local(mode, args)
+        try:
+            waited = await self._async_script()(keys=[self.key], args=[mode, *args])
+        except redis.RedisError as exc:
+            return self._store_failed(exc, mode, args)
+        return int(waited) / _MICRO
+
+    def _sync_script(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    client = redis.Redis.from_url(self._url, **_client_options())
+                    self._script = client.register_script(_SCRIPT)
+                    self._client = client
+        return self._script
+
+    def _async_script(self) -> Any:
+        loop = asyncio.get_running_loop()
+        entry = self._async.get(loop)
+        if entry is None:
+            for closed in [other for other in self._async if other.is_closed()]:
+                del self._async[closed]  # nothing can close its connections now: let them go
+            client = redis.asyncio.Redis.from_url(self._url, **_client_options())
+            entry = self._async[loop] = (client, client.register_script(_SCRIPT))
+        return entry[1]
+
+    def _use_fallback(self) -> bool:
+        return self._fallback is not None and self._clock() < self._store_down_until
+
+    def _local(self, mode: str, args: Sequence[int]) -> float:
+        fallback = self._fallback
+        assert fallback is not None
+        if mode == "reserve":
+            return fallback.reserve()
+        if mode == "paused_for":
+            return fallback.paused_for()
+        return 0.0  # a pause was recorded locally already
+
+    def _store_failed(self, exc: redis.RedisError, mode: str, args: Sequence[int]) -> float:
+        why = type(exc).__name__
+        if self._fallback is None:
+            raise ConnectionFailed(
+                f"the rate-limit store {self.label} could not be used ({why}); nothing was sent"
+            ) from exc
+        if not self._use_fallback():
+            logger.warning(
+                "rate-limit store %s could not be used (%s): pacing this process alone for %.0f s",
+                self.label,
+                why,
+                RETRY_STORE_AFTER,
+                extra={"store": self.label, "error": why},
+            )
+        self._store_down_until = self._clock() + RETRY_STORE_AFTER
+        return self._local(mode, args)
+
+
+def _client_options() -> dict[str, Any]:
+    # No retry inside the client: a reservation must answer within the timeouts, or fail closed.
+    return {
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": SOCKET_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
+        "client_name": "invites-pacer",
+        "health_check_interval": 0,
+    }
