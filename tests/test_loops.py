@@ -205,7 +205,7 @@ def plugin(
 
     transport = httpx.MockTransport(handler)
     provider = cls(
-        ProviderSettings(base_url=PLUGIN_URL, token=FAKE_TOKEN, **settings),
+        ProviderSettings(base_url=PLUGIN_URL, token=invites.Secret(FAKE_TOKEN), **settings),
         client=httpx.Client(transport=transport),
         async_client=httpx.AsyncClient(transport=transport),
         sleep=lambda seconds: None,
