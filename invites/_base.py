@@ -10,6 +10,7 @@ asynchronous I/O. No vendor and no policy is written twice.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
@@ -150,6 +151,8 @@ class BaseProvider(Generic[S]):
         With ``idempotency_key`` (needs a ledger), the resend is sent at most once for that key:
         a later call with it returns the recorded result or raises the recorded error.
         """
+        if self._transport.closed:
+            raise self._closed()
         if idempotency_key is not None:
             ledger = _needs_ledger(self._ledger)
             return ledger.resend(self, idempotency_key, as_invitee(invitee), self.resend_invite)
@@ -173,13 +176,20 @@ class BaseProvider(Generic[S]):
         self, invitee: Invitee | str, *, idempotency_key: str | None = None
     ) -> ResendResult:
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
+        if self._transport.closed:
+            raise self._closed()
+        invitee = as_invitee(invitee)
         if idempotency_key is not None:
             ledger = _needs_ledger(self._ledger)
-            invitee = as_invitee(invitee)
             return await ledger.aresend(self, idempotency_key, invitee, self.aresend_invite)
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
-            steps = self._steps(as_invitee(invitee), self._transport.async_client().build_request)
+            try:
+                client = self._transport.async_client()
+            except InviteError as exc:  # a client of another event loop: refused, nothing sent
+                exc.provider, exc.user_id, exc.attempts = self.name, invitee.user_id, 0
+                raise
+            steps = self._steps(invitee, client.build_request)
             send, perform = self._transport.asend, self._aperform
             reply: Reply = None
             while True:
@@ -195,7 +205,12 @@ class BaseProvider(Generic[S]):
             DEADLINE.reset(deadline)
 
     def close(self) -> None:
-        """Close the sync client (and ledger, pace store) if this provider created them."""
+        """Close the clients (and ledger, pace store) this provider created; it refuses resends
+        after.
+
+        Each event loop's async client is closed in its loop: soon when that loop is running,
+        when it next runs otherwise (a ``ResourceWarning`` says so: prefer :meth:`aclose` there).
+        """
         self._transport.close()
         if self._ledger is not None:
             self._ledger.close()
@@ -203,20 +218,36 @@ class BaseProvider(Generic[S]):
             self._store_pacer.close()
 
     async def aclose(self) -> None:
-        """Close both clients (and ledger, pace store) this provider created."""
+        """Close the running loop's async client, then everything :meth:`close` closes."""
         await self._transport.aclose()
         if self._ledger is not None:
             self._ledger.close()
         if self._store_pacer is not None:
             await self._store_pacer.aclose()  # the running loop's store client, and the sync one
 
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        # The default argument keeps warn reachable while the interpreter shuts down.
+        transport: Transport | None = self.__dict__.get("_transport")
+        if transport is not None and not transport.closed and transport.holds_open_clients():
+            _warn(
+                f"unclosed provider {self!r}: call close() or aclose(), or use it as a context "
+                "manager",
+                ResourceWarning,
+                source=self,
+            )
+            transport.close(warn=False)  # nobody can use it any more: release its connections
+
     def __enter__(self) -> Self:
+        if self._transport.closed:
+            raise self._closed()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     async def __aenter__(self) -> Self:
+        if self._transport.closed:
+            raise self._closed()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -231,11 +262,14 @@ class BaseProvider(Generic[S]):
 
     # -- the drivers' work -----------------------------------------------------------------------
 
+    def _closed(self) -> RuntimeError:
+        return RuntimeError(f"cannot resend, as the provider {self!r} has been closed")
+
     def _steps(self, invitee: Invitee, build: Builder) -> Steps:
         return self._engine.steps(self.flow, invitee, build, self.auth_header)
 
     def _perform(self, action: Sleep | Refresh | Reserve | PausedFor | Pause) -> Reply:
-        """Do one action other than Send with blocking I/O; its InviteError goes to the engine."""
+        """Do one action other than Send with blocking I/O; its error goes to the engine."""
         try:
             if isinstance(action, PausedFor):
                 return self._pacer.paused_for()
@@ -247,12 +281,12 @@ class BaseProvider(Generic[S]):
                 self._pacer.pause(action.seconds)
             else:
                 self._sleep(action.seconds)
-        except InviteError as exc:
+        except Exception as exc:  # the engine knows whether anything was sent
             return exc
         return None
 
     async def _aperform(self, action: Sleep | Refresh | Reserve | PausedFor | Pause) -> Reply:
-        """Do one action other than Send with async I/O; its InviteError goes to the engine."""
+        """Do one action other than Send with async I/O; its error goes to the engine."""
         try:
             if isinstance(action, PausedFor):
                 return await self._pacer.apaused_for()
@@ -264,7 +298,7 @@ class BaseProvider(Generic[S]):
                 await self._pacer.apause(action.seconds)
             else:
                 await self._async_sleep(action.seconds)
-        except InviteError as exc:
+        except Exception as exc:  # the engine knows whether anything was sent
             return exc
         return None
 

@@ -6,16 +6,14 @@ import inspect
 import json
 import threading
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Final
+from concurrent.futures import Future
+from typing import Any, Final
 
 import httpx
 
 from ._secret import Secret
 from ._settings import TokenProvider
 from .errors import AuthenticationFailed, InviteError
-
-if TYPE_CHECKING:
-    import asyncio
 
 __all__ = ["Credentials"]
 
@@ -32,8 +30,12 @@ class Credentials:
         # Every token handed out (a static one, then each refresh), for scrubbing errors.
         self._used: list[Secret] = [token] if token is not None else []
         self._needles = _needles(self._used)
+        # Held by a blocking refresh for its whole length: blocking callers share one refresh.
         self._lock = threading.Lock()
-        self._async_lock: asyncio.Lock | None = None
+        # The async refresh in flight, from any thread and event loop: async callers await it
+        # instead of a lock, which would belong to one loop.
+        self._pending: Future[None] | None = None
+        self._pending_lock = threading.Lock()
 
     def refresh(self, stale: Secret | None) -> None:
         """Replace ``stale`` (None: no token yet) with a new token, unless another caller did."""
@@ -49,14 +51,24 @@ class Credentials:
             self._use(value)
 
     async def arefresh(self, stale: Secret | None) -> None:
-        """:meth:`refresh` from async code; the token provider may return an awaitable."""
-        if self._async_lock is None:
-            import asyncio  # loaded already: this runs in an event loop
+        """:meth:`refresh` from async code; the token provider may return an awaitable.
 
-            self._async_lock = asyncio.Lock()
-        async with self._async_lock:
-            if self.current is not stale:
-                return
+        Callers in every thread and event loop share one refresh in flight; when it fails, the
+        next of them tries again.
+        """
+        import asyncio  # loaded already: this runs in an event loop
+
+        while True:
+            with self._pending_lock:
+                if self.current is not stale:
+                    return
+                pending = self._pending
+                if pending is None:
+                    pending = self._pending = Future()
+                    pending.set_running_or_notify_cancel()  # a waiter's cancel cannot cancel it
+                    break
+            await asyncio.wrap_future(pending)
+        try:
             value = self._call()
             if inspect.isawaitable(value):
                 try:
@@ -64,6 +76,10 @@ class Credentials:
                 except Exception as exc:
                     raise _provider_failed(exc) from exc
             self._use(value)
+        finally:
+            with self._pending_lock:
+                self._pending = None
+            pending.set_result(None)
 
     def scrubbed(self, response: httpx.Response) -> httpx.Response:
         """``response``, or a copy whose body and reason phrase hold no token this provider used.

@@ -5,8 +5,14 @@ wraps each call in pacing, token refresh, retries and reporting, and yields name
 (:class:`Send`, :class:`Sleep`, :class:`Refresh`, :class:`Reserve`, :class:`PausedFor`,
 :class:`Pause`) for a driver to perform with blocking or asynchronous I/O. The driver sends each
 action's result back: the answer or transport failure for :class:`Send`, seconds for
-:class:`Reserve` and :class:`PausedFor`, None otherwise; or the :class:`~invites.InviteError` the
-action raised (a failed refresh, an unreachable pacing store), which ends the resend.
+:class:`Reserve` and :class:`PausedFor`, None otherwise; or the exception the action raised (a
+failed refresh, an unreachable pacing store), which ends the resend.
+
+Whatever ends a resend after a request that may send the invitation left, other than a mapped
+:class:`~invites.InviteError` (a plug-in flow's bug, an error inside the HTTP client), ends it
+as :class:`~invites.OutcomeUnknown` with that error as its cause: the email may have gone. Before
+that, such an error is raised as it is: nothing was sent, and it is a bug to show, not a failure
+to report.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ import attrs
 import httpx
 
 from ._credentials import Credentials
-from ._policy import DELIVER, Decision, RetryPolicy
+from ._policy import CONNECT_ERRORS, DELIVER, Decision, RetryPolicy
 from ._reporting import AttemptEvent, Reporter
 from ._secret import Secret
 from ._settings import AttemptHook
-from .errors import InviteError, RateLimited, UnexpectedResponse
+from .errors import ConnectionFailed, InviteError, OutcomeUnknown, RateLimited, UnexpectedResponse
 from .models import Invitee, ResendResult
 
 __all__ = [
@@ -146,23 +152,29 @@ Steps: TypeAlias = Generator[Action, Reply, ResendResult]
 
 
 class _Run:
-    """One resend in progress: whose, since when, and how many requests it has made."""
+    """One resend in progress: whose, since when, how many requests it has made, and whether one
+    that may send the invitation (not a read) may have reached the vendor."""
 
-    __slots__ = ("attempts", "started", "user_id")
+    __slots__ = ("attempts", "may_have_sent", "started", "user_id")
 
     def __init__(self, user_id: str, started: float) -> None:
         self.user_id = user_id
         self.started = started
         self.attempts = 0
+        self.may_have_sent = False
+
+
+#: Replies to a Send that prove the request never left.
+_UNSENT: Final = (*CONNECT_ERRORS, ConnectionFailed)
 
 
 def _checked(reply: Reply) -> None:
-    if isinstance(reply, InviteError):
+    if isinstance(reply, Exception):
         raise reply
 
 
 def _seconds(reply: Reply) -> float:
-    if isinstance(reply, InviteError):
+    if isinstance(reply, Exception):
         raise reply
     assert isinstance(reply, (int, float))
     return reply
@@ -229,6 +241,16 @@ class Engine:
                 exc.attempts = run.attempts
             self.credentials.scrub(exc)
             raise
+        except Exception as exc:
+            if not run.may_have_sent:
+                raise  # nothing that could send the invitation left: a bug, shown as it is
+            raise OutcomeUnknown(
+                f"the resend failed ({type(exc).__name__}) after a request that may send the "
+                "invitation left; the invitation may or may not have been sent",
+                provider=self.name,
+                user_id=run.user_id,
+                attempts=run.attempts,
+            ) from exc
         finally:
             calls.close()
 
@@ -259,6 +281,7 @@ class Engine:
             sent_at = self.clock()
             reply = yield Send(request)
             now = self.clock()
+            run.may_have_sent |= not (call.reads_only or isinstance(reply, _UNSENT))
             if isinstance(reply, InviteError):
                 raise reply
             assert isinstance(reply, (httpx.Response, Exception))

@@ -186,8 +186,9 @@ def _failed(failure: Exception, connect: bool, reads_only: bool) -> Decision:
     if reads_only:
         message = f"the vendor's answer was lost ({name}) while reading, before any resend was sent"
         return Decision(gave_up=True, error=ConnectionFailed, message=message)
-    message = (
-        f"the request was sent but no answer came back ({name}); "
-        "the invitation may or may not have been sent"
-    )
+    if isinstance(failure, httpx.TransportError):
+        message = f"the request was sent but no answer came back ({name})"
+    else:  # raised inside the HTTP client (a closed client or event loop): it may have left
+        message = f"the HTTP client failed ({name}) after the request may have left"
+    message += "; the invitation may or may not have been sent"
     return Decision(gave_up=True, error=OutcomeUnknown, message=message)

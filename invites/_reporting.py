@@ -90,19 +90,34 @@ class Reporter:
                 },
             )
         if hook is not None:
-            hook(
-                AttemptEvent(
-                    provider=self.name,
-                    method=method,
-                    path=path,
-                    user_id=user_id,
-                    attempt=attempt,
-                    status_code=status,
-                    error=error,
-                    elapsed_ms=elapsed_ms,
-                    will_retry=wait is not None,
-                    wait=wait,
-                )
+            event = AttemptEvent(
+                provider=self.name,
+                method=method,
+                path=path,
+                user_id=user_id,
+                attempt=attempt,
+                status_code=status,
+                error=error,
+                elapsed_ms=elapsed_ms,
+                will_retry=wait is not None,
+                wait=wait,
+            )
+            self._call(hook, event)
+
+    def _call(self, hook: AttemptHook, event: AttemptEvent) -> None:
+        try:
+            hook(event)
+        except Exception:
+            # A metrics hook must never change what becomes of a resend: the request already
+            # left. The hook only ever sees the event, so its traceback holds no token and no
+            # invitation URL.
+            logger.warning(
+                "%s %s %s: the on_attempt hook raised; the resend goes on",
+                self.name,
+                event.method,
+                event.path,
+                exc_info=True,
+                extra={"vendor": self.name, "method": event.method, "path": event.path},
             )
 
     def give_up(self, method: str, path: str, user_id: str, attempt: int, why: str) -> None:

@@ -10,18 +10,24 @@ client the deadline is checked between body chunks; its own timeouts bound the r
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import warnings
+import weakref
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Final, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Final, TypeGuard, TypeVar
 
 import httpx
 
 from ._deadline import async_transport, sync_transport, time_left
 from ._decoding import ACCEPT_ENCODING, Chain, Unsupported, chain_for
 from ._settings import ProviderSettings
-from .errors import UnexpectedResponse
+from .errors import ConnectionFailed, UnexpectedResponse
+
+if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop
 
 __all__ = ["BODY_LIMIT", "Transport", "timeout_for"]
 
@@ -34,10 +40,14 @@ LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
 class Transport:
-    """The provider's sync and async clients: injected by the caller, or created and owned.
+    """The provider's sync client and its async clients: injected by the caller, or owned.
 
     An injected client is used as it is (the configured timeouts still apply per request) and
-    never closed here.
+    never closed here. An owned async client belongs to one event loop: each loop the provider
+    is used from gets its own, closed when that loop shuts down (``asyncio.run`` and
+    ``asyncio.Runner`` close every async generator a loop has started before closing it, which
+    is the one hook a loop offers). An injected async client is bound to the first loop it is
+    used from here: from any other loop it is refused before anything is sent.
     """
 
     def __init__(
@@ -48,21 +58,26 @@ class Transport:
     ) -> None:
         self.timeout = timeout
         self._client = client
-        self._async_client = async_client
         self._owns_client = client is None
-        self._owns_async_client = async_client is None
-        self._client_lock = threading.Lock()
+        self._foreign_async = async_client
+        self._foreign_loop: weakref.ref[AbstractEventLoop] | None = None
+        self._loop_clients: dict[AbstractEventLoop, _LoopClient] = {}
+        self._lock = threading.Lock()
+        #: Set by close() and aclose(): no client is handed out any more.
+        self.closed = False
 
     def connection_limit(self, *, asynchronous: bool) -> int | None:
         """How many connections the owned client opens at most; None for a caller's client."""
-        owned = self._owns_async_client if asynchronous else self._owns_client
+        owned = self._foreign_async is None if asynchronous else self._owns_client
         return LIMITS.max_connections if owned else None
 
     def client(self) -> httpx.Client:
         """The sync client, created on first use (once, whichever thread comes first)."""
         client = self._client
         if client is None:
-            with self._client_lock:
+            with self._lock:
+                if self.closed:
+                    raise _closed()
                 if self._client is None:
                     self._client = httpx.Client(
                         timeout=self.timeout,
@@ -76,39 +91,111 @@ class Transport:
         return client
 
     def async_client(self) -> httpx.AsyncClient:
-        """The async client, created on first use: the one place an async client is made."""
-        if self._async_client is None:
-            self._async_client = httpx.AsyncClient(
-                timeout=self.timeout,
-                headers={"Accept-Encoding": ACCEPT_ENCODING},
-                transport=async_transport(LIMITS),
-                follow_redirects=False,
-                cookies=_no_cookies(),
-                event_hooks={"response": [_aforget_redirect_target]},
-            )
-        return self._async_client
+        """The running event loop's async client (call it from that loop).
 
-    def close(self) -> None:
-        """Close the sync client if it was created here."""
-        if self._client is not None and self._owns_client:
-            self._client.close()
-            self._client = None
+        Raises :class:`~invites.ConnectionFailed` for an injected client bound to another loop.
+        """
+        loop = _running_loop()
+        if self._foreign_async is not None:
+            bound = self._foreign_loop
+            if bound is not None and bound() is loop:
+                return self._foreign_async
+            return self._bind_foreign(loop)
+        owned = self._loop_clients.get(loop)
+        if owned is not None:
+            return owned.client
+        return self._new_loop_client(loop)
+
+    def holds_open_clients(self) -> bool:
+        """Whether a client created here is still open."""
+        owned_sync = self._owns_client and self._client is not None
+        return owned_sync or bool(self._loop_clients)
+
+    def close(self, *, warn: bool = True) -> None:
+        """Close the sync client and hand each loop's async client to its loop to close.
+
+        A client whose loop is running is closed there soon; one whose loop has closed is
+        dropped. One whose loop is idle closes only when that loop runs again: a
+        ``ResourceWarning`` says so unless ``warn`` is False (close the provider with
+        ``aclose()`` in that loop instead).
+        """
+        with self._lock:
+            self.closed = True
+            client, self._client = self._client, None
+            self._foreign_loop = None
+            left = list(self._loop_clients.values())
+            self._loop_clients.clear()
+        if client is not None and self._owns_client:
+            client.close()
+        for owned in left:
+            owned.close_elsewhere(warn)
 
     async def aclose(self) -> None:
-        """Close both clients that were created here."""
-        if self._async_client is not None and self._owns_async_client:
-            await self._async_client.aclose()
-            self._async_client = None
+        """Close the running loop's async client, then everything :meth:`close` closes."""
+        loop = _running_loop()
+        with self._lock:
+            owned = self._loop_clients.pop(loop, None)
+        if owned is not None:
+            await owned.aclose()
         self.close()
 
+    def _bind_foreign(self, loop: AbstractEventLoop) -> httpx.AsyncClient:
+        with self._lock:
+            if self.closed:
+                raise _closed()
+            if self._foreign_loop is None:
+                self._foreign_loop = weakref.ref(loop)
+            bound = self._foreign_loop()
+        assert self._foreign_async is not None
+        if bound is loop:
+            return self._foreign_async
+        # Its connections and locks may belong to the other loop: a request could reach the
+        # vendor and then fail waiting for the answer. Refusing now is the one safe answer.
+        raise ConnectionFailed(
+            "the httpx.AsyncClient passed as async_client was first used here in another event "
+            "loop, and an AsyncClient works in one loop only; nothing was sent (pass one client "
+            "per event loop, or let the provider create its own)",
+            retryable=False,
+        )
+
+    def _new_loop_client(self, loop: AbstractEventLoop) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(
+            timeout=self.timeout,
+            headers={"Accept-Encoding": ACCEPT_ENCODING},
+            transport=async_transport(LIMITS),
+            follow_redirects=False,
+            cookies=_no_cookies(),
+            event_hooks={"response": [_aforget_redirect_target]},
+        )
+        owned = _LoopClient(client, loop, weakref.ref(self))
+        with self._lock:
+            if self.closed:
+                raise _closed()
+            # A loop closed without shutting down its async generators: its client is lost.
+            for stale in [each for each in self._loop_clients if each.is_closed()]:
+                del self._loop_clients[stale]
+            self._loop_clients[loop] = owned
+        owned.watch_shutdown()
+        return client
+
+    def _forget(self, loop: AbstractEventLoop, client: httpx.AsyncClient) -> None:
+        with self._lock:
+            owned = self._loop_clients.get(loop)
+            if owned is not None and owned.client is client:
+                del self._loop_clients[loop]
+
     def send(self, request: httpx.Request) -> httpx.Response | Exception:
-        """The answer, read within the limit, or the failure (returned, not raised)."""
+        """The answer, read within the limit, or the failure (returned, not raised).
+
+        A failure that is not httpx's own (a ``RuntimeError`` from a closed client or loop, an
+        error inside httpx) is returned as it is: the request may have left.
+        """
         try:
             response = self.client().send(request, stream=True, follow_redirects=False)
-        except httpx.TransportError as exc:
-            return exc
         except (UnicodeError, httpx.InvalidURL) as exc:
             return _unprocessable(exc)
+        except Exception as exc:  # httpx's TransportError, or an error inside the client
+            return exc
         try:
             stream = response.stream
             if not self._owns_client and _from_network(stream, httpx.SyncByteStream):
@@ -122,12 +209,12 @@ class Transport:
                 if body.add(chunk):
                     return _too_large(response)
             return body.finish()
-        except httpx.TransportError as exc:
-            return exc
         except (httpx.DecodingError, zlib.error) as exc:
             return _undecodable(response, exc)
         except Unsupported as exc:
             return _unsupported(response, exc)
+        except Exception as exc:  # httpx's TransportError, or an error inside the client
+            return exc
         finally:
             response.close()
 
@@ -135,13 +222,13 @@ class Transport:
         """:meth:`send` from async code."""
         try:
             response = await self.async_client().send(request, stream=True, follow_redirects=False)
-        except httpx.TransportError as exc:
-            return exc
         except (UnicodeError, httpx.InvalidURL) as exc:
             return _unprocessable(exc)
+        except Exception as exc:  # httpx's TransportError, or an error inside the client
+            return exc
         try:
             stream = response.stream
-            if not self._owns_async_client and _from_network(stream, httpx.AsyncByteStream):
+            if self._foreign_async is not None and _from_network(stream, httpx.AsyncByteStream):
                 # As in send(). An asyncio timeout per request would bound the headers too, but
                 # costs about a sixth of a resend's client-side work (measured).
                 response.stream = _AsyncDeadlineBound(stream, request)
@@ -153,15 +240,87 @@ class Transport:
                 if body.add(chunk):
                     return _too_large(response)
             return body.finish()
-        except httpx.TransportError as exc:
-            return exc
         except (httpx.DecodingError, zlib.error) as exc:
             return _undecodable(response, exc)
         except Unsupported as exc:
             return _unsupported(response, exc)
+        except Exception as exc:  # httpx's TransportError, or an error inside the client
+            return exc
         finally:
             if not response.is_closed:  # reading to the end closed it already
                 await response.aclose()
+
+
+class _LoopClient:
+    """An async client owned for one event loop, and the generator that closes it with the loop.
+
+    The generator is started in the loop, so the loop knows it: ``asyncio.run`` closes it before
+    closing the loop, and asyncio schedules its close in the loop when it is dropped elsewhere.
+    """
+
+    __slots__ = ("client", "closer", "loop")
+
+    def __init__(
+        self, client: httpx.AsyncClient, loop: AbstractEventLoop, owner: weakref.ref[Transport]
+    ) -> None:
+        self.client = client
+        self.loop = loop
+        self.closer = _close_at_shutdown(client, loop, owner)
+
+    def watch_shutdown(self) -> None:
+        """Start the closer in the running loop, up to its one ``yield`` (nothing is awaited)."""
+        with contextlib.suppress(StopIteration):  # the generator stopped at its yield
+            self.closer.asend(None).send(None)
+
+    async def aclose(self) -> None:
+        await self.closer.aclose()
+
+    def close_elsewhere(self, warn: bool) -> None:
+        """Have the client's loop close it; warn when that may not happen soon."""
+        loop = self.loop
+        if loop.is_closed():
+            return  # its connections went with it
+        if warn and not loop.is_running():
+            warnings.warn(
+                f"an httpx.AsyncClient created for {loop!r} closes only when that loop runs "
+                "again: close the provider with aclose() inside each event loop it used",
+                ResourceWarning,
+                stacklevel=4,
+            )
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(_start_closing, loop, self.client)
+
+
+#: Closes started by :func:`_start_closing`, kept until done (a loop holds its tasks weakly).
+_closing: set[object] = set()
+
+
+def _start_closing(loop: AbstractEventLoop, client: httpx.AsyncClient) -> None:
+    task = loop.create_task(client.aclose())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+async def _close_at_shutdown(
+    client: httpx.AsyncClient, loop: AbstractEventLoop, owner: weakref.ref[Transport]
+) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        transport = owner()
+        if transport is not None:
+            transport._forget(loop, client)
+        await client.aclose()  # a no-op when it was closed already
+
+
+def _running_loop() -> AbstractEventLoop:
+    import asyncio  # loaded already: only async code gets here
+
+    return asyncio.get_running_loop()
+
+
+def _closed() -> RuntimeError:
+    return RuntimeError("the provider has been closed")
 
 
 def _from_network(stream: object, kind: type[_Stream]) -> TypeGuard[_Stream]:

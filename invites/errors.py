@@ -1,6 +1,9 @@
 """The exception tree every vendor's failures are mapped into.
 
-Every error a caller sees from a resend is an :class:`InviteError` subclass, chained to its cause.
+Every error a caller sees from a resend is an :class:`InviteError` subclass, chained to its cause,
+but for two programming errors raised as they are, with nothing sent: an adapter's bug before any
+request that may send the invitation left, and a resend through a closed provider
+(``RuntimeError``).
 Configuration problems raise :class:`ConfigurationError`, which deliberately sits outside the tree
 so that ``except InviteError`` never hides a broken setup.
 """

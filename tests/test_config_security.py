@@ -330,18 +330,21 @@ def test_the_providers_own_clients_verify_tls(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         provider = invites.from_config(_config(vendor))
-    clients = [provider._transport.client(), provider._transport.async_client()]
-    assert len(client_kwargs) == 2
-    for kwargs in client_kwargs:
-        assert kwargs.get("verify", True) is True
-        assert kwargs.get("follow_redirects", False) is False
-    for client in clients:
-        context = client._transport._pool._ssl_context  # type: ignore[attr-defined]
-        assert context.verify_mode == ssl.CERT_REQUIRED
-        assert context.check_hostname is True
-        assert client.follow_redirects is False
-    provider.close()
-    asyncio.run(provider.aclose())
+
+    async def check() -> None:  # an async client is made for the running event loop
+        clients = [provider._transport.client(), provider._transport.async_client()]
+        assert len(client_kwargs) == 2
+        for kwargs in client_kwargs:
+            assert kwargs.get("verify", True) is True
+            assert kwargs.get("follow_redirects", False) is False
+        for client in clients:
+            context = client._transport._pool._ssl_context  # type: ignore[attr-defined]
+            assert context.verify_mode == ssl.CERT_REQUIRED
+            assert context.check_hostname is True
+            assert client.follow_redirects is False
+        await provider.aclose()
+
+    asyncio.run(check())
 
 
 def test_an_injected_client_is_used_as_given() -> None:
@@ -419,8 +422,10 @@ def test_a_redirect_with_a_malformed_location_is_unexpected(
         return httpx.Response(302, headers=[(b"location", location.encode())])
 
     monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handler)
-    provider = invites.from_config(_config("tenant_api"))
-    with pytest.raises(InviteError) as caught:
+    with (
+        invites.from_config(_config("tenant_api")) as provider,
+        pytest.raises(InviteError) as caught,
+    ):
         provider.resend_invite(TENANT_USER)
     assert type(caught.value) is UnexpectedResponse
     assert caught.value.status_code == 302
@@ -463,5 +468,6 @@ def test_the_providers_own_clients_keep_no_cookies(
         else:
             result = asyncio.run(provider.aresend_invite(TENANT_USER))
         assert isinstance(result, invites.ResendResult)
+    provider.close()
     assert len(vendor_over_fake_sockets) == 3
     assert all("cookie" not in request.headers for request in vendor_over_fake_sockets)

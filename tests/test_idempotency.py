@@ -43,13 +43,10 @@ def resend(mode: str, provider: Any, user_id: str, key: str | None) -> ResendRes
         return result
 
     async def once() -> ResendResult:
-        try:
-            result: ResendResult = await provider.aresend_invite(user_id, idempotency_key=key)
-            return result
-        finally:
-            await provider.aclose()  # the async client belongs to this event loop
+        result: ResendResult = await provider.aresend_invite(user_id, idempotency_key=key)
+        return result
 
-    return asyncio.run(once())
+    return asyncio.run(once())  # the provider works from one event loop after another
 
 
 def provider_for(server: RunningSandbox, tmp_path: Path, **overrides: Any) -> Any:

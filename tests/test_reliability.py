@@ -185,33 +185,46 @@ def invitee(vendor: str, user_id: str | None = None) -> Invitee:
 Result = ResendResult | InviteError
 
 
-def run(mode: str, provider: invites.BaseProvider, *items: Invitee | str) -> list[Result]:
-    """Resend to each item in turn with the sync or the async driver; errors are returned."""
+def run(
+    mode: str, provider: invites.BaseProvider, *items: Invitee | str, keep_open: bool = False
+) -> list[Result]:
+    """Resend to each item in turn with the sync or the async driver; errors are returned.
+
+    The provider is closed afterwards, unless ``keep_open``.
+    """
     if mode == "sync":
         results: list[Result] = []
-        with provider:
+        try:
             for item in items:
                 try:
                     results.append(provider.resend_invite(item))
                 except InviteError as exc:
                     results.append(exc)
+        finally:
+            if not keep_open:
+                provider.close()
         return results
 
     async def go() -> list[Result]:
         results: list[Result] = []
-        async with provider:
+        try:
             for item in items:
                 try:
                     results.append(await provider.aresend_invite(item))
                 except InviteError as exc:
                     results.append(exc)
+        finally:
+            if not keep_open:
+                await provider.aclose()
         return results
 
     return asyncio.run(go())
 
 
-def one(mode: str, provider: invites.BaseProvider, item: Invitee | str) -> Result:
-    return run(mode, provider, item)[0]
+def one(
+    mode: str, provider: invites.BaseProvider, item: Invitee | str, *, keep_open: bool = False
+) -> Result:
+    return run(mode, provider, item, keep_open=keep_open)[0]
 
 
 def one_sync(provider: invites.BaseProvider, item: Invitee | str) -> Result:
@@ -1082,6 +1095,7 @@ def test_slots_reserved_before_a_pause_are_retaken_after_it() -> None:
     assert isinstance(advance(provider, b), Send)
     fake.now += 1.0  # ...and C one interval later, not in the same instant
     assert isinstance(advance(provider, c), Send)
+    provider.close()
 
 
 def test_a_429_without_retry_after_pauses_for_the_backoff_it_reports() -> None:
@@ -1101,6 +1115,7 @@ def test_a_429_without_retry_after_pauses_for_the_backoff_it_reports() -> None:
     assert isinstance(wait, Sleep)
     assert wait.seconds == pytest.approx(event.wait)
     assert provider._pacer.paused_for() == pytest.approx(event.wait)
+    provider.close()
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -1259,7 +1274,7 @@ def test_failures_and_refreshes_log_no_token_and_warn_when_giving_up(
     sandbox.inject(SOFTWAREONE_USER_INVITED, Fault.SLOW, *[Fault.UNAVAILABLE] * 3)
 
     with caplog.at_level(logging.DEBUG, logger="invites"):
-        failure(one(mode, provider, SOFTWAREONE_USER_INVITED), ProviderUnavailable)
+        failure(one(mode, provider, SOFTWAREONE_USER_INVITED, keep_open=True), ProviderUnavailable)
         sandbox.reset()
         assert isinstance(one(mode, provider, SOFTWAREONE_USER_INVITED), ResendResult)
 

@@ -334,7 +334,8 @@ def _scan_sandbox(server: RunningSandbox, seen: Captured) -> int:
     outcomes = 0
     for key, (_, _, target) in CONFIGS.items():
         for mode in ("sync", "async"):
-            refused = _run(_build(key, server.url), target, mode)
+            with _build(key, server.url) as provider:
+                refused = _run(provider, target, mode)
             assert isinstance(refused, invites.AuthenticationFailed), (key, type(refused))
             seen.outcome(f"sandbox {key} {mode}", refused)
             outcomes += 1
