@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -458,3 +459,32 @@ def test_async_queued_outcomes_and_flush(ledger: Ledger) -> None:
     record = ledger.get(key())
     assert record is not None
     assert record.state == "already_verified"
+
+
+def test_processes_opening_one_new_sqlite_file_at_once_all_get_it(tmp_path: Path) -> None:
+    # Switching a new file to WAL takes a lock SQLite may refuse at once rather than wait for.
+    path = tmp_path / "new.db"
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from invites.ledger import open_ledger
+        start = float(sys.argv[1])
+        while time.time() < start:
+            pass
+        with open_ledger({str(path)!r}) as ledger:
+            print(len(list(ledger.records())))
+        """
+    )
+    start = f"{time.time() + 1.5:.3f}"
+    racers = [
+        subprocess.Popen(  # noqa: S603
+            [sys.executable, "-c", script, start], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(8)
+    ]
+    results = [racer.communicate(timeout=60) for racer in racers]
+    failures = [
+        err.decode() for racer, (_, err) in zip(racers, results, strict=True) if racer.returncode
+    ]
+    assert failures == []
+    assert [out.strip() for out, _ in results] == [b"0"] * 8

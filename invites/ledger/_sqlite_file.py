@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
@@ -68,6 +70,26 @@ def open_file(path: str, busy_timeout: float) -> sqlite3.Connection:
         isolation_level=None,  # explicit BEGIN IMMEDIATE / COMMIT
         check_same_thread=False,
     )
+    # Two processes opening a new file at once: switching it to WAL takes a lock for which SQLite
+    # may answer "locked" at once instead of waiting out busy_timeout, so the setup is retried.
+    give_up = time.monotonic() + busy_timeout
+    while True:
+        try:
+            _set_up(connection)
+            return connection
+        except sqlite3.OperationalError as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                connection.close()
+                raise
+            if time.monotonic() >= give_up:
+                connection.close()
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
+
+
+def _set_up(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA journal_mode = WAL")
     # FULL: a commit is synced to disk before it returns (WAL's NORMAL is not durable
     # across power loss).
@@ -79,7 +101,6 @@ def open_file(path: str, busy_timeout: float) -> sqlite3.Connection:
                 connection.execute(statement)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
-    return connection
 
 
 def read_rows(connection: sqlite3.Connection, keys: set[RecordKey]) -> Rows:
