@@ -1,8 +1,8 @@
 """The HTTP side of a provider: the clients it owns or borrows, and bounded body reading.
 
 Every answer is read whole before a vendor's flow sees it, within :data:`BODY_LIMIT` after
-decoding, which is done here in bounded pieces (:mod:`invites._decoding`); a body that does not fit
-is refused unread. The clients a provider creates follow no redirect, keep no cookie (so the
+decoding, which is done in bounded pieces (:mod:`invites._bodies`); a body that does not fit is
+refused unread. The clients a provider creates follow no redirect, keep no cookie (so the
 credential is never replayed to another place), advertise only the codings decoded here, and end
 every socket operation by the resend's deadline (:mod:`invites._deadline`). With a caller's own
 client the deadline is checked between body chunks; its own timeouts bound the rest.
@@ -15,26 +15,34 @@ import threading
 import warnings
 import weakref
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import TYPE_CHECKING, Final, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Final
 
 import httpx
 
-from ._deadline import async_transport, sync_transport, time_left
-from ._decoding import ACCEPT_ENCODING, Chain, Unsupported, chain_for
+from ._bodies import (
+    BODY_LIMIT,
+    AsyncDeadlineBound,
+    Body,
+    DeadlineBound,
+    fits,
+    from_network,
+    too_large,
+    undecodable,
+    unprocessable,
+    unsupported,
+)
+from ._deadline import async_transport, sync_transport
+from ._decoding import ACCEPT_ENCODING, Unsupported
 from ._settings import ProviderSettings
-from .errors import ConnectionFailed, UnexpectedResponse
+from .errors import ConnectionFailed
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
 
 __all__ = ["BODY_LIMIT", "Transport", "timeout_for"]
 
-_Stream = TypeVar("_Stream", httpx.SyncByteStream, httpx.AsyncByteStream)
-
-#: Bodies larger than this are refused unread.
-BODY_LIMIT: Final = 1024 * 1024
 #: The provider's own clients' pool: httpx's default shape.
 LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
@@ -193,26 +201,26 @@ class Transport:
         try:
             response = self.client().send(request, stream=True, follow_redirects=False)
         except (UnicodeError, httpx.InvalidURL) as exc:
-            return _unprocessable(exc)
+            return unprocessable(exc)
         except Exception as exc:  # httpx's TransportError, or an error inside the client
             return exc
         try:
             stream = response.stream
-            if not self._owns_client and _from_network(stream, httpx.SyncByteStream):
+            if not self._owns_client and from_network(stream, httpx.SyncByteStream):
                 # The caller's sockets do not know the deadline: check it between chunks.
-                response.stream = _DeadlineBound(stream, request)
-            if response.is_stream_consumed or _fits(response):
+                response.stream = DeadlineBound(stream, request)
+            if response.is_stream_consumed or fits(response):
                 response.read()
                 return response
-            body = _Body(response)
+            body = Body(response)
             for chunk in response.iter_raw():
                 if body.add(chunk):
-                    return _too_large(response)
+                    return too_large(response)
             return body.finish()
         except (httpx.DecodingError, zlib.error) as exc:
-            return _undecodable(response, exc)
+            return undecodable(response, exc)
         except Unsupported as exc:
-            return _unsupported(response, exc)
+            return unsupported(response, exc)
         except Exception as exc:  # httpx's TransportError, or an error inside the client
             return exc
         finally:
@@ -223,27 +231,27 @@ class Transport:
         try:
             response = await self.async_client().send(request, stream=True, follow_redirects=False)
         except (UnicodeError, httpx.InvalidURL) as exc:
-            return _unprocessable(exc)
+            return unprocessable(exc)
         except Exception as exc:  # httpx's TransportError, or an error inside the client
             return exc
         try:
             stream = response.stream
-            if self._foreign_async is not None and _from_network(stream, httpx.AsyncByteStream):
+            if self._foreign_async is not None and from_network(stream, httpx.AsyncByteStream):
                 # As in send(). An asyncio timeout per request would bound the headers too, but
                 # costs about a sixth of a resend's client-side work (measured).
-                response.stream = _AsyncDeadlineBound(stream, request)
-            if response.is_stream_consumed or _fits(response):
+                response.stream = AsyncDeadlineBound(stream, request)
+            if response.is_stream_consumed or fits(response):
                 await response.aread()
                 return response
-            body = _Body(response)
+            body = Body(response)
             async for chunk in response.aiter_raw():
                 if body.add(chunk):
-                    return _too_large(response)
+                    return too_large(response)
             return body.finish()
         except (httpx.DecodingError, zlib.error) as exc:
-            return _undecodable(response, exc)
+            return undecodable(response, exc)
         except Unsupported as exc:
-            return _unsupported(response, exc)
+            return unsupported(response, exc)
         except Exception as exc:  # httpx's TransportError, or an error inside the client
             return exc
         finally:
@@ -323,80 +331,6 @@ def _closed() -> RuntimeError:
     return RuntimeError("the provider has been closed")
 
 
-def _from_network(stream: object, kind: type[_Stream]) -> TypeGuard[_Stream]:
-    """Whether ``stream`` is a ``kind`` still to be read (an in-memory body cannot trickle)."""
-    return isinstance(stream, kind) and not isinstance(stream, httpx.ByteStream)
-
-
-class _DeadlineBound(httpx.SyncByteStream):
-    """A body stream that fails with a read timeout once the resend's deadline has passed."""
-
-    def __init__(self, stream: httpx.SyncByteStream, request: httpx.Request) -> None:
-        self._stream = stream
-        self._request = request
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._stream:
-            left = time_left()
-            if left is not None and left <= 0:
-                raise _past_deadline(self._request)
-            yield chunk
-
-    def close(self) -> None:
-        self._stream.close()
-
-
-class _AsyncDeadlineBound(httpx.AsyncByteStream):
-    """:class:`_DeadlineBound` for async clients."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, request: httpx.Request) -> None:
-        self._stream = stream
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            left = time_left()
-            if left is not None and left <= 0:
-                raise _past_deadline(self._request)
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-
-class _Body:
-    """An answer's body, decoded as it arrives, within :data:`BODY_LIMIT`."""
-
-    __slots__ = ("_chain", "_data", "_response")
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
-        self._chain: Chain = chain_for(response, BODY_LIMIT)
-        self._data = bytearray()
-
-    def add(self, chunk: bytes) -> bool:
-        """Decode ``chunk``; True when the body has grown past the limit."""
-        try:
-            for piece in self._chain.feed(chunk):
-                self._data += piece
-                if len(self._data) > BODY_LIMIT:
-                    return True
-        except OverflowError:
-            return True
-        return False
-
-    def finish(self) -> httpx.Response | Exception:
-        """The whole answer, or the refusal of a body that ended past the limit."""
-        try:
-            for piece in self._chain.flush():
-                self._data += piece
-                if len(self._data) > BODY_LIMIT:
-                    return _too_large(self._response)
-        except OverflowError:
-            return _too_large(self._response)
-        return _rebuilt(self._response, bytes(self._data))
-
-
 def timeout_for(settings: ProviderSettings) -> httpx.Timeout:
     """The settings' timeouts: ``timeout`` for every phase that ``timeouts`` leaves unset."""
     phases = settings.timeouts
@@ -409,35 +343,6 @@ def timeout_for(settings: ProviderSettings) -> httpx.Timeout:
         read=phases.read or default,
         write=phases.write or default,
         pool=phases.pool or default,
-    )
-
-
-def _fits(response: httpx.Response) -> bool:
-    """Whether the body can be read in one go: declared once, small and not compressed."""
-    # One pass over the raw headers: two Headers.get() calls cost several times more.
-    length: bytes | None = None
-    for key, value in response.headers.raw:
-        name = key.lower()
-        if name == b"content-length":
-            if length is not None:
-                return False  # declared twice: read it incrementally, within the limit
-            length = value
-        elif name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
-            return False
-    return length is not None and length.isdigit() and int(length) <= BODY_LIMIT
-
-
-def _rebuilt(response: httpx.Response, body: bytes) -> httpx.Response:
-    """A response holding ``body``, already decoded, read incrementally within the limit."""
-    headers = response.headers.copy()
-    headers.pop("content-encoding", None)
-    headers["content-length"] = str(len(body))
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        content=body,
-        request=response.request,
-        extensions=response.extensions,
     )
 
 
@@ -454,39 +359,3 @@ def _forget_redirect_target(response: httpx.Response) -> None:
 
 async def _aforget_redirect_target(response: httpx.Response) -> None:
     _forget_redirect_target(response)
-
-
-def _unprocessable(exc: Exception) -> Exception:
-    # Only a caller's own client gets here: it keeps cookies and parses a 3xx's Location.
-    return UnexpectedResponse(
-        f"httpx could not process this exchange ({type(exc).__name__}): a header of the request "
-        "or of the vendor's answer is not valid"
-    )
-
-
-def _too_large(response: httpx.Response) -> Exception:
-    return UnexpectedResponse(
-        f"the answer's body is larger than {BODY_LIMIT} bytes; refused unread",
-        status_code=response.status_code,
-    )
-
-
-def _unsupported(response: httpx.Response, exc: Unsupported) -> Exception:
-    return UnexpectedResponse(
-        f"the answer's body is encoded with {exc}, which is not decoded here",
-        status_code=response.status_code,
-    )
-
-
-def _past_deadline(request: httpx.Request) -> httpx.ReadTimeout:
-    # A read timeout: the request may have left, so the policy decides as for any lost answer.
-    return httpx.ReadTimeout(
-        "the resend's deadline passed before the answer was read", request=request
-    )
-
-
-def _undecodable(response: httpx.Response, exc: Exception) -> Exception:
-    return UnexpectedResponse(
-        f"the answer's body could not be decoded ({type(exc).__name__})",
-        status_code=response.status_code,
-    )

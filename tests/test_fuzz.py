@@ -42,7 +42,7 @@ from invites import (
     ResendResult,
     UnexpectedResponse,
 )
-from invites._transport import BODY_LIMIT
+from invites._bodies import BODY_LIMIT
 from invites._wire import EXCERPT_LIMIT
 from invites.errors import MESSAGE_LIMIT
 

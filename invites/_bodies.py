@@ -1,0 +1,171 @@
+"""Reading an answer's body: within :data:`BODY_LIMIT` after decoding, decoded in bounded pieces
+(:mod:`invites._decoding`), and, for a caller's own client, checked against the resend's deadline
+between chunks (:mod:`invites._deadline`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Final, TypeGuard, TypeVar
+
+import httpx
+
+from ._deadline import time_left
+from ._decoding import Chain, Unsupported, chain_for
+from .errors import UnexpectedResponse
+
+__all__ = [
+    "BODY_LIMIT",
+    "AsyncDeadlineBound",
+    "Body",
+    "DeadlineBound",
+    "fits",
+    "from_network",
+    "too_large",
+    "undecodable",
+    "unprocessable",
+    "unsupported",
+]
+
+_Stream = TypeVar("_Stream", httpx.SyncByteStream, httpx.AsyncByteStream)
+
+#: Bodies larger than this are refused unread.
+BODY_LIMIT: Final = 1024 * 1024
+
+
+def from_network(stream: object, kind: type[_Stream]) -> TypeGuard[_Stream]:
+    """Whether ``stream`` is a ``kind`` still to be read (an in-memory body cannot trickle)."""
+    return isinstance(stream, kind) and not isinstance(stream, httpx.ByteStream)
+
+
+class DeadlineBound(httpx.SyncByteStream):
+    """A body stream that fails with a read timeout once the resend's deadline has passed."""
+
+    def __init__(self, stream: httpx.SyncByteStream, request: httpx.Request) -> None:
+        self._stream = stream
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            left = time_left()
+            if left is not None and left <= 0:
+                raise _past_deadline(self._request)
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class AsyncDeadlineBound(httpx.AsyncByteStream):
+    """:class:`DeadlineBound` for async clients."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, request: httpx.Request) -> None:
+        self._stream = stream
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            left = time_left()
+            if left is not None and left <= 0:
+                raise _past_deadline(self._request)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class Body:
+    """An answer's body, decoded as it arrives, within :data:`BODY_LIMIT`."""
+
+    __slots__ = ("_chain", "_data", "_response")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self._chain: Chain = chain_for(response, BODY_LIMIT)
+        self._data = bytearray()
+
+    def add(self, chunk: bytes) -> bool:
+        """Decode ``chunk``; True when the body has grown past the limit."""
+        try:
+            for piece in self._chain.feed(chunk):
+                self._data += piece
+                if len(self._data) > BODY_LIMIT:
+                    return True
+        except OverflowError:
+            return True
+        return False
+
+    def finish(self) -> httpx.Response | Exception:
+        """The whole answer, or the refusal of a body that ended past the limit."""
+        try:
+            for piece in self._chain.flush():
+                self._data += piece
+                if len(self._data) > BODY_LIMIT:
+                    return too_large(self._response)
+        except OverflowError:
+            return too_large(self._response)
+        return _rebuilt(self._response, bytes(self._data))
+
+
+def fits(response: httpx.Response) -> bool:
+    """Whether the body can be read in one go: declared once, small and not compressed."""
+    # One pass over the raw headers: two Headers.get() calls cost several times more.
+    length: bytes | None = None
+    for key, value in response.headers.raw:
+        name = key.lower()
+        if name == b"content-length":
+            if length is not None:
+                return False  # declared twice: read it incrementally, within the limit
+            length = value
+        elif name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            return False
+    return length is not None and length.isdigit() and int(length) <= BODY_LIMIT
+
+
+def _rebuilt(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A response holding ``body``, already decoded, read incrementally within the limit."""
+    headers = response.headers.copy()
+    headers.pop("content-encoding", None)
+    headers["content-length"] = str(len(body))
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
+def unprocessable(exc: Exception) -> Exception:
+    # Only a caller's own client gets here: it keeps cookies and parses a 3xx's Location.
+    return UnexpectedResponse(
+        f"httpx could not process this exchange ({type(exc).__name__}): a header of the request "
+        "or of the vendor's answer is not valid"
+    )
+
+
+def too_large(response: httpx.Response) -> Exception:
+    return UnexpectedResponse(
+        f"the answer's body is larger than {BODY_LIMIT} bytes; refused unread",
+        status_code=response.status_code,
+    )
+
+
+def unsupported(response: httpx.Response, exc: Unsupported) -> Exception:
+    return UnexpectedResponse(
+        f"the answer's body is encoded with {exc}, which is not decoded here",
+        status_code=response.status_code,
+    )
+
+
+def _past_deadline(request: httpx.Request) -> httpx.ReadTimeout:
+    # A read timeout: the request may have left, so the policy decides as for any lost answer.
+    return httpx.ReadTimeout(
+        "the resend's deadline passed before the answer was read", request=request
+    )
+
+
+def undecodable(response: httpx.Response, exc: Exception) -> Exception:
+    return UnexpectedResponse(
+        f"the answer's body could not be decoded ({type(exc).__name__})",
+        status_code=response.status_code,
+    )
