@@ -4,6 +4,7 @@ between chunks (:mod:`invites._deadline`)."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Final, TypeGuard, TypeVar
 
@@ -20,6 +21,7 @@ __all__ = [
     "DeadlineBound",
     "fits",
     "from_network",
+    "read_failure",
     "too_large",
     "undecodable",
     "unprocessable",
@@ -169,3 +171,14 @@ def undecodable(response: httpx.Response, exc: Exception) -> Exception:
         f"the answer's body could not be decoded ({type(exc).__name__})",
         status_code=response.status_code,
     )
+
+
+def read_failure(response: httpx.Response, exc: Exception) -> Exception:
+    """What reading ``response``'s body failed with, as the engine takes it: an answer it cannot
+    decode is an :class:`UnexpectedResponse`; anything else (httpx's ``TransportError``, an error
+    inside the client) is returned as it is, for the policy to judge as a lost answer."""
+    if isinstance(exc, httpx.DecodingError | zlib.error):
+        return undecodable(response, exc)
+    if isinstance(exc, Unsupported):
+        return unsupported(response, exc)
+    return exc

@@ -15,7 +15,7 @@ import time
 import typing
 from collections.abc import Iterable
 from contextvars import ContextVar
-from typing import Final
+from typing import Any, Final
 
 import httpcore
 import httpx
@@ -163,24 +163,26 @@ def sync_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     transport = httpx.HTTPTransport(verify=ssl_context, limits=limits)
     # httpx takes no network backend, so its pool is replaced by an equal one that has ours.
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=ssl_context,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=_Backend(),
+        network_backend=_Backend(), **_pool_options(ssl_context, limits)
     )
     return transport
 
 
 def async_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     """:func:`sync_transport` for asyncio (anyio's backend, as httpx uses under asyncio)."""
-    ssl_context = httpx.create_ssl_context()  # made once: loading the CA bundle is slow
+    ssl_context = httpx.create_ssl_context()
     transport = httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits)
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=ssl_context,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=_AsyncBackend(),
+        network_backend=_AsyncBackend(), **_pool_options(ssl_context, limits)
     )
     return transport
+
+
+def _pool_options(ssl_context: ssl.SSLContext, limits: httpx.Limits) -> dict[str, Any]:
+    """What httpx itself gives the pool it builds for these limits."""
+    return {
+        "ssl_context": ssl_context,
+        "max_connections": limits.max_connections,
+        "max_keepalive_connections": limits.max_keepalive_connections,
+        "keepalive_expiry": limits.keepalive_expiry,
+    }

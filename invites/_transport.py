@@ -14,7 +14,6 @@ import contextlib
 import threading
 import warnings
 import weakref
-import zlib
 from collections.abc import AsyncGenerator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Final
@@ -28,13 +27,12 @@ from ._bodies import (
     DeadlineBound,
     fits,
     from_network,
+    read_failure,
     too_large,
-    undecodable,
     unprocessable,
-    unsupported,
 )
 from ._deadline import async_transport, sync_transport
-from ._decoding import ACCEPT_ENCODING, Unsupported
+from ._decoding import ACCEPT_ENCODING
 from ._settings import ProviderSettings
 from .errors import ConnectionFailed
 
@@ -217,12 +215,8 @@ class Transport:
                 if body.add(chunk):
                     return too_large(response)
             return body.finish()
-        except (httpx.DecodingError, zlib.error) as exc:
-            return undecodable(response, exc)
-        except Unsupported as exc:
-            return unsupported(response, exc)
-        except Exception as exc:  # httpx's TransportError, or an error inside the client
-            return exc
+        except Exception as exc:
+            return read_failure(response, exc)
         finally:
             response.close()
 
@@ -248,12 +242,8 @@ class Transport:
                 if body.add(chunk):
                     return too_large(response)
             return body.finish()
-        except (httpx.DecodingError, zlib.error) as exc:
-            return undecodable(response, exc)
-        except Unsupported as exc:
-            return unsupported(response, exc)
-        except Exception as exc:  # httpx's TransportError, or an error inside the client
-            return exc
+        except Exception as exc:
+            return read_failure(response, exc)
         finally:
             if not response.is_closed:  # reading to the end closed it already
                 await response.aclose()
