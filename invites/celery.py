@@ -31,10 +31,8 @@ Recipe::
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final
 
 from celery import Celery, Task, shared_task
@@ -46,7 +44,7 @@ from ._protocol import InviteProvider
 from .bulk import Outcome
 from .config import Profiles, load_profiles
 from .errors import ConfigurationError, ConnectionFailed, InviteError, OutcomeUnknown
-from .ledger import Ledger, RecordKey, open_ledger
+from .ledger import Ledger, RecordKey, open_ledger, owner_gone
 from .ledger._guard import Guard, Guarded
 
 __all__ = [
@@ -215,7 +213,7 @@ def _settle_if_lost(guard: Guard, key: RecordKey) -> None:
     is never overwritten; the email may have gone, so ``unknown`` is never resent unasked.
     """
     record = guard.ledger.get(key)
-    if record is None or record.state != "intent" or not _owner_lost(record.owner):
+    if record is None or record.state != "intent" or not owner_gone(record.owner):
         return
     lost = OutcomeUnknown(
         "the worker that claimed this resend was lost before recording its outcome; "
@@ -225,31 +223,3 @@ def _settle_if_lost(guard: Guard, key: RecordKey) -> None:
         details={"run": key.run, "owner": record.owner},
     )
     guard.ledger.settle(key, "unknown", owner=record.owner, error=lost)
-
-
-def _owner_lost(owner: str) -> bool:
-    """Whether the process behind a :func:`~invites.ledger.new_owner` string is known gone."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False  # another machine: only its lease can tell
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        pass  # it exists, owned by another user
-    return _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """Whether ``pid`` has exited and only awaits its parent's ``wait`` (Linux ``/proc``)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    # The state follows the parenthesised command name, which may itself hold parentheses.
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]

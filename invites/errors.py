@@ -35,7 +35,8 @@ __all__ = [
     "UserNotFound",
 ]
 
-_FIELDS = (
+#: What every :class:`InviteError` carries besides its message (pickled, and kept by ledgers).
+ERROR_FIELDS = (
     "provider",
     "user_id",
     "status_code",
@@ -181,7 +182,7 @@ class InviteError(Exception):
         return f"{type(self).__name__}({self.message!r}{', ' if fields else ''}{fields})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        state = {name: getattr(self, name) for name in _FIELDS}
+        state = {name: getattr(self, name) for name in ERROR_FIELDS}
         return (_rebuild, (type(self), self.message, state))
 
 

@@ -26,7 +26,7 @@ from support import vendor_config
 import invites
 from invites import Invitee
 from invites import celery as invites_celery
-from invites.ledger import Ledger, RecordKey, open_ledger, provider_identity
+from invites.ledger import Ledger, RecordKey, open_ledger, owner_gone, provider_identity
 from invites.sandbox import RunningSandbox, Sandbox
 
 
@@ -107,16 +107,16 @@ def test_a_killed_process_not_yet_reaped_counts_as_lost() -> None:
     child = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE)
     owner = f"{socket.gethostname()}:{child.pid}:abc"
     try:
-        assert not invites_celery._owner_lost(owner)
+        assert not owner_gone(owner)
         child.send_signal(signal.SIGKILL)
         os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, left unreaped
-        assert invites_celery._owner_lost(owner)
+        assert owner_gone(owner)
     finally:
         child.kill()
         child.wait()
         assert child.stdin is not None
         child.stdin.close()
-    assert not invites_celery._owner_lost(f"elsewhere.example:{child.pid}:abc")
+    assert not owner_gone(f"elsewhere.example:{child.pid}:abc")
 
 
 def test_an_intent_left_by_a_lost_process_is_recorded_unknown_and_not_resent(

@@ -37,15 +37,16 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from importlib import import_module
 from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
 from .._identity import provider_identity
-from ..errors import ConfigurationError, InviteError
+from ..errors import ERROR_FIELDS, ConfigurationError, InviteError
 from ..models import ResendResult
+from ._owners import owner_gone
 
 __all__ = [
     "Claim",
@@ -62,7 +63,9 @@ __all__ = [
     "may_claim",
     "new_owner",
     "open_ledger",
+    "owner_gone",
     "provider_identity",
+    "read_record",
 ]
 
 #: What a record holds. ``intent``: claimed, no outcome yet.
@@ -329,25 +332,31 @@ def dump_result(result: ResendResult | None) -> str | None:
     return json.dumps(attrs.asdict(result), sort_keys=True)
 
 
+def read_record(row: Sequence[Any]) -> Record:
+    """The :class:`Record` a stored row holds: run, identity, user id, state, owner, lease_until,
+    claims, result, error, created_at, updated_at (in that order; anything after is ignored)."""
+    run, identity, user_id, state, owner, lease_until, claims, result, error, created, updated = (
+        row[:11]
+    )
+    return Record(
+        key=RecordKey(run=run, identity=identity, user_id=user_id),
+        state=state,
+        owner=owner,
+        lease_until=lease_until,
+        claims=claims,
+        result=load_result(result),
+        error=load_error(error),
+        created_at=created,
+        updated_at=updated,
+    )
+
+
 def load_result(text: str | None) -> ResendResult | None:
     """The :class:`~invites.ResendResult` :func:`dump_result` wrote."""
     if text is None:
         return None
     fields = json.loads(text)
     return ResendResult(**fields)
-
-
-_ERROR_FIELDS: Final = (
-    "provider",
-    "user_id",
-    "status_code",
-    "vendor_code",
-    "request_id",
-    "retryable",
-    "retry_after",
-    "attempts",
-    "details",
-)
 
 
 def dump_error(error: BaseException | None) -> str | None:
@@ -358,7 +367,7 @@ def dump_error(error: BaseException | None) -> str | None:
     if error is None:
         return None
     if isinstance(error, InviteError):
-        data: dict[str, Any] = {name: getattr(error, name) for name in _ERROR_FIELDS}
+        data: dict[str, Any] = {name: getattr(error, name) for name in ERROR_FIELDS}
         data["message"] = error.message
     else:
         data = {"message": f"{type(error).__name__}: {error}"}
@@ -378,5 +387,5 @@ def load_error(text: str | None) -> InviteError | None:
     if not (isinstance(cls, type) and issubclass(cls, InviteError)):
         cls = InviteError
     message = str(data.pop("message", ""))
-    fields = {name: data[name] for name in _ERROR_FIELDS if name in data}
+    fields = {name: data[name] for name in ERROR_FIELDS if name in data}
     return cls(message, **fields)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -31,6 +29,7 @@ from . import (
     Record,
     RecordKey,
     new_owner,
+    owner_gone,
 )
 from . import provider_identity as _identity
 
@@ -189,7 +188,9 @@ class Guard:
 
     def _unknown(self, claim: Claim) -> OutcomeUnknown:
         record = claim.record
-        if claim.in_flight and _owner_gone(record.owner):
+        # Only this message depends on it: an intent is never taken over for a gone owner, since
+        # a process id may have been reused.
+        if claim.in_flight and owner_gone(record.owner):
             why = (
                 f"an earlier attempt's process ({record.owner}) ended while it was in flight "
                 "and recorded no outcome: it may have been sent"
@@ -309,23 +310,3 @@ class Guard:
             key.run,
             state,
         )
-
-
-def _owner_gone(owner: str) -> bool:
-    """Whether ``owner`` (see :func:`~invites.ledger.new_owner`) was a process of this host that
-    no longer runs. Only a message depends on it: an intent is never taken over for it, since a
-    process id may have been reused."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False

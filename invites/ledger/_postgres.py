@@ -34,7 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import ConnectionFailed
 from ..models import ResendResult
-from . import Claim, Ledger, OutcomeState, Record, RecordKey, dump_error, dump_result
+from . import Claim, Ledger, OutcomeState, Record, RecordKey, dump_error, dump_result, read_record
 from ._postgres_pool import LoopPool, check_lent, ping
 from ._postgres_sql import (
     COLUMNS,
@@ -44,7 +44,6 @@ from ._postgres_sql import (
     key_params,
     ledger_label,
     previous_record,
-    read_record,
     split_url,
     statements,
 )

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from . import Record, RecordKey, load_error, load_result
+from . import Record, RecordKey, read_record
 
 TABLE: Final = "invites_ledger"
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
@@ -111,23 +111,6 @@ def ledger_label(url: str) -> str:
     host = str(params.get("host") or "localhost")
     port = params.get("port") or 5432
     return f"postgresql://{user}{host}:{port}/{params.get('dbname') or ''}?schema={schema}"
-
-
-def read_record(row: tuple[Any, ...] | list[Any]) -> Record:
-    run, identity, user_id, state, owner, lease_until, claims, result, error, created, updated = (
-        row[: len(COLUMNS)]
-    )
-    return Record(
-        key=RecordKey(run=run, identity=identity, user_id=user_id),
-        state=state,
-        owner=owner,
-        lease_until=lease_until,
-        claims=claims,
-        result=load_result(result),
-        error=load_error(error),
-        created_at=created,
-        updated_at=updated,
-    )
 
 
 def previous_record(key: RecordKey, data: dict[str, Any] | None) -> Record | None:

@@ -23,7 +23,17 @@ from typing import Any, Final, TypeAlias
 
 from ..errors import ConnectionFailed
 from ..models import ResendResult
-from . import Claim, Ledger, OutcomeState, Record, RecordKey, dump_error, dump_result, may_claim
+from . import (
+    Claim,
+    Ledger,
+    OutcomeState,
+    Record,
+    RecordKey,
+    dump_error,
+    dump_result,
+    may_claim,
+    read_record,
+)
 from ._sqlite_file import (
     COLUMNS,
     UPSERT,
@@ -31,7 +41,6 @@ from ._sqlite_file import (
     key_params,
     open_file,
     path_of,
-    read_record,
     read_rows,
 )
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
-from . import Record, RecordKey, load_error, load_result
+from . import RecordKey
 
 SCHEMA_VERSION: Final = 1
 SCHEMA: Final = """
@@ -122,18 +122,3 @@ def read_rows(connection: sqlite3.Connection, keys: set[RecordKey]) -> Rows:
 
 def key_params(key: RecordKey) -> tuple[str, str, str]:
     return (key.run, key.identity, key.user_id)
-
-
-def read_record(row: tuple[Any, ...]) -> Record:
-    run, identity, user_id, state, owner, lease_until, claims, result, error, created, updated = row
-    return Record(
-        key=RecordKey(run=run, identity=identity, user_id=user_id),
-        state=state,
-        owner=owner,
-        lease_until=lease_until,
-        claims=claims,
-        result=load_result(result),
-        error=load_error(error),
-        created_at=created,
-        updated_at=updated,
-    )
