@@ -82,6 +82,15 @@ def clip(text: str, limit: int) -> str:
 
 def one_line(text: object, limit: int) -> str:
     """Printable, link-free, single-line text of at most ``limit`` characters."""
+    if (
+        type(text) is str
+        and len(text) <= limit
+        and ":" not in text
+        and "%" not in text
+        and text.isascii()
+        and text.isprintable()
+    ):
+        return text  # such text is all of that already
     text = redact_links(str(text))
     if not (text.isascii() and text.isprintable()):
         text = "".join(" " if unicodedata.category(c) in _UNPRINTABLE else c for c in text)

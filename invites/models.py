@@ -50,6 +50,23 @@ _REFUSALS: Final[tuple[Callable[[str], str | None], ...]] = (
 )
 
 
+def _plain(user_id: str) -> bool:
+    """Whether ``user_id`` is printable ASCII that every refusal below lets through.
+
+    For such an id NFKC normalization changes nothing and the only whitespace is a space, so
+    this one test is :data:`_REFUSALS` in full; any other id goes through them one by one.
+    """
+    return (
+        0 < len(user_id) <= MAX_ID_LENGTH
+        and user_id.isascii()
+        and user_id.isprintable()
+        and user_id[0] != " "
+        and user_id[-1] != " "
+        and user_id != "."
+        and user_id != ".."
+    )
+
+
 def check_user_id(user_id: object, *, provider: str | None = None) -> str:
     """Return ``user_id`` if it is safe to send as one URL path segment, else raise.
 
@@ -57,6 +74,8 @@ def check_user_id(user_id: object, *, provider: str | None = None) -> str:
     look-alikes that normalize to them, such as fullwidth dots), ids longer than
     :data:`MAX_ID_LENGTH`, leading or trailing whitespace, and control or invisible characters.
     """
+    if type(user_id) is str and _plain(user_id):
+        return user_id
     why: str | None = None
     if not isinstance(user_id, str):
         why = f"expected a string, got {type(user_id).__name__}"
@@ -139,7 +158,7 @@ def as_invitee(value: Invitee | str) -> Invitee:
     if isinstance(value, Invitee):
         return value
     if isinstance(value, str):
-        return Invitee(user_id=value)
+        return _bare_invitee(check_user_id(value))
     raise TypeError(f"expected an Invitee or a user id string, got {type(value).__name__}")
 
 
@@ -162,3 +181,23 @@ class ResendResult:
     status_code: int = 200
     request_id: str | None = attrs.field(default=None, converter=_vendor_text)
     renewed: bool = False
+
+
+#: Every field of an :class:`Invitee` but ``user_id``, with its default.
+_BARE_FIELDS: Final = tuple(
+    (field.name, field.default) for field in attrs.fields(Invitee) if field.name != "user_id"
+)
+
+
+def _bare_invitee(user_id: str) -> Invitee:
+    """An :class:`Invitee` of a checked id and nothing else.
+
+    Built without ``__init__``: its only validation is the id's, done by the caller, and the
+    defaults of the other fields pass their validators.
+    """
+    invitee = object.__new__(Invitee)
+    set_field = object.__setattr__
+    set_field(invitee, "user_id", user_id)
+    for name, default in _BARE_FIELDS:
+        set_field(invitee, name, default)
+    return invitee
