@@ -197,8 +197,8 @@ class Engine:
         self.name = name
         self.policy = policy
         self.credentials = credentials
-        # Set on each request as httpx's "timeout" request extension, which its transports read:
-        # cheaper than build_request(timeout=...), which rebuilds a Timeout for every request.
+        # Given to each request as httpx's "timeout" request extension, which its transports
+        # read: cheaper than build_request(timeout=...), which rebuilds a Timeout every time.
         self._timeout = timeout.as_dict()
         self.clock = clock
         self.report = Reporter(name, on_attempt)
@@ -385,15 +385,17 @@ class Engine:
         return headers
 
     def _build(self, build: Builder, call: Call, headers: dict[str, str]) -> httpx.Request:
+        # The timeouts also apply over a caller's own client.
+        extensions = {"timeout": self._timeout.copy()}
         try:
-            request = build(call.method, call.url, json=call.json, headers=headers)
+            return build(
+                call.method, call.url, json=call.json, headers=headers, extensions=extensions
+            )
         except (UnicodeError, httpx.InvalidURL) as exc:
             # e.g. a cookie a vendor set in the caller's own client that cannot be sent back
             raise UnexpectedResponse(
                 f"the request could not be built ({type(exc).__name__}); nothing was sent"
             ) from exc
-        request.extensions["timeout"] = self._timeout.copy()  # also over a caller's own client
-        return request
 
     def _settle(
         self,
