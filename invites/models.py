@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Final
@@ -50,21 +51,11 @@ _REFUSALS: Final[tuple[Callable[[str], str | None], ...]] = (
 )
 
 
-def _plain(user_id: str) -> bool:
-    """Whether ``user_id`` is printable ASCII that every refusal below lets through.
-
-    For such an id NFKC normalization changes nothing and the only whitespace is a space, so
-    this one test is :data:`_REFUSALS` in full; any other id goes through them one by one.
-    """
-    return (
-        0 < len(user_id) <= MAX_ID_LENGTH
-        and user_id.isascii()
-        and user_id.isprintable()
-        and user_id[0] != " "
-        and user_id[-1] != " "
-        and user_id != "."
-        and user_id != ".."
-    )
+#: Printable ASCII, 1 to MAX_ID_LENGTH characters, no space first or last: for such an id NFKC
+#: normalization changes nothing and the only whitespace is a space, so this pattern and the
+#: two relative segments are :data:`_REFUSALS` in full. Any other id goes through them one by one.
+_PLAIN_ID: Final = re.compile(rf"[!-~](?:[ -~]{{0,{MAX_ID_LENGTH - 2}}}[!-~])?")
+_RELATIVE: Final = frozenset({".", ".."})
 
 
 def check_user_id(user_id: object, *, provider: str | None = None) -> str:
@@ -74,7 +65,7 @@ def check_user_id(user_id: object, *, provider: str | None = None) -> str:
     look-alikes that normalize to them, such as fullwidth dots), ids longer than
     :data:`MAX_ID_LENGTH`, leading or trailing whitespace, and control or invisible characters.
     """
-    if type(user_id) is str and _plain(user_id):
+    if type(user_id) is str and _PLAIN_ID.fullmatch(user_id) and user_id not in _RELATIVE:
         return user_id
     why: str | None = None
     if not isinstance(user_id, str):
@@ -155,6 +146,8 @@ class Invitee:
 
 def as_invitee(value: Invitee | str) -> Invitee:
     """What a caller passed to a resend, as an :class:`Invitee`: a bare id becomes one."""
+    if type(value) is str and _PLAIN_ID.fullmatch(value) and value not in _RELATIVE:
+        return _bare_invitee(value)  # the common case, checked as check_user_id would
     if isinstance(value, Invitee):
         return value
     if isinstance(value, str):
@@ -183,21 +176,19 @@ class ResendResult:
     renewed: bool = False
 
 
-#: Every field of an :class:`Invitee` but ``user_id``, with its default.
-_BARE_FIELDS: Final = tuple(
-    (field.name, field.default) for field in attrs.fields(Invitee) if field.name != "user_id"
-)
-
-
 def _bare_invitee(user_id: str) -> Invitee:
     """An :class:`Invitee` of a checked id and nothing else.
 
     Built without ``__init__``: its only validation is the id's, done by the caller, and the
-    defaults of the other fields pass their validators.
+    other fields take their defaults (None, which their validators accept).
     """
     invitee = object.__new__(Invitee)
     set_field = object.__setattr__
     set_field(invitee, "user_id", user_id)
-    for name, default in _BARE_FIELDS:
-        set_field(invitee, name, default)
+    set_field(invitee, "email", None)
+    set_field(invitee, "first_name", None)
+    set_field(invitee, "last_name", None)
+    set_field(invitee, "timezone", None)
+    set_field(invitee, "user_type", None)
+    set_field(invitee, "access", None)
     return invitee
