@@ -22,6 +22,7 @@ __all__ = [
     "DeadlineBound",
     "fits",
     "from_network",
+    "json_typed",
     "read_failure",
     "too_large",
     "undecodable",
@@ -133,6 +134,19 @@ def fits(response: httpx.Response) -> bool:
             return False
     response.extensions[JSON_TYPED] = typed
     return length is not None and length.isdigit() and int(length) <= BODY_LIMIT
+
+
+def json_typed(response: httpx.Response) -> bool:
+    """Whether ``response``'s ``Content-Type`` names JSON ("json" in any of its values, without
+    case): as :data:`JSON_TYPED` says when :func:`fits` noted it, else read from the headers."""
+    typed = response.extensions.get(JSON_TYPED)
+    if typed is None:
+        # One pass over the raw headers: Headers.get() decodes and joins every value first.
+        typed = False
+        for key, value in response.headers.raw:
+            if key.lower() == b"content-type" and b"json" in value.lower():
+                typed = True
+    return bool(typed)
 
 
 def _rebuilt(response: httpx.Response, body: bytes) -> httpx.Response:

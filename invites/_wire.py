@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ._bodies import JSON_TYPED
+from ._bodies import json_typed
 from ._policy import parse_retry_after
 from .errors import (
     AuthenticationFailed,
@@ -68,10 +68,7 @@ def json_body(response: httpx.Response) -> Any:
     content = response.content
     if not content:
         return NOT_JSON
-    typed = response.extensions.get(JSON_TYPED)  # noted while the body's size was checked
-    if typed is None:
-        typed = "json" in response.headers.get("content-type", "").lower()
-    if not typed:
+    if not json_typed(response):
         return NOT_JSON
     try:
         return json.loads(content.decode("utf-8"))
