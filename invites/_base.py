@@ -171,7 +171,7 @@ class BaseProvider(Generic[S]):
                 except StopIteration as stop:
                     result: ResendResult = stop.value
                     return result
-                reply = send(action.request) if type(action) is Send else perform(action)
+                reply = send(action.request) if isinstance(action, Send) else perform(action)
         finally:
             DEADLINE.reset(deadline)
 
@@ -202,7 +202,7 @@ class BaseProvider(Generic[S]):
                     result: ResendResult = stop.value
                     return result
                 reply = await (
-                    send(action.request, client) if type(action) is Send else perform(action)
+                    send(action.request, client) if isinstance(action, Send) else perform(action)
                 )
         finally:
             DEADLINE.reset(deadline)

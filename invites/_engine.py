@@ -285,8 +285,8 @@ class Engine:
             run.may_have_sent |= not (call.reads_only or isinstance(reply, _UNSENT))
             if type(reply) is httpx.Response and reply.status_code not in DECIDED_STATUSES:
                 if timed:
-                    elapsed = self.clock() - sent_at
-                    report.attempt(call.method, request, run.user_id, attempt, reply, elapsed, None)
+                    took = self.clock() - sent_at
+                    report.attempt(call.method, request, run.user_id, attempt, reply, took, None)
                 return credentials.scrubbed(reply)
             if isinstance(reply, InviteError):
                 raise reply
