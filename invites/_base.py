@@ -159,8 +159,11 @@ class BaseProvider(Generic[S]):
         # The clients' sockets and body reading end by this instant, whatever the vendor sends.
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
-            steps = self._steps(as_invitee(invitee), self._transport.client().build_request)
-            send, perform = self._transport.send, self._perform
+            transport = self._transport
+            steps = self._engine.steps(
+                self.flow, as_invitee(invitee), transport.client().build_request, self.auth_header
+            )
+            send, perform = transport.send, self._perform
             reply: Reply = None
             while True:
                 try:
@@ -189,7 +192,7 @@ class BaseProvider(Generic[S]):
             except InviteError as exc:  # a client of another event loop: refused, nothing sent
                 exc.provider, exc.user_id, exc.attempts = self.name, invitee.user_id, 0
                 raise
-            steps = self._steps(invitee, client.build_request)
+            steps = self._engine.steps(self.flow, invitee, client.build_request, self.auth_header)
             send, perform = self._transport.asend, self._aperform
             reply: Reply = None
             while True:
@@ -199,7 +202,7 @@ class BaseProvider(Generic[S]):
                     result: ResendResult = stop.value
                     return result
                 reply = await (
-                    send(action.request) if isinstance(action, Send) else perform(action)
+                    send(action.request, client) if isinstance(action, Send) else perform(action)
                 )
         finally:
             DEADLINE.reset(deadline)

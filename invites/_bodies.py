@@ -16,11 +16,13 @@ from .errors import UnexpectedResponse
 
 __all__ = [
     "BODY_LIMIT",
+    "JSON_TYPED",
     "AsyncDeadlineBound",
     "Body",
     "DeadlineBound",
     "fits",
     "from_network",
+    "json_typed",
     "read_failure",
     "too_large",
     "undecodable",
@@ -32,6 +34,9 @@ _Stream = TypeVar("_Stream", httpx.SyncByteStream, httpx.AsyncByteStream)
 
 #: Bodies larger than this are refused unread.
 BODY_LIMIT: Final = 1024 * 1024
+#: The response extension :func:`fits` sets: whether a ``Content-Type`` names JSON ("json" in
+#: any of its values, without case). Header edits after it would make it stale: none are made.
+JSON_TYPED: Final = "invites.json_typed"
 
 
 def from_network(stream: object, kind: type[_Stream]) -> TypeGuard[_Stream]:
@@ -109,18 +114,39 @@ class Body:
 
 
 def fits(response: httpx.Response) -> bool:
-    """Whether the body can be read in one go: declared once, small and not compressed."""
+    """Whether the body can be read in one go: declared once, small and not compressed.
+
+    The same pass notes, as :data:`JSON_TYPED` in the response's extensions, whether its
+    ``Content-Type`` names JSON, so that reading the body as JSON needs no second pass.
+    """
     # One pass over the raw headers: two Headers.get() calls cost several times more.
     length: bytes | None = None
+    typed = False
     for key, value in response.headers.raw:
         name = key.lower()
         if name == b"content-length":
             if length is not None:
                 return False  # declared twice: read it incrementally, within the limit
             length = value
+        elif name == b"content-type":
+            typed = typed or b"json" in value.lower()
         elif name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
             return False
+    response.extensions[JSON_TYPED] = typed
     return length is not None and length.isdigit() and int(length) <= BODY_LIMIT
+
+
+def json_typed(response: httpx.Response) -> bool:
+    """Whether ``response``'s ``Content-Type`` names JSON ("json" in any of its values, without
+    case): as :data:`JSON_TYPED` says when :func:`fits` noted it, else read from the headers."""
+    typed = response.extensions.get(JSON_TYPED)
+    if typed is None:
+        # One pass over the raw headers: Headers.get() decodes and joins every value first.
+        typed = False
+        for key, value in response.headers.raw:
+            if key.lower() == b"content-type" and b"json" in value.lower():
+                typed = True
+    return bool(typed)
 
 
 def _rebuilt(response: httpx.Response, body: bytes) -> httpx.Response:

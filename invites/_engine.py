@@ -24,7 +24,7 @@ import attrs
 import httpx
 
 from ._credentials import Credentials
-from ._policy import CONNECT_ERRORS, DELIVER, Decision, RetryPolicy
+from ._policy import CONNECT_ERRORS, DECIDED_STATUSES, DELIVER, Decision, RetryPolicy
 from ._reporting import AttemptEvent, Reporter
 from ._secret import Secret
 from ._settings import AttemptHook
@@ -197,8 +197,8 @@ class Engine:
         self.name = name
         self.policy = policy
         self.credentials = credentials
-        # Set on each request as httpx's "timeout" request extension, which its transports read:
-        # cheaper than build_request(timeout=...), which rebuilds a Timeout for every request.
+        # Given to each request as httpx's "timeout" request extension, which its transports
+        # read: cheaper than build_request(timeout=...), which rebuilds a Timeout every time.
         self._timeout = timeout.as_dict()
         self.clock = clock
         self.report = Reporter(name, on_attempt)
@@ -257,35 +257,41 @@ class Engine:
     def _exchange(
         self, call: Call, run: _Run, build: Builder, auth_header: AuthHeader
     ) -> Generator[Action, Reply, httpx.Response]:
-        """Make one call under the delivery policy; return the answer the vendor should read."""
+        """Make one call under the delivery policy; return the answer the vendor should read.
+
+        The common case takes no clock reading and no policy decision: an answer with a status
+        the policy always delivers, from a provider reporting nothing, goes straight to the flow.
+        """
         credentials = self.credentials
         idle = self._pacing_idle
+        report = self.report
         attempt = 0
         refreshed = False
         while True:
             if idle is None or not idle():
-                # Inline while no pause or pace holds the caller (both replies 0): it runs before
-                # every attempt. Anything else, an error too, is for the slow path to judge.
-                paused = yield PAUSED_FOR
-                wait = 0.0 if paused else (yield RESERVE)
-                if paused or wait:
-                    yield from self._pace(call, run, attempt, _seconds(paused), _seconds(wait))
-            if credentials.current is None:
-                _checked((yield Refresh(None)))
+                yield from self._paced(call, run, attempt)
             token = credentials.current
-            assert token is not None
-            headers = self._headers_for(call.headers, token, auth_header)
+            if token is None:
+                _checked((yield Refresh(None)))
+                token = credentials.current
+                assert token is not None
             attempt += 1
             run.attempts += 1
-            request = self._build(build, call, headers)
-            sent_at = self.clock()
+            request = self._build(build, call, self._headers_for(call.headers, token, auth_header))
+            # An attempt is reported when the hook is set or DEBUG records are wanted as it leaves.
+            timed = report.active()
+            sent_at = self.clock() if timed else 0.0
             reply = yield Send(request)
-            now = self.clock()
             run.may_have_sent |= not (call.reads_only or isinstance(reply, _UNSENT))
+            if type(reply) is httpx.Response and reply.status_code not in DECIDED_STATUSES:
+                if timed:
+                    took = self.clock() - sent_at
+                    report.attempt(call.method, request, run.user_id, attempt, reply, took, None)
+                return credentials.scrubbed(reply)
             if isinstance(reply, InviteError):
                 raise reply
             assert isinstance(reply, (httpx.Response, Exception))
-            elapsed = now - sent_at
+            now = self.clock()
             decision = self.policy.decide(
                 reply,
                 reads_only=call.reads_only,
@@ -293,20 +299,17 @@ class Engine:
                 elapsed=now - run.started,
                 refreshable=credentials.source is not None and not refreshed,
             )
+            elapsed = now - sent_at if timed else None
             if decision.refresh:
                 # The vendor refused the credential, so nothing was sent: the attempt is not spent.
                 refreshed = True
-                self.report.attempt(
-                    call.method, request, run.user_id, attempt, reply, elapsed, decision.wait
-                )
+                self._report(call, request, run, attempt, reply, elapsed, decision)
                 attempt -= 1
                 _checked((yield Refresh(token)))
                 continue
             if decision.pause is not None:
                 _checked((yield Pause(decision.pause)))
-            self.report.attempt(
-                call.method, request, run.user_id, attempt, reply, elapsed, decision.wait
-            )
+            self._report(call, request, run, attempt, reply, elapsed, decision)
             if decision.wait is None:
                 if decision is DELIVER:
                     assert isinstance(reply, httpx.Response)
@@ -314,6 +317,29 @@ class Engine:
                 return self._settle(call, request, run, attempt, reply, decision)
             if decision.pause is None:  # after a pause, the pacing above waits it out
                 yield Sleep(decision.wait)
+
+    def _report(
+        self,
+        call: Call,
+        request: httpx.Request,
+        run: _Run,
+        attempt: int,
+        reply: httpx.Response | Exception,
+        elapsed: float | None,
+        decision: Decision,
+    ) -> None:
+        """Report an attempt that was timed (``elapsed`` None: nothing wanted a report)."""
+        if elapsed is not None:
+            self.report.attempt(
+                call.method, request, run.user_id, attempt, reply, elapsed, decision.wait
+            )
+
+    def _paced(self, call: Call, run: _Run, attempt: int) -> Generator[Action, Reply, None]:
+        """Ask the pacer before an attempt; wait when a pause or the pace holds the caller."""
+        paused = yield PAUSED_FOR
+        wait = 0.0 if paused else (yield RESERVE)
+        if paused or wait:  # anything else, an error too, is for the slow path to judge
+            yield from self._pace(call, run, attempt, _seconds(paused), _seconds(wait))
 
     def _pace(
         self, call: Call, run: _Run, attempt: int, paused: float, wait: float
@@ -359,15 +385,17 @@ class Engine:
         return headers
 
     def _build(self, build: Builder, call: Call, headers: dict[str, str]) -> httpx.Request:
+        # The timeouts also apply over a caller's own client.
+        extensions = {"timeout": self._timeout.copy()}
         try:
-            request = build(call.method, call.url, json=call.json, headers=headers)
+            return build(
+                call.method, call.url, json=call.json, headers=headers, extensions=extensions
+            )
         except (UnicodeError, httpx.InvalidURL) as exc:
             # e.g. a cookie a vendor set in the caller's own client that cannot be sent back
             raise UnexpectedResponse(
                 f"the request could not be built ({type(exc).__name__}); nothing was sent"
             ) from exc
-        request.extensions["timeout"] = self._timeout.copy()  # also over a caller's own client
-        return request
 
     def _settle(
         self,

@@ -17,7 +17,14 @@ import httpx
 
 from .errors import ConnectionFailed, InviteError, OutcomeUnknown
 
-__all__ = ["CONNECT_ERRORS", "DELIVER", "Decision", "RetryPolicy", "parse_retry_after"]
+__all__ = [
+    "CONNECT_ERRORS",
+    "DECIDED_STATUSES",
+    "DELIVER",
+    "Decision",
+    "RetryPolicy",
+    "parse_retry_after",
+]
 
 #: Transport failures raised before the request left: retrying them cannot send twice.
 CONNECT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -67,6 +74,9 @@ class Decision:
 
 #: The decision for an answer the flow reads as it is (the common case: compare by identity).
 DELIVER: Final = Decision()
+#: The statuses :meth:`RetryPolicy.decide` may answer otherwise than :data:`DELIVER`: an answer
+#: with any other status is delivered whatever the attempt, so the engine need not ask.
+DECIDED_STATUSES: Final = frozenset({401, 429, 502, 503, 504})
 
 
 def _jitter_or_uniform(jitter: Callable[[float], float] | None) -> Callable[[float], float]:

@@ -47,6 +47,10 @@ class Reporter:
         self.name = name
         self.hook = hook
 
+    def active(self) -> bool:
+        """Whether an attempt is reported: the hook is set, or DEBUG records are wanted."""
+        return self.hook is not None or logger.isEnabledFor(logging.DEBUG)
+
     def attempt(
         self,
         method: str,

@@ -196,18 +196,27 @@ class Transport:
         A failure that is not httpx's own (a ``RuntimeError`` from a closed client or loop, an
         error inside httpx) is returned as it is: the request may have left.
         """
+        client = self._client
         try:
-            response = self.client().send(request, stream=True, follow_redirects=False)
+            if client is None:
+                client = self.client()
+            response = client.send(request, stream=True, follow_redirects=False)
         except (UnicodeError, httpx.InvalidURL) as exc:
             return unprocessable(exc)
         except Exception as exc:  # httpx's TransportError, or an error inside the client
             return exc
+        held = False
         try:
+            if response.is_stream_consumed:
+                # Read already (a mock transport's answer): it holds no connection to release.
+                response.read()
+                held = True
+                return response
             stream = response.stream
             if not self._owns_client and from_network(stream, httpx.SyncByteStream):
                 # The caller's sockets do not know the deadline: check it between chunks.
                 response.stream = DeadlineBound(stream, request)
-            if response.is_stream_consumed or fits(response):
+            if fits(response):
                 response.read()
                 return response
             body = Body(response)
@@ -218,23 +227,34 @@ class Transport:
         except Exception as exc:
             return read_failure(response, exc)
         finally:
-            response.close()
+            if not held:
+                response.close()
 
-    async def asend(self, request: httpx.Request) -> httpx.Response | Exception:
-        """:meth:`send` from async code."""
+    async def asend(
+        self, request: httpx.Request, client: httpx.AsyncClient | None = None
+    ) -> httpx.Response | Exception:
+        """:meth:`send` from async code, through ``client`` when the caller has looked it up
+        already (the running loop's, from :meth:`async_client`)."""
         try:
-            response = await self.async_client().send(request, stream=True, follow_redirects=False)
+            if client is None or self.closed:  # closed meanwhile: refused as before any send
+                client = self.async_client()
+            response = await client.send(request, stream=True, follow_redirects=False)
         except (UnicodeError, httpx.InvalidURL) as exc:
             return unprocessable(exc)
         except Exception as exc:  # httpx's TransportError, or an error inside the client
             return exc
+        held = False
         try:
+            if response.is_stream_consumed:  # as in send()
+                await response.aread()
+                held = True
+                return response
             stream = response.stream
             if self._foreign_async is not None and from_network(stream, httpx.AsyncByteStream):
                 # As in send(). An asyncio timeout per request would bound the headers too, but
                 # costs about a sixth of a resend's client-side work (measured).
                 response.stream = AsyncDeadlineBound(stream, request)
-            if response.is_stream_consumed or fits(response):
+            if fits(response):
                 await response.aread()
                 return response
             body = Body(response)
@@ -245,7 +265,7 @@ class Transport:
         except Exception as exc:
             return read_failure(response, exc)
         finally:
-            if not response.is_closed:  # reading to the end closed it already
+            if not (held or response.is_closed):  # reading to the end closed it already
                 await response.aclose()
 
 

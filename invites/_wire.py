@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
 
+from ._bodies import json_typed
 from ._policy import parse_retry_after
 from .errors import (
     AuthenticationFailed,
@@ -50,8 +52,14 @@ class _NotJson:
 NOT_JSON: Final = _NotJson()
 
 
+#: What ``quote(text, safe="")`` leaves as it is: RFC 3986's unreserved characters.
+_UNRESERVED: Final = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def segment(user_id: str) -> str:
     """Percent-encode an id as exactly one URL path segment."""
+    if _UNRESERVED.fullmatch(user_id):
+        return user_id  # nothing to encode
     return quote(user_id, safe="")
 
 
@@ -60,8 +68,7 @@ def json_body(response: httpx.Response) -> Any:
     content = response.content
     if not content:
         return NOT_JSON
-    ctype = response.headers.get("content-type", "")
-    if "json" not in ctype.lower():
+    if not json_typed(response):
         return NOT_JSON
     try:
         return json.loads(content.decode("utf-8"))

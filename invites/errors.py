@@ -62,6 +62,8 @@ _DETAILS_DEPTH: Final = 4
 # Links, also JSON-escaped (https:\/\/) or percent-encoded (https%3A%2F%2F): an invitation URL is a
 # credential, so no error keeps one.
 _LINK: Final = re.compile(r"""https?(?::|%3a)(?:/|\\/|\\u002f|%2f){2}[^\s"'<>]*""", re.IGNORECASE)
+# Printable ASCII without ":" or "%": no link (see redact_links), nothing to replace.
+_PLAIN_TEXT: Final = re.compile(r"[ -$&-9;-~]*")
 # Line breaks, control, format (bidi), surrogate characters: they would break a one-line message.
 _UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
@@ -82,6 +84,8 @@ def clip(text: str, limit: int) -> str:
 
 def one_line(text: object, limit: int) -> str:
     """Printable, link-free, single-line text of at most ``limit`` characters."""
+    if type(text) is str and len(text) <= limit and _PLAIN_TEXT.fullmatch(text):
+        return text  # such text is all of that already
     text = redact_links(str(text))
     if not (text.isascii() and text.isprintable()):
         text = "".join(" " if unicodedata.category(c) in _UNPRINTABLE else c for c in text)

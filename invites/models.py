@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Final
@@ -50,6 +51,13 @@ _REFUSALS: Final[tuple[Callable[[str], str | None], ...]] = (
 )
 
 
+#: Printable ASCII, 1 to MAX_ID_LENGTH characters, no space first or last: for such an id NFKC
+#: normalization changes nothing and the only whitespace is a space, so this pattern and the
+#: two relative segments are :data:`_REFUSALS` in full. Any other id goes through them one by one.
+_PLAIN_ID: Final = re.compile(rf"[!-~](?:[ -~]{{0,{MAX_ID_LENGTH - 2}}}[!-~])?")
+_RELATIVE: Final = frozenset({".", ".."})
+
+
 def check_user_id(user_id: object, *, provider: str | None = None) -> str:
     """Return ``user_id`` if it is safe to send as one URL path segment, else raise.
 
@@ -57,6 +65,8 @@ def check_user_id(user_id: object, *, provider: str | None = None) -> str:
     look-alikes that normalize to them, such as fullwidth dots), ids longer than
     :data:`MAX_ID_LENGTH`, leading or trailing whitespace, and control or invisible characters.
     """
+    if type(user_id) is str and _PLAIN_ID.fullmatch(user_id) and user_id not in _RELATIVE:
+        return user_id
     why: str | None = None
     if not isinstance(user_id, str):
         why = f"expected a string, got {type(user_id).__name__}"
@@ -136,10 +146,12 @@ class Invitee:
 
 def as_invitee(value: Invitee | str) -> Invitee:
     """What a caller passed to a resend, as an :class:`Invitee`: a bare id becomes one."""
+    if type(value) is str and _PLAIN_ID.fullmatch(value) and value not in _RELATIVE:
+        return _bare_invitee(value)  # the common case, checked as check_user_id would
     if isinstance(value, Invitee):
         return value
     if isinstance(value, str):
-        return Invitee(user_id=value)
+        return _bare_invitee(check_user_id(value))
     raise TypeError(f"expected an Invitee or a user id string, got {type(value).__name__}")
 
 
@@ -162,3 +174,21 @@ class ResendResult:
     status_code: int = 200
     request_id: str | None = attrs.field(default=None, converter=_vendor_text)
     renewed: bool = False
+
+
+def _bare_invitee(user_id: str) -> Invitee:
+    """An :class:`Invitee` of a checked id and nothing else.
+
+    Built without ``__init__``: its only validation is the id's, done by the caller, and the
+    other fields take their defaults (None, which their validators accept).
+    """
+    invitee = object.__new__(Invitee)
+    set_field = object.__setattr__
+    set_field(invitee, "user_id", user_id)
+    set_field(invitee, "email", None)
+    set_field(invitee, "first_name", None)
+    set_field(invitee, "last_name", None)
+    set_field(invitee, "timezone", None)
+    set_field(invitee, "user_type", None)
+    set_field(invitee, "access", None)
+    return invitee

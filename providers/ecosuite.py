@@ -97,6 +97,8 @@ class EcosuiteProvider(BaseProvider[EcosuiteSettings]):
                 response, provider=self.name, user_id=user_id, what="the user profile"
             )
             invitee = _completed(invitee, profile)
+            assert invitee.email is not None
+            _check_email(invitee.email, user_id)  # it may come from the profile
             if access is None and isinstance(profile.get("access"), dict):
                 access = _access_from_profile(profile["access"])
         body = _body(invitee, access)
@@ -187,8 +189,7 @@ def _check_email(email: str, user_id: str) -> None:
 
 
 def _body(invitee: Invitee, access: dict[str, str] | None) -> dict[str, Any]:
-    assert invitee.email is not None
-    _check_email(invitee.email, invitee.user_id)
+    """The resend's body, for an invitee whose email has been checked."""
     body: dict[str, Any] = {
         "email": invitee.email,
         "firstName": invitee.first_name,
