@@ -11,6 +11,7 @@ with httpcore's own timeout, which httpx maps to ``ConnectTimeout``, ``ReadTimeo
 from __future__ import annotations
 
 import ssl
+import threading
 import time
 import typing
 from collections.abc import Iterable
@@ -157,31 +158,65 @@ class _AsyncBackend(httpcore.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
+class _Pool(httpcore.ConnectionPool):
+    """httpcore's pool, taking the process's verifying TLS context at its first TLS connection."""
+
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.ConnectionInterface:
+        if self._ssl_context is None and origin.scheme == b"https":
+            self._ssl_context = verifying_context()
+        return super().create_connection(origin)
+
+
+class _AsyncPool(httpcore.AsyncConnectionPool):
+    """:class:`_Pool` for asyncio."""
+
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
+        if self._ssl_context is None and origin.scheme == b"https":
+            self._ssl_context = verifying_context()
+        return super().create_connection(origin)
+
+
+_context_lock = threading.Lock()
+_context: ssl.SSLContext | None = None
+
+
+def verifying_context() -> ssl.SSLContext:
+    """The TLS context every client the library creates verifies servers with, made once.
+
+    It is httpx's default (certifi's CA bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), and
+    loading that bundle is most of what creating a client costs: so it is loaded when the first
+    connection needs it, and shared by the sync client and every event loop's async client.
+    """
+    global _context
+    with _context_lock:
+        if _context is None:
+            _context = httpx.create_ssl_context()
+        return _context
+
+
+def _placeholder_context() -> ssl.SSLContext:
+    """What httpx's transport is built with before its pool is replaced: it trusts nothing."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 def sync_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     """An httpx transport whose socket operations end by the running resend's deadline."""
-    ssl_context = httpx.create_ssl_context()  # made once: loading the CA bundle is slow
-    transport = httpx.HTTPTransport(verify=ssl_context, limits=limits)
+    transport = httpx.HTTPTransport(verify=_placeholder_context(), limits=limits)
     # httpx takes no network backend, so its pool is replaced by an equal one that has ours.
-    transport._pool = httpcore.ConnectionPool(
-        network_backend=_Backend(), **_pool_options(ssl_context, limits)
-    )
+    transport._pool = _Pool(network_backend=_Backend(), **_pool_options(limits))
     return transport
 
 
 def async_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     """:func:`sync_transport` for asyncio (anyio's backend, as httpx uses under asyncio)."""
-    ssl_context = httpx.create_ssl_context()
-    transport = httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits)
-    transport._pool = httpcore.AsyncConnectionPool(
-        network_backend=_AsyncBackend(), **_pool_options(ssl_context, limits)
-    )
+    transport = httpx.AsyncHTTPTransport(verify=_placeholder_context(), limits=limits)
+    transport._pool = _AsyncPool(network_backend=_AsyncBackend(), **_pool_options(limits))
     return transport
 
 
-def _pool_options(ssl_context: ssl.SSLContext, limits: httpx.Limits) -> dict[str, Any]:
-    """What httpx itself gives the pool it builds for these limits."""
+def _pool_options(limits: httpx.Limits) -> dict[str, Any]:
+    """What httpx itself gives the pool it builds for these limits, but the TLS context."""
     return {
-        "ssl_context": ssl_context,
         "max_connections": limits.max_connections,
         "max_keepalive_connections": limits.max_keepalive_connections,
         "keepalive_expiry": limits.keepalive_expiry,
