@@ -118,6 +118,7 @@ class BaseProvider(Generic[S]):
             on_attempt=settings.on_attempt,
             # Only this process's own throttle can tell for sure, without I/O, that it is idle.
             pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
+            base_url=self.base_url,
         )
         self._sleep = sleep
         self._async_sleep = async_sleep
