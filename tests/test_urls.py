@@ -17,7 +17,7 @@ BASES = (
     "https://user@vendor.example:8443/base",
     "https://xn--bcher-kva.example",
 )
-# Characters a path may hold, plain and special to URLs: httpx keeps some, encodes or refuses others.
+# Path pieces, plain and special to URLs: httpx keeps some, encodes or refuses others.
 PATH_TEXT = st.lists(
     st.sampled_from([*"aZ09-._~!$&'()*+,;=:@/%?#[]{}<>`\"\\^| \t\x00é.", "%2F", "%e9", "/.."]),
     max_size=30,
