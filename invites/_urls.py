@@ -51,7 +51,9 @@ class BaseUrl:
         if parsed is None or prefix is None or not url.startswith(prefix):
             return url
         path = url[len(prefix) :]
-        if len(url) > _LONGEST or not _PLAIN_PATH.fullmatch(path) or _has_dot_segment(path):
+        if len(url) > _LONGEST or not _PLAIN_PATH.fullmatch(path):
+            return url
+        if "/." in path and _has_dot_segment(path):
             return url
         joined = httpx.URL.__new__(httpx.URL)
         joined._uri_reference = parsed._replace(path=parsed.path + path)
@@ -59,4 +61,4 @@ class BaseUrl:
 
 
 def _has_dot_segment(path: str) -> bool:
-    return "/." in path and any(part in (".", "..") for part in path.split("/"))
+    return any(part in (".", "..") for part in path.split("/"))
