@@ -6,14 +6,16 @@ import inspect
 import json
 import threading
 from collections.abc import Awaitable
-from concurrent.futures import Future
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
 from ._secret import Secret
 from ._settings import TokenProvider
 from .errors import AuthenticationFailed, InviteError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["Credentials"]
 
@@ -57,6 +59,7 @@ class Credentials:
         next of them tries again.
         """
         import asyncio  # loaded already: this runs in an event loop
+        from concurrent.futures import Future  # loaded with asyncio
 
         while True:
             with self._pending_lock:
