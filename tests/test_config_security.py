@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 from support import VENDORS, vendor_config
@@ -338,7 +339,9 @@ def test_the_providers_own_clients_verify_tls(
             assert kwargs.get("verify", True) is True
             assert kwargs.get("follow_redirects", False) is False
         for client in clients:
-            context = client._transport._pool._ssl_context  # type: ignore[attr-defined]
+            pool = client._transport._pool  # type: ignore[attr-defined]
+            pool.create_connection(httpcore.Origin(b"https", b"vendor.example", 443))
+            context = pool._ssl_context  # loaded at the first TLS connection
             assert context.verify_mode == ssl.CERT_REQUIRED
             assert context.check_hostname is True
             assert client.follow_redirects is False
