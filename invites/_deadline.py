@@ -20,6 +20,8 @@ from typing import Any, Final
 import httpcore
 import httpx
 
+from ._pool import LINEAR, AsyncPool, SyncPool
+
 __all__ = ["DEADLINE", "async_transport", "sync_transport", "time_left"]
 
 #: The monotonic instant the running resend must end by (per thread and per task).
@@ -49,12 +51,16 @@ def _capped(timeout: float | None, expired: type[Exception]) -> float | None:
 class _Stream(httpcore.NetworkStream):
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        # The pool asks each idle connection, on every request, whether the server closed it:
+        # the wrapped stream answers directly.
+        self.get_extra_info = stream.get_extra_info  # type: ignore[method-assign]
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return self._stream.read(max_bytes, _capped(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _capped(timeout, httpcore.WriteTimeout))
+        if buffer:  # h11 ends a body of known length with nothing to write
+            self._stream.write(buffer, _capped(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._stream.close()
@@ -104,12 +110,16 @@ class _Backend(httpcore.NetworkBackend):
 class _AsyncStream(httpcore.AsyncNetworkStream):
     def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
         self._stream = stream
+        # The pool asks each idle connection, on every request, whether the server closed it:
+        # the wrapped stream answers directly.
+        self.get_extra_info = stream.get_extra_info  # type: ignore[method-assign]
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._stream.read(max_bytes, _capped(timeout, httpcore.ReadTimeout))
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._stream.write(buffer, _capped(timeout, httpcore.WriteTimeout))
+        if buffer:  # as in the sync stream
+            await self._stream.write(buffer, _capped(timeout, httpcore.WriteTimeout))
 
     async def aclose(self) -> None:
         await self._stream.aclose()
@@ -162,9 +172,8 @@ def sync_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     ssl_context = httpx.create_ssl_context()  # made once: loading the CA bundle is slow
     transport = httpx.HTTPTransport(verify=ssl_context, limits=limits)
     # httpx takes no network backend, so its pool is replaced by an equal one that has ours.
-    transport._pool = httpcore.ConnectionPool(
-        network_backend=_Backend(), **_pool_options(ssl_context, limits)
-    )
+    pool = SyncPool if LINEAR else httpcore.ConnectionPool
+    transport._pool = pool(network_backend=_Backend(), **_pool_options(ssl_context, limits))
     return transport
 
 
@@ -172,9 +181,8 @@ def async_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     """:func:`sync_transport` for asyncio (anyio's backend, as httpx uses under asyncio)."""
     ssl_context = httpx.create_ssl_context()
     transport = httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits)
-    transport._pool = httpcore.AsyncConnectionPool(
-        network_backend=_AsyncBackend(), **_pool_options(ssl_context, limits)
-    )
+    pool = AsyncPool if LINEAR else httpcore.AsyncConnectionPool
+    transport._pool = pool(network_backend=_AsyncBackend(), **_pool_options(ssl_context, limits))
     return transport
 
 
