@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import queue
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -25,20 +24,18 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Final, cast
 
-import attrs
-
+from ._bulk_threads import ThreadRun
 from ._outcome import (
+    Hook,
     Ledgered,
     Outcome,
     OutcomeHook,
     OutcomeStatus,
+    Repeats,
     aresend_one,
     cancelled,
-    resend_one,
-    user_id_of,
 )
 from ._protocol import InviteProvider
 from .ledger import Ledger
@@ -69,62 +66,6 @@ def _check_arguments(invitees: object, concurrency: int) -> None:
         )
 
 
-class _Hook:
-    """``on_outcome``, called for every outcome even after it raised; the first error is kept."""
-
-    def __init__(self, hook: OutcomeHook | None) -> None:
-        self.hook = hook
-        self.error: Exception | None = None
-
-    def __call__(self, outcome: Outcome) -> None:
-        if self.hook is None:
-            return
-        try:
-            self.hook(outcome)
-        except Exception as exc:
-            if self.error is None:
-                self.error = exc
-
-
-class _Repeats:
-    """With a ledger, a repeat of a user id in flight waits for its outcome instead of racing it.
-
-    Only user ids in flight are held, so memory stays bounded by the concurrency; a repeat that
-    comes after the first finished is settled by the ledger.
-    """
-
-    def __init__(self, active: bool) -> None:
-        self.active = active
-        self.in_flight: dict[str, list[Invitee | str]] = {}
-
-    def hold(self, item: Invitee | str) -> bool:
-        """Start tracking ``item``'s user id; True when it is a repeat, held for later."""
-        if not self.active:
-            return False
-        held = self.in_flight.get(user_id_of(item))
-        if held is not None:
-            held.append(item)
-            return True
-        self.in_flight[user_id_of(item)] = []
-        return False
-
-    def expand(self, outcome: Outcome) -> list[Outcome]:
-        """``outcome`` followed by one for each held repeat of its user id."""
-        if not self.active:
-            return [outcome]
-        held = self.in_flight.pop(outcome.user_id, [])
-        repeats = [
-            attrs.evolve(
-                outcome,
-                invitee=item if isinstance(item, Invitee) else outcome.invitee,
-                skipped=True,
-                resent_unknown=False,
-            )
-            for item in held
-        ]
-        return [outcome, *repeats]
-
-
 def resend_many(
     provider: InviteProvider,
     invitees: Iterable[Invitee | str],
@@ -150,17 +91,17 @@ def resend_many(
     _check_arguments(invitees, concurrency)
     concurrency = _within_pool(provider, concurrency, asynchronous=False)
     ledgered = None if ledger is None else Ledgered(ledger, provider, run, retry_unknown)
-    return _resend_many(provider, iter(invitees), concurrency, _Hook(on_outcome), ledgered)
+    return _resend_many(provider, iter(invitees), concurrency, Hook(on_outcome), ledgered)
 
 
 def _resend_many(
     provider: InviteProvider,
     source: Iterator[Invitee | str],
     concurrency: int,
-    hook: _Hook,
+    hook: Hook,
     ledgered: Ledgered | None,
 ) -> Generator[Outcome, None, None]:
-    run = _ThreadRun(provider, source, concurrency, hook, ledgered)
+    run = ThreadRun(provider, source, concurrency, hook, ledgered)
     try:
         while True:
             if not run.ready:
@@ -174,71 +115,6 @@ def _resend_many(
         run.drain()
     if hook.error is not None:
         raise hook.error
-
-
-class _ThreadRun:
-    """The state of one :func:`resend_many` run: what is in flight, completed, held, pulled.
-
-    Each resend hands its finished future to a queue: taking the next outcome costs the same at
-    any concurrency (waiting on every pending future at once costs one lock per future).
-    """
-
-    def __init__(
-        self,
-        provider: InviteProvider,
-        source: Iterator[Invitee | str],
-        concurrency: int,
-        hook: _Hook,
-        ledgered: Ledgered | None,
-    ) -> None:
-        self.provider = provider
-        self.source = source
-        self.concurrency = concurrency
-        self.hook = hook
-        self.ledgered = ledgered
-        self.finished: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
-        self.ready: collections.deque[Outcome] = collections.deque()  # completed, not reported
-        self.repeats = _Repeats(ledgered is not None)
-        self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="invites")
-        self.in_flight = 0
-        self.exhausted = False
-
-    def fill(self) -> None:
-        """Start resends until ``concurrency`` are in flight or the input ends."""
-        submit, done = self.executor.submit, self.finished.put
-        while not self.exhausted and self.hook.error is None and self.in_flight < self.concurrency:
-            try:
-                item = next(self.source)
-            except StopIteration:
-                self.exhausted = True
-                return
-            if not self.repeats.hold(item):
-                submit(resend_one, self.provider, item, self.ledgered).add_done_callback(done)
-                self.in_flight += 1
-
-    def next_outcome(self) -> Outcome:
-        """The next outcome to report, waiting for a resend to finish when none is ready."""
-        if not self.ready:
-            future = self.finished.get()
-            self.in_flight -= 1
-            self.ready.extend(self.repeats.expand(future.result()))
-        return self.ready.popleft()
-
-    def drain(self) -> None:
-        """Hand the outcomes completed but not yet reported to on_outcome, then those of the
-        resends in flight as each finishes (the consumer may have stopped early, or the input
-        raised); then wait until the ledger holds every outcome."""
-        try:
-            while self.ready:
-                self.hook(self.ready.popleft())
-            while self.in_flight:
-                self.in_flight -= 1
-                for outcome in self.repeats.expand(self.finished.get().result()):
-                    self.hook(outcome)
-        finally:
-            self.executor.shutdown(wait=True)
-            if self.ledgered is not None:
-                self.ledgered.flush()
 
 
 async def aresend_many(
@@ -262,7 +138,7 @@ async def aresend_many(
     _check_arguments(invitees, concurrency)
     concurrency = _within_pool(provider, concurrency, asynchronous=True)
     ledgered = None if ledger is None else Ledgered(ledger, provider, run, retry_unknown)
-    hook = _Hook(on_outcome)
+    hook = Hook(on_outcome)
     tasks = _TaskRun(provider, invitees, concurrency, hook, ledgered)
     try:
         while True:
@@ -296,7 +172,7 @@ class _TaskRun:
         provider: InviteProvider,
         invitees: Iterable[Invitee | str] | AsyncIterable[Invitee | str],
         concurrency: int,
-        hook: _Hook,
+        hook: Hook,
         ledgered: Ledgered | None,
     ) -> None:
         self.provider = provider
@@ -314,7 +190,7 @@ class _TaskRun:
         self.done: collections.deque[tuple[asyncio.Task[Outcome], Outcome]] = collections.deque()
         self.waiter: asyncio.Future[None] | None = None
         self.ready: collections.deque[Outcome] = collections.deque()
-        self.repeats = _Repeats(ledgered is not None)
+        self.repeats = Repeats(ledgered is not None)
         self.exhausted = False
 
     async def fill(self) -> None:

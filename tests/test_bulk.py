@@ -7,9 +7,10 @@ flight waits on an event the test controls.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import itertools
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
@@ -235,21 +236,15 @@ def test_breaking_early_accounts_for_every_pulled_input_once() -> None:
     assert sorted(fake.calls) == sorted(source.pulled)
 
 
-def test_outcomes_completed_together_reach_on_outcome_after_an_early_stop(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Several resends finish before the runner waits: one wait returns them all, the consumer
-    # takes one and stops; the others must still be reported.
-    submitted: list[concurrent.futures.Future[Any]] = []
-
-    class RecordingExecutor(concurrent.futures.ThreadPoolExecutor):
-        def submit(self, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-            future = super().submit(*args, **kwargs)
-            submitted.append(future)
-            return future
-
-    monkeypatch.setattr(invites.bulk, "ThreadPoolExecutor", RecordingExecutor)
+def test_outcomes_completed_together_reach_on_outcome_after_an_early_stop() -> None:
+    # Several resends finish before the runner waits: the consumer takes one and stops; the
+    # others must still be reported.
+    finished = threading.Semaphore(0)
     release = threading.Event()
+
+    def quick(invitee: Invitee) -> ResendResult:
+        finished.release()
+        return sent(invitee.user_id)
 
     def held(invitee: Invitee) -> ResendResult:
         release.wait(timeout=10)
@@ -257,14 +252,14 @@ def test_outcomes_completed_together_reach_on_outcome_after_an_early_stop(
 
     def source() -> Iterator[str]:
         yield from ("u-0", "u-1", "u-2")
-        concurrent.futures.wait(submitted)  # all three are complete before the runner waits
+        for _ in range(3):  # all three are done before the runner waits for an outcome
+            assert finished.acquire(timeout=10)
         yield "u-held"
         yield "u-never"
 
     hooked: list[invites.Outcome] = []
-    stream = invites.resend_many(
-        FakeProvider({"u-held": held}), source(), concurrency=4, on_outcome=hooked.append
-    )
+    fake = FakeProvider({"u-0": quick, "u-1": quick, "u-2": quick, "u-held": held})
+    stream = invites.resend_many(fake, source(), concurrency=4, on_outcome=hooked.append)
     first = next(stream)
     release.set()
     stream.close()
@@ -292,6 +287,49 @@ def test_an_input_that_raises_still_reports_the_resends_in_flight() -> None:
         list(invites.resend_many(fake, source(), concurrency=4, on_outcome=hooked.append))
     assert sorted(o.user_id for o in hooked) == ["u-0", "u-1"]
     assert all(o.status == "sent" for o in hooked)
+
+
+class Interrupted(BaseException):
+    """Not an Exception: passes through resend_one, as KeyboardInterrupt or SystemExit would."""
+
+
+def test_a_base_exception_in_a_resend_reaches_the_consumer() -> None:
+    def interrupted(invitee: Invitee) -> ResendResult:
+        raise Interrupted
+
+    hooked: list[invites.Outcome] = []
+    fake = FakeProvider({"u-1": interrupted})
+    with pytest.raises(Interrupted):
+        list(
+            invites.resend_many(
+                fake, ["u-0", "u-1", "u-2"], concurrency=1, on_outcome=hooked.append
+            )
+        )
+    assert [o.user_id for o in hooked] == ["u-0"]
+
+
+def test_a_run_left_open_lets_the_process_exit_after_its_resends_in_flight() -> None:
+    # The generator is kept in a global, never closed: its worker threads must not keep the
+    # interpreter from exiting, and the resend in flight finishes first.
+    code = """
+import threading, time
+import invites
+from invites.testing import FakeProvider
+from invites import ResendResult
+def slow(invitee):
+    time.sleep(0.2)
+    print("finished", invitee.user_id, flush=True)
+    return ResendResult(provider="fake", user_id=invitee.user_id, message="sent")
+fake = FakeProvider({"u-1": slow})
+stream = invites.resend_many(fake, ["u-0", "u-1", "u-2", "u-3"], concurrency=2)
+print("took", next(stream).user_id, flush=True)
+"""
+    done = subprocess.run(  # noqa: S603 (this interpreter, the code above)
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "took u-0" in done.stdout
+    assert "finished u-1" in done.stdout
 
 
 class GatedAsyncProvider:
