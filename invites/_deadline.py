@@ -11,7 +11,6 @@ with httpcore's own timeout, which httpx maps to ``ConnectTimeout``, ``ReadTimeo
 from __future__ import annotations
 
 import ssl
-import threading
 import time
 import typing
 from collections.abc import Iterable
@@ -20,6 +19,8 @@ from typing import Any, Final
 
 import httpcore
 import httpx
+
+from ._pool import AsyncPool, SyncPool, placeholder_context
 
 __all__ = ["DEADLINE", "async_transport", "sync_transport", "time_left"]
 
@@ -50,12 +51,16 @@ def _capped(timeout: float | None, expired: type[Exception]) -> float | None:
 class _Stream(httpcore.NetworkStream):
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        # The pool asks each idle connection, on every request, whether the server closed it:
+        # the wrapped stream answers directly.
+        self.get_extra_info = stream.get_extra_info  # type: ignore[method-assign]
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return self._stream.read(max_bytes, _capped(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _capped(timeout, httpcore.WriteTimeout))
+        if buffer:  # h11 ends a body of known length with nothing to write
+            self._stream.write(buffer, _capped(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._stream.close()
@@ -105,12 +110,16 @@ class _Backend(httpcore.NetworkBackend):
 class _AsyncStream(httpcore.AsyncNetworkStream):
     def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
         self._stream = stream
+        # The pool asks each idle connection, on every request, whether the server closed it:
+        # the wrapped stream answers directly.
+        self.get_extra_info = stream.get_extra_info  # type: ignore[method-assign]
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._stream.read(max_bytes, _capped(timeout, httpcore.ReadTimeout))
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._stream.write(buffer, _capped(timeout, httpcore.WriteTimeout))
+        if buffer:  # as in the sync stream
+            await self._stream.write(buffer, _capped(timeout, httpcore.WriteTimeout))
 
     async def aclose(self) -> None:
         await self._stream.aclose()
@@ -158,59 +167,18 @@ class _AsyncBackend(httpcore.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
-class _Pool(httpcore.ConnectionPool):
-    """httpcore's pool, taking the process's verifying TLS context at its first TLS connection."""
-
-    def create_connection(self, origin: httpcore.Origin) -> httpcore.ConnectionInterface:
-        if self._ssl_context is None and origin.scheme == b"https":
-            self._ssl_context = verifying_context()
-        return super().create_connection(origin)
-
-
-class _AsyncPool(httpcore.AsyncConnectionPool):
-    """:class:`_Pool` for asyncio."""
-
-    def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
-        if self._ssl_context is None and origin.scheme == b"https":
-            self._ssl_context = verifying_context()
-        return super().create_connection(origin)
-
-
-_context_lock = threading.Lock()
-_context: ssl.SSLContext | None = None
-
-
-def verifying_context() -> ssl.SSLContext:
-    """The TLS context every client the library creates verifies servers with, made once.
-
-    It is httpx's default (certifi's CA bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), and
-    loading that bundle is most of what creating a client costs: so it is loaded when the first
-    connection needs it, and shared by the sync client and every event loop's async client.
-    """
-    global _context
-    with _context_lock:
-        if _context is None:
-            _context = httpx.create_ssl_context()
-        return _context
-
-
-def _placeholder_context() -> ssl.SSLContext:
-    """What httpx's transport is built with before its pool is replaced: it trusts nothing."""
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
 def sync_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     """An httpx transport whose socket operations end by the running resend's deadline."""
-    transport = httpx.HTTPTransport(verify=_placeholder_context(), limits=limits)
+    transport = httpx.HTTPTransport(verify=placeholder_context(), limits=limits)
     # httpx takes no network backend, so its pool is replaced by an equal one that has ours.
-    transport._pool = _Pool(network_backend=_Backend(), **_pool_options(limits))
+    transport._pool = SyncPool(network_backend=_Backend(), **_pool_options(limits))
     return transport
 
 
 def async_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     """:func:`sync_transport` for asyncio (anyio's backend, as httpx uses under asyncio)."""
-    transport = httpx.AsyncHTTPTransport(verify=_placeholder_context(), limits=limits)
-    transport._pool = _AsyncPool(network_backend=_AsyncBackend(), **_pool_options(limits))
+    transport = httpx.AsyncHTTPTransport(verify=placeholder_context(), limits=limits)
+    transport._pool = AsyncPool(network_backend=_AsyncBackend(), **_pool_options(limits))
     return transport
 
 

@@ -2,7 +2,8 @@
 
 :func:`resend_one` / :func:`aresend_one` resend to one invitee (under a run's ledger when given)
 and turn whatever happens into an :class:`Outcome`; the bulk runners in :mod:`invites.bulk`
-schedule them.
+schedule them, and share :class:`Hook` (``on_outcome``) and :class:`Repeats` (a user id repeated
+under a ledger).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from .ledger._guard import Guard, Guarded, outcome_status
 from .models import Invitee, ResendResult, as_invitee
 
 __all__ = [
+    "Hook",
     "Ledgered",
     "Outcome",
     "OutcomeHook",
     "OutcomeStatus",
+    "Repeats",
     "aresend_one",
     "cancelled",
     "resend_one",
@@ -166,3 +169,59 @@ def cancelled(provider: InviteProvider, item: object) -> Outcome:
         user_id=user_id_of(item),
     )
     return _failed(item, error)
+
+
+class Hook:
+    """``on_outcome``, called for every outcome even after it raised; the first error is kept."""
+
+    def __init__(self, hook: OutcomeHook | None) -> None:
+        self.hook = hook
+        self.error: Exception | None = None
+
+    def __call__(self, outcome: Outcome) -> None:
+        if self.hook is None:
+            return
+        try:
+            self.hook(outcome)
+        except Exception as exc:
+            if self.error is None:
+                self.error = exc
+
+
+class Repeats:
+    """With a ledger, a repeat of a user id in flight waits for its outcome instead of racing it.
+
+    Only user ids in flight are held, so memory stays bounded by the concurrency; a repeat that
+    comes after the first finished is settled by the ledger.
+    """
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+        self.in_flight: dict[str, list[Invitee | str]] = {}
+
+    def hold(self, item: Invitee | str) -> bool:
+        """Start tracking ``item``'s user id; True when it is a repeat, held for later."""
+        if not self.active:
+            return False
+        held = self.in_flight.get(user_id_of(item))
+        if held is not None:
+            held.append(item)
+            return True
+        self.in_flight[user_id_of(item)] = []
+        return False
+
+    def expand(self, outcome: Outcome) -> list[Outcome]:
+        """``outcome`` followed by one for each held repeat of its user id."""
+        if not self.active:
+            return [outcome]
+        held = self.in_flight.pop(outcome.user_id, [])
+        repeats = [
+            attrs.evolve(
+                outcome,
+                invitee=item if isinstance(item, Invitee) else outcome.invitee,
+                skipped=True,
+                resent_unknown=False,
+            )
+            for item in held
+        ]
+        return [outcome, *repeats]

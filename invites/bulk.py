@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import queue
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -25,19 +24,18 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Final, cast
 
-import attrs
-
+from ._bulk_threads import ThreadRun
 from ._outcome import (
+    Hook,
     Ledgered,
     Outcome,
     OutcomeHook,
     OutcomeStatus,
+    Repeats,
     aresend_one,
     cancelled,
-    resend_one,
-    user_id_of,
 )
 from ._protocol import InviteProvider
 from .ledger import Ledger
@@ -68,62 +66,6 @@ def _check_arguments(invitees: object, concurrency: int) -> None:
         )
 
 
-class _Hook:
-    """``on_outcome``, called for every outcome even after it raised; the first error is kept."""
-
-    def __init__(self, hook: OutcomeHook | None) -> None:
-        self.hook = hook
-        self.error: Exception | None = None
-
-    def __call__(self, outcome: Outcome) -> None:
-        if self.hook is None:
-            return
-        try:
-            self.hook(outcome)
-        except Exception as exc:
-            if self.error is None:
-                self.error = exc
-
-
-class _Repeats:
-    """With a ledger, a repeat of a user id in flight waits for its outcome instead of racing it.
-
-    Only user ids in flight are held, so memory stays bounded by the concurrency; a repeat that
-    comes after the first finished is settled by the ledger.
-    """
-
-    def __init__(self, active: bool) -> None:
-        self.active = active
-        self.in_flight: dict[str, list[Invitee | str]] = {}
-
-    def hold(self, item: Invitee | str) -> bool:
-        """Start tracking ``item``'s user id; True when it is a repeat, held for later."""
-        if not self.active:
-            return False
-        held = self.in_flight.get(user_id_of(item))
-        if held is not None:
-            held.append(item)
-            return True
-        self.in_flight[user_id_of(item)] = []
-        return False
-
-    def expand(self, outcome: Outcome) -> list[Outcome]:
-        """``outcome`` followed by one for each held repeat of its user id."""
-        if not self.active:
-            return [outcome]
-        held = self.in_flight.pop(outcome.user_id, [])
-        repeats = [
-            attrs.evolve(
-                outcome,
-                invitee=item if isinstance(item, Invitee) else outcome.invitee,
-                skipped=True,
-                resent_unknown=False,
-            )
-            for item in held
-        ]
-        return [outcome, *repeats]
-
-
 def resend_many(
     provider: InviteProvider,
     invitees: Iterable[Invitee | str],
@@ -149,74 +91,30 @@ def resend_many(
     _check_arguments(invitees, concurrency)
     concurrency = _within_pool(provider, concurrency, asynchronous=False)
     ledgered = None if ledger is None else Ledgered(ledger, provider, run, retry_unknown)
-    return _resend_many(provider, iter(invitees), concurrency, _Hook(on_outcome), ledgered)
+    return _resend_many(provider, iter(invitees), concurrency, Hook(on_outcome), ledgered)
 
 
 def _resend_many(
     provider: InviteProvider,
     source: Iterator[Invitee | str],
     concurrency: int,
-    hook: _Hook,
+    hook: Hook,
     ledgered: Ledgered | None,
 ) -> Generator[Outcome, None, None]:
-    # Each resend hands its finished future to a queue: taking the next outcome costs the same
-    # at any concurrency (waiting on every pending future at once costs one lock per future).
-    finished: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
-    ready: collections.deque[Outcome] = collections.deque()  # completed, not yet reported
-    repeats = _Repeats(ledgered is not None)
-    executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="invites")
-    in_flight = 0
-    exhausted = False
+    run = ThreadRun(provider, source, concurrency, hook, ledgered)
     try:
         while True:
-            while not ready and not exhausted and hook.error is None and in_flight < concurrency:
-                try:
-                    item = next(source)
-                except StopIteration:
-                    exhausted = True
-                    break
-                if not repeats.hold(item):
-                    executor.submit(resend_one, provider, item, ledgered).add_done_callback(
-                        finished.put
-                    )
-                    in_flight += 1
-            if not in_flight and not ready:
+            if not run.ready:
+                run.fill()
+            if not run.in_flight and not run.ready:
                 break
-            if not ready:
-                future = finished.get()
-                in_flight -= 1
-                ready.extend(repeats.expand(future.result()))
-            outcome = ready.popleft()
+            outcome = run.next_outcome()
             hook(outcome)
             yield outcome
     finally:
-        _drain(ready, finished, in_flight, repeats, hook, executor, ledgered)
+        run.drain()
     if hook.error is not None:
         raise hook.error
-
-
-def _drain(
-    ready: collections.deque[Outcome],
-    finished: queue.SimpleQueue[Future[Outcome]],
-    in_flight: int,
-    repeats: _Repeats,
-    hook: _Hook,
-    executor: ThreadPoolExecutor,
-    ledgered: Ledgered | None,
-) -> None:
-    """Hand the outcomes completed but not yet reported to on_outcome, then those of the
-    ``in_flight`` resends as each finishes (the consumer may have stopped early, or the input
-    raised); then wait until the ledger holds every outcome."""
-    try:
-        while ready:
-            hook(ready.popleft())
-        for _ in range(in_flight):
-            for outcome in repeats.expand(finished.get().result()):
-                hook(outcome)
-    finally:
-        executor.shutdown(wait=True)
-        if ledgered is not None:
-            ledgered.flush()
 
 
 async def aresend_many(
@@ -240,72 +138,111 @@ async def aresend_many(
     _check_arguments(invitees, concurrency)
     concurrency = _within_pool(provider, concurrency, asynchronous=True)
     ledgered = None if ledger is None else Ledgered(ledger, provider, run, retry_unknown)
-    hook = _Hook(on_outcome)
-    source = _aiter(invitees)
-    items: dict[asyncio.Task[Outcome], Invitee | str] = {}
-    # Each task hands itself over when done: as with threads, no wait on every task at once.
-    finished: asyncio.Queue[asyncio.Task[Outcome]] = asyncio.Queue()
-    ready: collections.deque[Outcome] = collections.deque()
-    repeats = _Repeats(ledgered is not None)
-    exhausted = False
+    hook = Hook(on_outcome)
+    tasks = _TaskRun(provider, invitees, concurrency, hook, ledgered)
     try:
         while True:
-            while not ready and not exhausted and hook.error is None and len(items) < concurrency:
-                try:
-                    item = await anext(source)
-                except StopAsyncIteration:
-                    exhausted = True
-                    break
-                if not repeats.hold(item):
-                    task = asyncio.create_task(aresend_one(provider, item, ledgered))
-                    task.add_done_callback(finished.put_nowait)
-                    items[task] = item
-            if not items and not ready:
+            if not tasks.ready:
+                await tasks.fill()
+            if not tasks.items and not tasks.ready:
                 break
-            if not ready:
-                task = await finished.get()
-                del items[task]
-                ready.extend(repeats.expand(task.result()))
-            outcome = ready.popleft()
+            outcome = await tasks.next_outcome()
             hook(outcome)
             yield outcome
     finally:
-        await _settle_in_flight(provider, items, ready, repeats, hook)
+        await tasks.settle()
         if ledgered is not None:
             await ledgered.aflush()
     if hook.error is not None:
         raise hook.error
 
 
-async def _settle_in_flight(
-    provider: InviteProvider,
-    items: dict[asyncio.Task[Outcome], Invitee | str],
-    ready: collections.deque[Outcome],
-    repeats: _Repeats,
-    hook: _Hook,
-) -> None:
-    """Report what completed, then cancel what is in flight and report each as it settles."""
-    while ready:
-        hook(ready.popleft())
-    for task in items:
-        task.cancel()
-    for task, item in items.items():
-        # aresend_one reports its own cancellation as "unknown"; a task cancelled before it
-        # started is reported the same way.
-        try:
-            outcome = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            outcome = cancelled(provider, item)
-        for each in repeats.expand(outcome):
-            hook(each)
+_END: Final = object()
 
 
-async def _aiter(
-    invitees: Iterable[Invitee | str] | AsyncIterable[Invitee | str],
-) -> AsyncIterator[Invitee | str]:
-    if isinstance(invitees, AsyncIterable):
-        async for item in invitees:
-            yield item
-    else:
-        for item in invitees:
-            yield item
+class _TaskRun:
+    """The state of one :func:`aresend_many` run: a task per resend in flight.
+
+    Each task appends its outcome to :attr:`done` and wakes the runner itself: no done-callback
+    and no queue stand between a finished resend and the next one starting.
+    """
+
+    def __init__(
+        self,
+        provider: InviteProvider,
+        invitees: Iterable[Invitee | str] | AsyncIterable[Invitee | str],
+        concurrency: int,
+        hook: Hook,
+        ledgered: Ledgered | None,
+    ) -> None:
+        self.provider = provider
+        # A plain iterable is pulled directly: an async generator around it costs a step a pull.
+        self.source: Iterator[Invitee | str] | None = None
+        self.asource: AsyncIterator[Invitee | str] | None = None
+        if isinstance(invitees, AsyncIterable):
+            self.asource = aiter(invitees)
+        else:
+            self.source = iter(invitees)
+        self.concurrency = concurrency
+        self.hook = hook
+        self.ledgered = ledgered
+        self.items: dict[asyncio.Task[Outcome], Invitee | str] = {}
+        self.done: collections.deque[tuple[asyncio.Task[Outcome], Outcome]] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.ready: collections.deque[Outcome] = collections.deque()
+        self.repeats = Repeats(ledgered is not None)
+        self.exhausted = False
+
+    async def fill(self) -> None:
+        """Start resends until ``concurrency`` are in flight or the input ends."""
+        while not self.exhausted and self.hook.error is None and len(self.items) < self.concurrency:
+            if self.source is not None:
+                pulled = next(self.source, _END)
+            else:
+                assert self.asource is not None
+                pulled = await anext(self.asource, _END)
+            if pulled is _END:
+                self.exhausted = True
+                return
+            item = cast("Invitee | str", pulled)
+            if not self.repeats.hold(item):
+                self.items[asyncio.create_task(self._resend(item))] = item
+
+    async def _resend(self, item: Invitee | str) -> Outcome:
+        outcome = await aresend_one(self.provider, item, self.ledgered)
+        self.done.append((cast("asyncio.Task[Outcome]", asyncio.current_task()), outcome))
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return outcome
+
+    async def next_outcome(self) -> Outcome:
+        """The next outcome to report, waiting for a resend to finish when none is ready."""
+        if not self.ready:
+            while not self.done:
+                self.waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self.waiter
+                finally:
+                    self.waiter = None
+            task, outcome = self.done.popleft()
+            del self.items[task]
+            self.ready.extend(self.repeats.expand(outcome))
+        return self.ready.popleft()
+
+    async def settle(self) -> None:
+        """Report what completed, then cancel what is in flight and report each as it settles."""
+        hook, repeats = self.hook, self.repeats
+        while self.ready:
+            hook(self.ready.popleft())
+        for task in self.items:
+            task.cancel()
+        for task, item in self.items.items():
+            # aresend_one reports its own cancellation as "unknown"; a task cancelled before it
+            # started is reported the same way.
+            try:
+                outcome = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                outcome = cancelled(self.provider, item)
+            for each in repeats.expand(outcome):
+                hook(each)

@@ -7,7 +7,6 @@ flight waits on an event the test controls.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import itertools
 import threading
@@ -235,21 +234,15 @@ def test_breaking_early_accounts_for_every_pulled_input_once() -> None:
     assert sorted(fake.calls) == sorted(source.pulled)
 
 
-def test_outcomes_completed_together_reach_on_outcome_after_an_early_stop(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Several resends finish before the runner waits: one wait returns them all, the consumer
-    # takes one and stops; the others must still be reported.
-    submitted: list[concurrent.futures.Future[Any]] = []
-
-    class RecordingExecutor(concurrent.futures.ThreadPoolExecutor):
-        def submit(self, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-            future = super().submit(*args, **kwargs)
-            submitted.append(future)
-            return future
-
-    monkeypatch.setattr(invites.bulk, "ThreadPoolExecutor", RecordingExecutor)
+def test_outcomes_completed_together_reach_on_outcome_after_an_early_stop() -> None:
+    # Several resends finish before the runner waits: the consumer takes one and stops; the
+    # others must still be reported.
+    finished = threading.Semaphore(0)
     release = threading.Event()
+
+    def quick(invitee: Invitee) -> ResendResult:
+        finished.release()
+        return sent(invitee.user_id)
 
     def held(invitee: Invitee) -> ResendResult:
         release.wait(timeout=10)
@@ -257,14 +250,14 @@ def test_outcomes_completed_together_reach_on_outcome_after_an_early_stop(
 
     def source() -> Iterator[str]:
         yield from ("u-0", "u-1", "u-2")
-        concurrent.futures.wait(submitted)  # all three are complete before the runner waits
+        for _ in range(3):  # all three are done before the runner waits for an outcome
+            assert finished.acquire(timeout=10)
         yield "u-held"
         yield "u-never"
 
     hooked: list[invites.Outcome] = []
-    stream = invites.resend_many(
-        FakeProvider({"u-held": held}), source(), concurrency=4, on_outcome=hooked.append
-    )
+    fake = FakeProvider({"u-0": quick, "u-1": quick, "u-2": quick, "u-held": held})
+    stream = invites.resend_many(fake, source(), concurrency=4, on_outcome=hooked.append)
     first = next(stream)
     release.set()
     stream.close()

@@ -16,7 +16,7 @@ import httpx
 from support import vendor_config
 
 import invites
-from invites._deadline import verifying_context
+from invites._pool import verifying_context
 
 HTTPS = httpcore.Origin(b"https", b"vendor.invalid", 443)
 HTTP = httpcore.Origin(b"http", b"vendor.invalid", 80)
