@@ -104,20 +104,30 @@ def _set_up(connection: sqlite3.Connection) -> None:
 
 
 def read_rows(connection: sqlite3.Connection, keys: set[RecordKey]) -> Rows:
-    """The rows of ``keys`` (None for a key with no record), in one statement."""
+    """The rows of ``keys`` (None for a key with no record), in one statement.
+
+    The keys are a joined list of values, so each is one primary-key lookup: a ``(run,
+    identity, user_id) IN (VALUES ...)`` test would scan the whole table instead.
+    """
     rows: Rows = dict.fromkeys(keys)
     if not keys:
         return rows
-    ordered = list(keys)
-    values = ", ".join(["(?, ?, ?)"] * len(ordered))
-    params = [part for key in ordered for part in key_params(key)]
-    sql = (
-        f"SELECT {COLUMNS} FROM invites_ledger "  # noqa: S608 - fixed columns; values bound
-        f"WHERE (run, identity, user_id) IN (VALUES {values})"
-    )
-    for row in connection.execute(sql, params):
+    params = [part for key in keys for part in key_params(key)]
+    for row in connection.execute(_read_sql(len(keys)), params):
         rows[RecordKey(row[0], row[1], row[2])] = tuple(row)
     return rows
+
+
+_KEYED_COLUMNS: Final = ", ".join(f"l.{name.strip()}" for name in COLUMNS.split(","))
+
+
+def _read_sql(count: int) -> str:
+    values = ", ".join(["(?, ?, ?)"] * count)
+    return (
+        f"SELECT {_KEYED_COLUMNS} FROM (VALUES {values}) AS k "  # noqa: S608 - values bound
+        "JOIN invites_ledger AS l "
+        "ON l.run = k.column1 AND l.identity = k.column2 AND l.user_id = k.column3"
+    )
 
 
 def key_params(key: RecordKey) -> tuple[str, str, str]:
