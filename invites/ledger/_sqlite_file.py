@@ -33,13 +33,12 @@ COLUMNS: Final = (
     "run, identity, user_id, state, owner, lease_until, claims, result, error, created_at, "
     "updated_at"
 )
-UPSERT: Final = (
-    f"INSERT INTO invites_ledger ({COLUMNS}) "  # noqa: S608 - fixed columns; values are bound
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (run, identity, user_id) DO UPDATE SET state = excluded.state, "
+_UPSERT_TAIL: Final = (
+    " ON CONFLICT (run, identity, user_id) DO UPDATE SET state = excluded.state, "
     "owner = excluded.owner, lease_until = excluded.lease_until, claims = excluded.claims, "
     "result = excluded.result, error = excluded.error, updated_at = excluded.updated_at"
 )
+_ROW_PARAMS: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def path_of(target: str) -> str:
@@ -127,6 +126,17 @@ def _read_sql(count: int) -> str:
         f"SELECT {_KEYED_COLUMNS} FROM (VALUES {values}) AS k "  # noqa: S608 - values bound
         "JOIN invites_ledger AS l "
         "ON l.run = k.column1 AND l.identity = k.column2 AND l.user_id = k.column3"
+    )
+
+
+def write_rows(connection: sqlite3.Connection, rows: list[Row]) -> None:
+    """Insert or update ``rows`` (in ``COLUMNS`` order), in one statement."""
+    if not rows:
+        return
+    values = ", ".join([_ROW_PARAMS] * len(rows))
+    connection.execute(
+        f"INSERT INTO invites_ledger ({COLUMNS}) VALUES {values}{_UPSERT_TAIL}",  # noqa: S608
+        [value for row in rows for value in row],
     )
 
 
