@@ -315,3 +315,48 @@ def test_async_use_leaves_no_task_behind_so_a_loop_can_end_with_the_ledger_open(
     again = asyncio.run(ledger.aget(RecordKey("r", "i", "u-3")))  # another loop, its own pool
     assert again is not None
     assert again.owner == "a"
+
+
+# -- outcomes queued without waiting -------------------------------------------------------------
+
+
+def _key(user_id: str) -> RecordKey:
+    return RecordKey(run="run-soon", identity='{"vendor":"fake"}', user_id=user_id)
+
+
+def test_a_queued_outcome_is_written_off_the_callers_thread_and_kept_by_close(url: str) -> None:
+    ledger = open_ledger(url)
+    writers: list[threading.Thread] = []
+    settle = ledger.settle
+
+    def recording(*args: Any, **kwargs: Any) -> Record | None:
+        writers.append(threading.current_thread())
+        return settle(*args, **kwargs)
+
+    ledger.settle = recording  # type: ignore[method-assign]
+    for n in range(10):
+        assert ledger.claim(_key(f"u-{n}"), owner="a", lease=60).granted
+        ledger.settle_soon(_key(f"u-{n}"), "already_verified", owner="a")
+    ledger.close()
+    assert len(writers) == 10
+    assert threading.current_thread() not in writers  # the caller went on to its next claim
+    with open_ledger(url) as reopened:
+        states = {r.key.user_id: r.state for r in reopened.records(run="run-soon")}
+    assert states == {f"u-{n}": "already_verified" for n in range(10)}
+
+
+def test_async_queued_outcomes_are_tasks_that_aflush_waits_for(url: str) -> None:
+    async def main() -> set[str]:
+        async with open_ledger(url) as ledger:
+            assert (await ledger.aclaim(_key("u-1"), owner="a", lease=60)).granted
+            before = asyncio.all_tasks()
+            await ledger.asettle_soon(_key("u-1"), "already_verified", owner="a")
+            queued = asyncio.all_tasks() - before
+            assert len(queued) == 1  # the write runs on its own; the caller did not wait for it
+            await ledger.aflush()
+            assert all(task.done() for task in queued)
+            record = await ledger.aget(_key("u-1"))
+            assert record is not None
+            return {record.state}
+
+    assert asyncio.run(main()) == {"already_verified"}
