@@ -324,25 +324,58 @@ def _key(user_id: str) -> RecordKey:
     return RecordKey(run="run-soon", identity='{"vendor":"fake"}', user_id=user_id)
 
 
-def test_a_queued_outcome_is_written_off_the_callers_thread_and_kept_by_close(url: str) -> None:
+def test_queued_outcomes_are_written_in_groups_off_the_callers_thread_and_kept_by_close(
+    url: str,
+) -> None:
     ledger = open_ledger(url)
-    writers: list[threading.Thread] = []
-    settle = ledger.settle
+    groups: list[tuple[threading.Thread, list[str]]] = []
+    write = ledger._settle_many  # type: ignore[attr-defined]
 
-    def recording(*args: Any, **kwargs: Any) -> Record | None:
-        writers.append(threading.current_thread())
-        return settle(*args, **kwargs)
+    def recording(outcomes: list[Any]) -> set[RecordKey]:
+        groups.append((threading.current_thread(), [o[0].user_id for o in outcomes]))
+        written: set[RecordKey] = write(outcomes)
+        return written
 
-    ledger.settle = recording  # type: ignore[method-assign]
+    ledger._queued._write = recording  # type: ignore[attr-defined]
     for n in range(10):
         assert ledger.claim(_key(f"u-{n}"), owner="a", lease=60).granted
         ledger.settle_soon(_key(f"u-{n}"), "already_verified", owner="a")
+    ledger.settle_soon(_key("u-0"), "sent", owner="someone else")  # not theirs: not written
     ledger.close()
-    assert len(writers) == 10
-    assert threading.current_thread() not in writers  # the caller went on to its next claim
+    assert sorted(user for _, users in groups for user in users) == sorted(
+        [f"u-{n}" for n in range(10)] + ["u-0"]
+    )
+    assert threading.current_thread() not in {thread for thread, _ in groups}
     with open_ledger(url) as reopened:
         states = {r.key.user_id: r.state for r in reopened.records(run="run-soon")}
     assert states == {f"u-{n}": "already_verified" for n in range(10)}
+
+
+def test_many_queued_outcomes_take_few_statements(url: str) -> None:
+    async def main() -> tuple[int, dict[str, str]]:
+        async with open_ledger(url) as ledger:
+            write = ledger._asettle_many  # type: ignore[attr-defined]
+            calls: list[int] = []
+
+            async def counting(outcomes: list[Any]) -> set[RecordKey]:
+                calls.append(len(outcomes))
+                written: set[RecordKey] = await write(outcomes)
+                return written
+
+            ledger._queued._awrite = counting  # type: ignore[attr-defined]
+            keys = [_key(f"u-{n}") for n in range(50)]
+            await asyncio.gather(*(ledger.aclaim(k, owner="a", lease=60) for k in keys))
+            for k in keys:
+                await ledger.asettle_soon(k, "already_verified", owner="a")
+            await ledger.aflush()
+            states: dict[str, str] = {
+                r.key.user_id: r.state for r in ledger.records(run="run-soon")
+            }
+            return len(calls), states
+
+    statements, states = asyncio.run(main())
+    assert statements < 50  # queued while one group was written: they go in the next group
+    assert states == {f"u-{n}": "already_verified" for n in range(50)}
 
 
 def test_async_queued_outcomes_are_tasks_that_aflush_waits_for(url: str) -> None:

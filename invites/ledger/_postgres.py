@@ -6,8 +6,9 @@ key), so of any number of racing claims exactly one is granted, and the statemen
 the claim returns. A takeover copies the record it replaces into ``previous`` in the same
 statement, so :attr:`~invites.ledger.Claim.previous` is the row as it stood under the lock. Every
 time is the server's clock (Unix seconds), so hosts with skewed clocks agree on leases. An outcome
-queued with :meth:`PostgresLedger.settle_soon` is committed on another connection while its caller
-goes on to the next claim (:mod:`invites.ledger._postgres_soon`).
+queued with :meth:`PostgresLedger.settle_soon` is committed, with the others queued meanwhile, on
+another connection while its caller goes on to the next claim
+(:mod:`invites.ledger._postgres_soon`).
 
 Connections come from a :class:`psycopg_pool.ConnectionPool` (sync callers) and, for async
 callers, from a small pool of the library's own per event loop (an async connection belongs to
@@ -24,7 +25,6 @@ to send).
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -39,7 +39,7 @@ from ..errors import ConnectionFailed
 from ..models import ResendResult
 from . import Claim, Ledger, OutcomeState, Record, RecordKey, dump_error, dump_result, read_record
 from ._postgres_pool import LoopPool, check_lent, ping
-from ._postgres_soon import Queued
+from ._postgres_soon import Outcome, Queued
 from ._postgres_sql import (
     COLUMNS,
     SCHEMA,
@@ -48,6 +48,7 @@ from ._postgres_sql import (
     key_params,
     ledger_label,
     previous_record,
+    settle_many,
     split_url,
     statements,
 )
@@ -87,7 +88,7 @@ class PostgresLedger(Ledger):
         self._async_pools: dict[asyncio.AbstractEventLoop, LoopPool] = {}
         self._closed = False
         self._sql = statements(self._table)
-        self._queued = Queued()
+        self._queued = Queued(self._settle_many, self._asettle_many)
         self.migrate()
 
     def __repr__(self) -> str:
@@ -169,8 +170,7 @@ class PostgresLedger(Ledger):
         result: ResendResult | None = None,
         error: BaseException | None = None,
     ) -> None:
-        settle = functools.partial(self.settle, key, state, owner=owner, result=result, error=error)
-        self._queued.submit(key, state, settle)
+        self._queued.submit((key, owner, state, dump_result(result), dump_error(error)))
 
     def flush(self) -> None:
         self._queued.wait()
@@ -276,8 +276,7 @@ class PostgresLedger(Ledger):
         result: ResendResult | None = None,
         error: BaseException | None = None,
     ) -> None:
-        settling = self.asettle(key, state, owner=owner, result=result, error=error)
-        self._queued.asubmit(key, state, settling)
+        self._queued.asubmit((key, owner, state, dump_result(result), dump_error(error)))
 
     async def aflush(self) -> None:
         await self._queued.await_all()
@@ -321,6 +320,24 @@ class PostgresLedger(Ledger):
             "owner": owner,
         }
         return self._sql["settle" if owner is None else "settle_held"], params
+
+    def _settle_many(self, outcomes: list[Outcome]) -> set[RecordKey]:
+        statement, params = settle_many(self._table, outcomes)
+        try:
+            with self._sync_pool().connection() as connection:
+                rows = connection.execute(statement, params).fetchall()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise self._failure(exc) from None
+        return {RecordKey(*row) for row in rows}
+
+    async def _asettle_many(self, outcomes: list[Outcome]) -> set[RecordKey]:
+        statement, params = settle_many(self._table, outcomes)
+        try:
+            async with (await self._async_pool()).connection() as connection:
+                rows = await (await connection.execute(statement, params)).fetchall()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise self._failure(exc) from None
+        return {RecordKey(*row) for row in rows}
 
     def _sync_pool(self) -> ConnectionPool:
         with self._lock:

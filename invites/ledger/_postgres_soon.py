@@ -1,11 +1,11 @@
 """Outcomes a PostgreSQL ledger writes without its caller waiting (``settle_soon``).
 
-Each queued outcome is its own ``UPDATE``, committed on a pooled connection while the caller goes
-on to its next claim: the server flushes their commits alongside the claims' (concurrent commits
-share a WAL flush), and no resend waits for the previous one's outcome. Sync callers' outcomes run
-on a small thread pool of the ledger's; async callers' as tasks of their own event loop.
-:meth:`Queued.wait` / :meth:`Queued.await_all` return once every outcome queued before is
-committed (or has failed, which is logged: the record then reads ``unknown``).
+Queued outcomes are written in groups: one ``UPDATE ... FROM (VALUES ...)`` statement (one round
+trip, one commit) takes every outcome queued while the previous group was being written, on a
+pooled connection, while the callers go on to their next claims. Sync callers' outcomes are written
+by one job at a time on a thread of the ledger's; async callers' by one task at a time on their own
+event loop. :meth:`Queued.wait` / :meth:`Queued.await_all` return once every outcome queued before
+is committed (or has failed, which is logged: the record then reads ``unknown``).
 """
 
 from __future__ import annotations
@@ -15,22 +15,27 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_all
-from typing import Any, Final
+from typing import Final, TypeAlias
 
-from . import Record, RecordKey
+from . import RecordKey
 
-__all__ = ["Queued", "log_unsettled"]
+__all__ = ["Outcome", "Queued", "log_unsettled"]
 
 logger = logging.getLogger("invites.ledger")
 
-#: Threads writing sync callers' queued outcomes (each holds a pooled connection while it does).
-_WRITERS: Final = 2
+#: A queued outcome: key, owner, state, result and error (as JSON text).
+Outcome: TypeAlias = tuple[RecordKey, str, str, str | None, str | None]
+#: Writes a group of outcomes; returns the keys whose intent it settled.
+Write: TypeAlias = Callable[[list[Outcome]], set[RecordKey]]
+AsyncWrite: TypeAlias = Callable[[list[Outcome]], Awaitable[set[RecordKey]]]
+
+#: Most outcomes one statement writes.
+_GROUP: Final = 256
 
 
-def log_unsettled(key: RecordKey, state: str, error: BaseException | None, recorded: bool) -> None:
-    """Log a queued outcome that was not recorded: ``error`` it raised, or not ``recorded``
-    because the intent was no longer its owner's."""
+def log_unsettled(key: RecordKey, state: str, error: BaseException | None) -> None:
+    """Log a queued outcome that was not recorded: ``error`` it raised, or (None) the intent was
+    no longer its owner's."""
     if error is not None:
         logger.warning(
             "ledger: outcome %s of user %r (run %r) not recorded; it reads unknown: %s",
@@ -39,7 +44,7 @@ def log_unsettled(key: RecordKey, state: str, error: BaseException | None, recor
             key.run,
             error,
         )
-    elif not recorded:
+    else:
         logger.warning(
             "ledger: user %r (run %r) was taken over or settled meanwhile; %s not recorded",
             key.user_id,
@@ -48,73 +53,110 @@ def log_unsettled(key: RecordKey, state: str, error: BaseException | None, recor
         )
 
 
-class Queued:
-    """The outcomes queued and not yet committed, sync and async."""
+def _report(group: list[Outcome], written: set[RecordKey] | BaseException) -> None:
+    for key, _owner, state, _result, _error in group:
+        if isinstance(written, BaseException):
+            log_unsettled(key, state, written)
+        elif key not in written:
+            log_unsettled(key, state, None)
+
+
+class _LoopQueue:
+    __slots__ = ("pending", "task")
 
     def __init__(self) -> None:
+        self.pending: list[Outcome] = []
+        self.task: asyncio.Task[None] | None = None
+
+
+class Queued:
+    """The outcomes queued and not yet committed, sync and async; ``write`` / ``awrite`` commit
+    a group of them."""
+
+    def __init__(self, write: Write, awrite: AsyncWrite) -> None:
+        self._write = write
+        self._awrite = awrite
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
-        self._futures: set[Future[Record | None]] = set()
-        self._tasks: set[asyncio.Task[Record | None]] = set()
+        self._pending: list[Outcome] = []
+        self._drainer: Future[None] | None = None
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopQueue] = {}
 
-    def submit(
-        self, key: RecordKey, state: str, settle: Callable[[], Record | None]
-    ) -> Future[Record | None]:
-        """Run ``settle`` (a waiting settle of ``key``) on the pool's threads."""
+    def submit(self, outcome: Outcome) -> None:
+        """Queue ``outcome`` from sync code."""
         with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(_WRITERS, thread_name_prefix="invites-ledger")
-            future = self._executor.submit(settle)
-            self._futures.add(future)
-        future.add_done_callback(self._sync_done(key, state))
-        return future
+            self._pending.append(outcome)
+            if self._drainer is None:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(1, thread_name_prefix="invites-ledger")
+                self._drainer = self._executor.submit(self._drain)
 
-    def asubmit(self, key: RecordKey, state: str, settle: Awaitable[Record | None]) -> None:
-        """Run ``settle`` as a task of the running event loop."""
-        task = asyncio.ensure_future(settle)
-        with self._lock:
-            self._tasks.add(task)
-        task.add_done_callback(self._async_done(key, state))
-
-    def wait(self) -> None:
-        """Return once every sync outcome queued so far is committed or has failed."""
-        with self._lock:
-            futures = list(self._futures)
-        wait_all(futures)
-
-    async def await_all(self) -> None:
-        """Return once every outcome queued so far from this event loop (and every sync one) is
-        committed or has failed."""
+    def asubmit(self, outcome: Outcome) -> None:
+        """Queue ``outcome`` from the running event loop."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            tasks = [task for task in self._tasks if task.get_loop() is loop]
-            futures = list(self._futures)
-        if tasks:
-            await asyncio.wait(tasks)
-        if futures:
-            await asyncio.to_thread(wait_all, futures)
+            queue = self._loops.setdefault(loop, _LoopQueue())
+            for ended in [other for other in self._loops if other.is_closed()]:
+                del self._loops[ended]
+        queue.pending.append(outcome)
+        if queue.task is None:
+            queue.task = loop.create_task(self._adrain(queue))
+
+    def wait(self) -> None:
+        """Return once every outcome queued from sync code is committed or has failed."""
+        while True:
+            with self._lock:
+                drainer = self._drainer
+            if drainer is None:
+                return
+            drainer.result()
+
+    async def await_all(self) -> None:
+        """Return once every outcome queued from this event loop (and from sync code) is
+        committed or has failed."""
+        with self._lock:
+            queue = self._loops.get(asyncio.get_running_loop())
+            syncing = self._drainer is not None
+        while queue is not None and queue.task is not None:
+            await asyncio.shield(queue.task)
+        if syncing:
+            await asyncio.to_thread(self.wait)
 
     def close(self) -> None:
-        """Wait for the sync outcomes, then stop the pool's threads."""
+        """Wait for the outcomes queued from sync code, then stop the writing thread."""
+        self.wait()
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
 
-    def _sync_done(self, key: RecordKey, state: str) -> Callable[[Future[Any]], None]:
-        def done(future: Future[Any]) -> None:
+    def _drain(self) -> None:
+        while True:
             with self._lock:
-                self._futures.discard(future)
-            error = future.exception()
-            log_unsettled(key, state, error, error is None and future.result() is not None)
+                group = self._pending[:_GROUP]
+                del self._pending[:_GROUP]
+                if not group:
+                    self._drainer = None
+                    return
+            try:
+                written: set[RecordKey] | BaseException = self._write(group)
+            except Exception as exc:
+                written = exc
+            _report(group, written)
 
-        return done
-
-    def _async_done(self, key: RecordKey, state: str) -> Callable[[asyncio.Task[Any]], None]:
-        def done(task: asyncio.Task[Any]) -> None:
-            with self._lock:
-                self._tasks.discard(task)
-            error = asyncio.CancelledError() if task.cancelled() else task.exception()
-            log_unsettled(key, state, error, error is None and task.result() is not None)
-
-        return done
+    async def _adrain(self, queue: _LoopQueue) -> None:
+        try:
+            while queue.pending:
+                group = queue.pending[:_GROUP]
+                del queue.pending[:_GROUP]
+                try:
+                    written: set[RecordKey] | BaseException = await self._awrite(group)
+                except Exception as exc:
+                    written = exc
+                except asyncio.CancelledError as exc:  # the loop is ending
+                    _report(group + queue.pending, exc)
+                    queue.pending.clear()
+                    raise
+                _report(group, written)
+        finally:
+            queue.task = None
