@@ -393,3 +393,18 @@ def test_async_queued_outcomes_are_tasks_that_aflush_waits_for(url: str) -> None
             return {record.state}
 
     assert asyncio.run(main()) == {"already_verified"}
+
+
+def test_an_outcome_queued_after_close_is_logged_not_raised(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = open_ledger(url)
+    assert ledger.claim(_key("u-1"), owner="a", lease=60).granted
+    ledger.close()
+    ledger.settle_soon(_key("u-1"), "sent", owner="a")
+    ledger.flush()
+    assert "not recorded" in caplog.text
+    with open_ledger(url) as reopened:
+        record = reopened.get(_key("u-1"))
+    assert record is not None
+    assert record.state == "intent"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -81,20 +82,28 @@ class Queued:
         self._pending: list[Outcome] = []
         self._drainer: Future[None] | None = None
         self._loops: dict[asyncio.AbstractEventLoop, _LoopQueue] = {}
+        self._pid = os.getpid()
+        self._closed = False
 
     def submit(self, outcome: Outcome) -> None:
-        """Queue ``outcome`` from sync code."""
+        """Queue ``outcome`` from sync code (once closed: write it now, which fails and logs)."""
         with self._lock:
-            self._pending.append(outcome)
-            if self._drainer is None:
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(1, thread_name_prefix="invites-ledger")
-                self._drainer = self._executor.submit(self._drain)
+            self._check_process()
+            closed = self._closed
+            if not closed:
+                self._pending.append(outcome)
+                if self._drainer is None:
+                    if self._executor is None:
+                        self._executor = ThreadPoolExecutor(1, thread_name_prefix="invites-ledger")
+                    self._drainer = self._executor.submit(self._drain)
+        if closed:
+            self._write_now([outcome])
 
     def asubmit(self, outcome: Outcome) -> None:
         """Queue ``outcome`` from the running event loop."""
         loop = asyncio.get_running_loop()
         with self._lock:
+            self._check_process()
             queue = self._loops.setdefault(loop, _LoopQueue())
             for ended in [other for other in self._loops if other.is_closed()]:
                 del self._loops[ended]
@@ -106,6 +115,7 @@ class Queued:
         """Return once every outcome queued from sync code is committed or has failed."""
         while True:
             with self._lock:
+                self._check_process()
                 drainer = self._drainer
             if drainer is None:
                 return
@@ -126,9 +136,23 @@ class Queued:
         """Wait for the outcomes queued from sync code, then stop the writing thread."""
         self.wait()
         with self._lock:
+            self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+
+    def _check_process(self) -> None:
+        # A forked child has none of its parent's threads, and the parent writes its own queue.
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._executor, self._drainer, self._pending, self._loops = None, None, [], {}
+
+    def _write_now(self, group: list[Outcome]) -> None:
+        try:
+            written: set[RecordKey] | BaseException = self._write(group)
+        except Exception as exc:
+            written = exc
+        _report(group, written)
 
     def _drain(self) -> None:
         while True:
@@ -138,11 +162,7 @@ class Queued:
                 if not group:
                     self._drainer = None
                     return
-            try:
-                written: set[RecordKey] | BaseException = self._write(group)
-            except Exception as exc:
-                written = exc
-            _report(group, written)
+            self._write_now(group)
 
     async def _adrain(self, queue: _LoopQueue) -> None:
         try:
