@@ -166,8 +166,8 @@ def _rows(
             ratio=median(paired_ratios(per["ledger"], per["plain"])),
             target="info",
             passed=None,
-            note=f"{note}; the ledger adds {median(added):,.0f} us a resend (claim + outcome: "
-            f"two durable commits; a bare one-row INSERT commit on this server takes "
+            note=f"{note}; the ledger adds {median(added):,.0f} us a resend (a durable claim "
+            f"waited for, its outcome queued; a bare one-row INSERT commit on this server takes "
             f"{commit_us:,.0f} us)",
             detail={"us_per_resend": per, "added_us": added, "bare_commit_us": commit_us},
         ),

@@ -315,3 +315,96 @@ def test_async_use_leaves_no_task_behind_so_a_loop_can_end_with_the_ledger_open(
     again = asyncio.run(ledger.aget(RecordKey("r", "i", "u-3")))  # another loop, its own pool
     assert again is not None
     assert again.owner == "a"
+
+
+# -- outcomes queued without waiting -------------------------------------------------------------
+
+
+def _key(user_id: str) -> RecordKey:
+    return RecordKey(run="run-soon", identity='{"vendor":"fake"}', user_id=user_id)
+
+
+def test_queued_outcomes_are_written_in_groups_off_the_callers_thread_and_kept_by_close(
+    url: str,
+) -> None:
+    ledger = open_ledger(url)
+    groups: list[tuple[threading.Thread, list[str]]] = []
+    write = ledger._settle_many  # type: ignore[attr-defined]
+
+    def recording(outcomes: list[Any]) -> set[RecordKey]:
+        groups.append((threading.current_thread(), [o[0].user_id for o in outcomes]))
+        written: set[RecordKey] = write(outcomes)
+        return written
+
+    ledger._queued._write = recording  # type: ignore[attr-defined]
+    for n in range(10):
+        assert ledger.claim(_key(f"u-{n}"), owner="a", lease=60).granted
+        ledger.settle_soon(_key(f"u-{n}"), "already_verified", owner="a")
+    ledger.settle_soon(_key("u-0"), "sent", owner="someone else")  # not theirs: not written
+    ledger.close()
+    assert sorted(user for _, users in groups for user in users) == sorted(
+        [f"u-{n}" for n in range(10)] + ["u-0"]
+    )
+    assert threading.current_thread() not in {thread for thread, _ in groups}
+    with open_ledger(url) as reopened:
+        states = {r.key.user_id: r.state for r in reopened.records(run="run-soon")}
+    assert states == {f"u-{n}": "already_verified" for n in range(10)}
+
+
+def test_many_queued_outcomes_take_few_statements(url: str) -> None:
+    async def main() -> tuple[int, dict[str, str]]:
+        async with open_ledger(url) as ledger:
+            write = ledger._asettle_many  # type: ignore[attr-defined]
+            calls: list[int] = []
+
+            async def counting(outcomes: list[Any]) -> set[RecordKey]:
+                calls.append(len(outcomes))
+                written: set[RecordKey] = await write(outcomes)
+                return written
+
+            ledger._queued._awrite = counting  # type: ignore[attr-defined]
+            keys = [_key(f"u-{n}") for n in range(50)]
+            await asyncio.gather(*(ledger.aclaim(k, owner="a", lease=60) for k in keys))
+            for k in keys:
+                await ledger.asettle_soon(k, "already_verified", owner="a")
+            await ledger.aflush()
+            states: dict[str, str] = {
+                r.key.user_id: r.state for r in ledger.records(run="run-soon")
+            }
+            return len(calls), states
+
+    statements, states = asyncio.run(main())
+    assert statements < 50  # queued while one group was written: they go in the next group
+    assert states == {f"u-{n}": "already_verified" for n in range(50)}
+
+
+def test_async_queued_outcomes_are_tasks_that_aflush_waits_for(url: str) -> None:
+    async def main() -> set[str]:
+        async with open_ledger(url) as ledger:
+            assert (await ledger.aclaim(_key("u-1"), owner="a", lease=60)).granted
+            before = asyncio.all_tasks()
+            await ledger.asettle_soon(_key("u-1"), "already_verified", owner="a")
+            queued = asyncio.all_tasks() - before
+            assert len(queued) == 1  # the write runs on its own; the caller did not wait for it
+            await ledger.aflush()
+            assert all(task.done() for task in queued)
+            record = await ledger.aget(_key("u-1"))
+            assert record is not None
+            return {record.state}
+
+    assert asyncio.run(main()) == {"already_verified"}
+
+
+def test_an_outcome_queued_after_close_is_logged_not_raised(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = open_ledger(url)
+    assert ledger.claim(_key("u-1"), owner="a", lease=60).granted
+    ledger.close()
+    ledger.settle_soon(_key("u-1"), "sent", owner="a")
+    ledger.flush()
+    assert "not recorded" in caplog.text
+    with open_ledger(url) as reopened:
+        record = reopened.get(_key("u-1"))
+    assert record is not None
+    assert record.state == "intent"

@@ -13,7 +13,10 @@ identity, user id)::
 The claim commits before any byte of the resend leaves, and the outcome commits after it, so a
 process killed at any moment leaves either nothing (nothing was sent), an intent (the email may
 have gone: ``unknown``) or the true outcome. The claim is one atomic step: of two callers racing
-for the same key, exactly one is granted it.
+for the same key, exactly one is granted it. An outcome may also be queued
+(:meth:`Ledger.settle_soon`, as the bulk runners do) and committed with later writes: until
+:meth:`Ledger.flush` returns, a crash leaves its intent, so an outcome already reported to a
+caller may read ``unknown`` afterwards, never another outcome.
 
 ``open_ledger(url_or_path)`` picks an implementation by URL scheme: SQLite from the standard
 library for a plain path or ``sqlite:///path``; ``postgresql://`` the PostgreSQL implementation

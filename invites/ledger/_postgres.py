@@ -5,7 +5,10 @@ statement in its own transaction: PostgreSQL locks the key's row (or its slot in
 key), so of any number of racing claims exactly one is granted, and the statement commits before
 the claim returns. A takeover copies the record it replaces into ``previous`` in the same
 statement, so :attr:`~invites.ledger.Claim.previous` is the row as it stood under the lock. Every
-time is the server's clock (Unix seconds), so hosts with skewed clocks agree on leases.
+time is the server's clock (Unix seconds), so hosts with skewed clocks agree on leases. An outcome
+queued with :meth:`PostgresLedger.settle_soon` is committed, with the others queued meanwhile, on
+another connection while its caller goes on to the next claim
+(:mod:`invites.ledger._postgres_soon`).
 
 Connections come from a :class:`psycopg_pool.ConnectionPool` (sync callers) and, for async
 callers, from a small pool of the library's own per event loop (an async connection belongs to
@@ -36,6 +39,7 @@ from ..errors import ConnectionFailed
 from ..models import ResendResult
 from . import Claim, Ledger, OutcomeState, Record, RecordKey, dump_error, dump_result, read_record
 from ._postgres_pool import LoopPool, check_lent, ping
+from ._postgres_soon import Outcome, Queued
 from ._postgres_sql import (
     COLUMNS,
     SCHEMA,
@@ -44,6 +48,7 @@ from ._postgres_sql import (
     key_params,
     ledger_label,
     previous_record,
+    settle_many,
     split_url,
     statements,
 )
@@ -83,6 +88,7 @@ class PostgresLedger(Ledger):
         self._async_pools: dict[asyncio.AbstractEventLoop, LoopPool] = {}
         self._closed = False
         self._sql = statements(self._table)
+        self._queued = Queued(self._settle_many, self._asettle_many)
         self.migrate()
 
     def __repr__(self) -> str:
@@ -155,7 +161,22 @@ class PostgresLedger(Ledger):
             raise self._failure(exc) from None
         return None if row is None else read_record(row)
 
+    def settle_soon(
+        self,
+        key: RecordKey,
+        state: OutcomeState,
+        *,
+        owner: str,
+        result: ResendResult | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        self._queued.submit((key, owner, state, dump_result(result), dump_error(error)))
+
+    def flush(self) -> None:
+        self._queued.wait()
+
     def get(self, key: RecordKey) -> Record | None:
+        self.flush()  # this process's queued outcomes first: a reader sees its own writes
         try:
             with self._sync_pool().connection() as connection:
                 row = connection.execute(self._sql["select_now"], key_params(key)).fetchone()
@@ -177,6 +198,7 @@ class PostgresLedger(Ledger):
             else sql.SQL(""),
         )
         values = [value for value in (run, user_id) if value is not None]
+        self.flush()
         try:
             # A server-side cursor: a run of millions streams in pages.
             with (
@@ -191,6 +213,7 @@ class PostgresLedger(Ledger):
             raise self._failure(exc) from None
 
     def close(self) -> None:
+        self._queued.close()  # the outcomes queued from sync code are committed first
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
@@ -244,7 +267,22 @@ class PostgresLedger(Ledger):
             raise self._failure(exc) from None
         return None if row is None else read_record(row)
 
+    async def asettle_soon(
+        self,
+        key: RecordKey,
+        state: OutcomeState,
+        *,
+        owner: str,
+        result: ResendResult | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        self._queued.asubmit((key, owner, state, dump_result(result), dump_error(error)))
+
+    async def aflush(self) -> None:
+        await self._queued.await_all()
+
     async def aget(self, key: RecordKey) -> Record | None:
+        await self.aflush()
         try:
             async with (await self._async_pool()).connection() as connection:
                 cursor = await connection.execute(self._sql["select_now"], key_params(key))
@@ -254,7 +292,9 @@ class PostgresLedger(Ledger):
         return None if row is None else read_record(row)
 
     async def aclose(self) -> None:
-        """Close this event loop's pool here, and every other pool as :meth:`close` does."""
+        """Commit this event loop's queued outcomes, close its pool here, and every other pool as
+        :meth:`close` does."""
+        await self.aflush()
         loop = asyncio.get_running_loop()
         with self._lock:
             mine = self._async_pools.pop(loop, None)
@@ -280,6 +320,24 @@ class PostgresLedger(Ledger):
             "owner": owner,
         }
         return self._sql["settle" if owner is None else "settle_held"], params
+
+    def _settle_many(self, outcomes: list[Outcome]) -> set[RecordKey]:
+        statement, params = settle_many(self._table, outcomes)
+        try:
+            with self._sync_pool().connection() as connection:
+                rows = connection.execute(statement, params).fetchall()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise self._failure(exc) from None
+        return {RecordKey(*row) for row in rows}
+
+    async def _asettle_many(self, outcomes: list[Outcome]) -> set[RecordKey]:
+        statement, params = settle_many(self._table, outcomes)
+        try:
+            async with (await self._async_pool()).connection() as connection:
+                rows = await (await connection.execute(statement, params)).fetchall()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise self._failure(exc) from None
+        return {RecordKey(*row) for row in rows}
 
     def _sync_pool(self) -> ConnectionPool:
         with self._lock:

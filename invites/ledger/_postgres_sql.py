@@ -83,6 +83,13 @@ _SETTLE: Final = (
     "UPDATE {table} SET state = %(state)s, result = %(result)s, error = %(error)s, "
     "updated_at = {now} WHERE {where_key}{held} RETURNING {columns}"
 )
+# Queued outcomes, many in one statement: only an intent its owner still holds is settled.
+_SETTLE_MANY: Final = (
+    "UPDATE {table} AS t SET state = v.state, result = v.result, error = v.error, "
+    "updated_at = {now} FROM (VALUES {values}) AS v(run, identity, user_id, owner, state, "
+    "result, error) WHERE t.run = v.run AND t.identity = v.identity AND t.user_id = v.user_id "
+    "AND t.state = 'intent' AND t.owner = v.owner RETURNING t.run, t.identity, t.user_id"
+)
 _WHERE_KEY: Final = "run = %(run)s AND identity = %(identity)s AND user_id = %(user_id)s"
 _HELD: Final = " AND state = 'intent' AND owner = %(owner)s"
 
@@ -125,6 +132,21 @@ def key_params(key: RecordKey) -> dict[str, Any]:
 
 def claim_params(key: RecordKey, owner: str, lease: float, retry_unknown: bool) -> dict[str, Any]:
     return {**key_params(key), "owner": owner, "lease": lease, "retry_unknown": retry_unknown}
+
+
+def settle_many(
+    table: sql.Identifier, outcomes: list[tuple[RecordKey, str, str, str | None, str | None]]
+) -> tuple[sql.Composed, list[Any]]:
+    """The statement settling each of ``outcomes`` (key, owner, state, result, error) held by
+    its owner, and its parameters; it returns the key of every record it settled."""
+    values = sql.SQL(", ").join([sql.SQL("(%s, %s, %s, %s, %s, %s, %s)")] * len(outcomes))
+    statement = sql.SQL(_SETTLE_MANY).format(table=table, now=sql.SQL(_NOW), values=values)
+    params = [
+        part
+        for key, owner, state, result, error in outcomes
+        for part in (key.run, key.identity, key.user_id, owner, state, result, error)
+    ]
+    return statement, params
 
 
 def statements(table: sql.Identifier) -> dict[str, sql.Composed]:

@@ -1,11 +1,13 @@
 """The embedded ledger: one SQLite file in WAL mode, every commit synced to disk.
 
-One writer thread per ledger owns the connection and commits in groups: every claim and outcome
-queued while a commit was being synced goes into the next transaction, and each caller waits for
-the commit that holds its own write. Callers on other threads block on a future; asyncio callers
-await it without blocking their loop. Processes sharing the file serialize on SQLite's write lock
-(``BEGIN IMMEDIATE``, waiting up to ``busy_timeout``), so the read-decide-write of a claim is one
-atomic step across all of them.
+One writer thread per ledger owns the connection and commits in groups (see
+:mod:`invites.ledger._sqlite_writer`): every claim queued while a commit was being synced goes
+into the next transaction, and each caller waits for the commit that holds its own write. Callers
+on other threads block on a future; asyncio callers await it without blocking their loop. An
+outcome queued with :meth:`SQLiteLedger.settle_soon` is committed with the next claim (or read,
+or flush) instead of costing a commit of its own. Processes sharing the file serialize on
+SQLite's write lock (``BEGIN IMMEDIATE``, waiting up to ``busy_timeout``), so the
+read-decide-write of a claim is one atomic step across all of them.
 """
 
 from __future__ import annotations
@@ -13,13 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import Any, Final, TypeAlias
+from typing import Any
 
 from ..errors import ConnectionFailed
 from ..models import ResendResult
@@ -34,36 +34,12 @@ from . import (
     may_claim,
     read_record,
 )
-from ._sqlite_file import (
-    COLUMNS,
-    UPSERT,
-    Rows,
-    key_params,
-    open_file,
-    path_of,
-    read_rows,
-)
+from ._sqlite_file import COLUMNS, Row, Rows, key_params, open_file, path_of
+from ._sqlite_writer import Work, Writer
 
 __all__ = ["SQLiteLedger"]
 
 logger = logging.getLogger("invites.ledger")
-
-#: Most writes one transaction takes: bounds the time a commit holds the file's write lock.
-_BATCH: Final = 256
-
-
-_Work: TypeAlias = Callable[[Rows, float], Any]
-
-
-class _Job:
-    """One call's work: a pure function of the rows of its key, run inside a transaction."""
-
-    __slots__ = ("future", "key", "work")
-
-    def __init__(self, key: RecordKey | None, work: _Work) -> None:
-        self.key = key
-        self.work = work
-        self.future: Future[Any] = Future()
 
 
 class SQLiteLedger(Ledger):
@@ -83,14 +59,8 @@ class SQLiteLedger(Ledger):
         self.path = path_of(os.fspath(target))
         self._busy_timeout = busy_timeout
         self._clock = clock
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._closed = False
-        self._close_lock = threading.Lock()
         connection = self._connect()  # errors in the caller's thread, before the writer starts
-        self._writer = threading.Thread(
-            target=self._write_loop, args=(connection,), name="invites-ledger", daemon=True
-        )
-        self._writer.start()
+        self._writer = Writer(connection, path=self.path, clock=clock, failure=self._failure)
 
     def __repr__(self) -> str:
         return f"SQLiteLedger({self.path!r})"
@@ -113,8 +83,7 @@ class SQLiteLedger(Ledger):
         error: BaseException | None = None,
     ) -> Record | None:
         work = self._settle_work(key, state, owner, dump_result(result), dump_error(error))
-        record: Record | None = self._run(key, work).result()
-        return record
+        return _record(self._run(key, work).result())
 
     def settle_soon(
         self,
@@ -126,7 +95,7 @@ class SQLiteLedger(Ledger):
         error: BaseException | None = None,
     ) -> None:
         work = self._settle_work(key, state, owner, dump_result(result), dump_error(error))
-        self._run(key, work).add_done_callback(_log_unsettled(key, state))
+        self._run(key, work, lazy=True).add_done_callback(_log_unsettled(key, state))
 
     async def asettle_soon(
         self,
@@ -172,13 +141,7 @@ class SQLiteLedger(Ledger):
             connection.close()
 
     def close(self) -> None:
-        with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._jobs.put(None)
-        if threading.current_thread() is not self._writer:
-            self._writer.join()
+        self._writer.close()
 
     async def aclaim(
         self, key: RecordKey, *, owner: str, lease: float, retry_unknown: bool = False
@@ -198,8 +161,7 @@ class SQLiteLedger(Ledger):
         error: BaseException | None = None,
     ) -> Record | None:
         work = self._settle_work(key, state, owner, dump_result(result), dump_error(error))
-        record: Record | None = await asyncio.wrap_future(self._run(key, work))
-        return record
+        return _record(await asyncio.wrap_future(self._run(key, work)))
 
     async def aget(self, key: RecordKey) -> Record | None:
         record: Record | None = await asyncio.wrap_future(self._run(key, _get_work(key)))
@@ -208,7 +170,7 @@ class SQLiteLedger(Ledger):
     # -- the work, run on the writer thread inside a transaction ---------------------------------
 
     @staticmethod
-    def _claim_work(key: RecordKey, owner: str, lease: float, retry_unknown: bool) -> _Work:
+    def _claim_work(key: RecordKey, owner: str, lease: float, retry_unknown: bool) -> Work:
         def work(rows: Rows, now: float) -> Claim:
             row = rows[key]
             previous = None if row is None else read_record(row)
@@ -240,14 +202,14 @@ class SQLiteLedger(Ledger):
         owner: str | None,
         result: str | None,
         error: str | None,
-    ) -> _Work:
-        def work(rows: Rows, now: float) -> Record | None:
+    ) -> Work:
+        def work(rows: Rows, now: float) -> Row | None:
             row = rows[key]
             if row is None or (owner is not None and (row[3] != "intent" or row[4] != owner)):
                 return None
             new = (*row[:3], state, row[4], row[5], row[6], result, error, row[9], now)
             rows[key] = new
-            return read_record(new)
+            return new  # a Record only for a caller who waits for it
 
         return work
 
@@ -265,89 +227,19 @@ class SQLiteLedger(Ledger):
             details={"ledger": self.path},
         )
 
-    def _run(self, key: RecordKey | None, work: _Work) -> Future[Any]:
-        job = _Job(key, work)
-        if self._closed:
-            job.future.set_exception(self._failure(RuntimeError("closed")))
-            return job.future
-        self._jobs.put(job)
-        return job.future
+    def _run(self, key: RecordKey | None, work: Work, *, lazy: bool = False) -> Future[Any]:
+        return self._writer.submit(key, work, lazy=lazy)
 
-    def _write_loop(self, connection: sqlite3.Connection) -> None:
-        try:
-            while True:
-                job = self._jobs.get()
-                if job is None:
-                    return
-                batch = [job]
-                stop = False
-                while len(batch) < _BATCH:
-                    try:
-                        more = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        stop = True
-                        break
-                    batch.append(more)
-                self._commit(connection, batch)
-                if stop:
-                    return
-        finally:
-            connection.close()
-            self._closed = True
-            self._fail_pending()
 
-    def _fail_pending(self) -> None:
-        while True:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                return
-            if job is not None:
-                job.future.set_exception(self._failure(RuntimeError("closed")))
-
-    def _commit(self, connection: sqlite3.Connection, batch: list[_Job]) -> None:
-        """Run every job of ``batch`` in one transaction; answer each once the commit is synced.
-
-        The rows of every key in the batch are read in one statement and the changed ones
-        written in one more: a transaction costs a few statements, whatever its size.
-        """
-        answers: list[tuple[_Job, Any, BaseException | None]] = []
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            now = self._clock()
-            rows = read_rows(connection, {job.key for job in batch if job.key is not None})
-            before = dict(rows)
-            for job in batch:
-                try:
-                    answers.append((job, job.work(rows, now), None))
-                except Exception as exc:  # a bug in one job must not void the others' writes
-                    answers.append((job, None, exc))
-            changed = [row for key, row in rows.items() if row is not None and row != before[key]]
-            if changed:
-                connection.executemany(UPSERT, changed)
-            connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            failure = self._failure(exc)
-            logger.warning("ledger %s: a commit failed: %s", self.path, exc)
-            for job in batch:
-                job.future.set_exception(failure)
-            return
-        for job, value, error in answers:
-            if error is not None:
-                job.future.set_exception(error)
-            else:
-                job.future.set_result(value)
+def _record(row: Row | None) -> Record | None:
+    return None if row is None else read_record(row)
 
 
 def _nothing(rows: Rows, now: float) -> None:
     return None
 
 
-def _get_work(key: RecordKey) -> _Work:
+def _get_work(key: RecordKey) -> Work:
     def work(rows: Rows, now: float) -> Record | None:
         row = rows[key]
         return None if row is None else read_record(row)

@@ -33,13 +33,12 @@ COLUMNS: Final = (
     "run, identity, user_id, state, owner, lease_until, claims, result, error, created_at, "
     "updated_at"
 )
-UPSERT: Final = (
-    f"INSERT INTO invites_ledger ({COLUMNS}) "  # noqa: S608 - fixed columns; values are bound
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (run, identity, user_id) DO UPDATE SET state = excluded.state, "
+_UPSERT_TAIL: Final = (
+    " ON CONFLICT (run, identity, user_id) DO UPDATE SET state = excluded.state, "
     "owner = excluded.owner, lease_until = excluded.lease_until, claims = excluded.claims, "
     "result = excluded.result, error = excluded.error, updated_at = excluded.updated_at"
 )
+_ROW_PARAMS: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def path_of(target: str) -> str:
@@ -104,20 +103,41 @@ def _set_up(connection: sqlite3.Connection) -> None:
 
 
 def read_rows(connection: sqlite3.Connection, keys: set[RecordKey]) -> Rows:
-    """The rows of ``keys`` (None for a key with no record), in one statement."""
+    """The rows of ``keys`` (None for a key with no record), in one statement.
+
+    The keys are a joined list of values, so each is one primary-key lookup: a ``(run,
+    identity, user_id) IN (VALUES ...)`` test would scan the whole table instead.
+    """
     rows: Rows = dict.fromkeys(keys)
     if not keys:
         return rows
-    ordered = list(keys)
-    values = ", ".join(["(?, ?, ?)"] * len(ordered))
-    params = [part for key in ordered for part in key_params(key)]
-    sql = (
-        f"SELECT {COLUMNS} FROM invites_ledger "  # noqa: S608 - fixed columns; values bound
-        f"WHERE (run, identity, user_id) IN (VALUES {values})"
-    )
-    for row in connection.execute(sql, params):
+    params = [part for key in keys for part in key_params(key)]
+    for row in connection.execute(_read_sql(len(keys)), params):
         rows[RecordKey(row[0], row[1], row[2])] = tuple(row)
     return rows
+
+
+_KEYED_COLUMNS: Final = ", ".join(f"l.{name.strip()}" for name in COLUMNS.split(","))
+
+
+def _read_sql(count: int) -> str:
+    values = ", ".join(["(?, ?, ?)"] * count)
+    return (
+        f"SELECT {_KEYED_COLUMNS} FROM (VALUES {values}) AS k "  # noqa: S608 - values bound
+        "JOIN invites_ledger AS l "
+        "ON l.run = k.column1 AND l.identity = k.column2 AND l.user_id = k.column3"
+    )
+
+
+def write_rows(connection: sqlite3.Connection, rows: list[Row]) -> None:
+    """Insert or update ``rows`` (in ``COLUMNS`` order), in one statement."""
+    if not rows:
+        return
+    values = ", ".join([_ROW_PARAMS] * len(rows))
+    connection.execute(
+        f"INSERT INTO invites_ledger ({COLUMNS}) VALUES {values}{_UPSERT_TAIL}",  # noqa: S608
+        [value for row in rows for value in row],
+    )
 
 
 def key_params(key: RecordKey) -> tuple[str, str, str]:
