@@ -78,7 +78,8 @@ def start_worker_logging(
             "--concurrency",
             "8",
             "-n",
-            f"{name}@%h",
+            # Unique per test run: a broker shared by two runs refuses a second worker of one name.
+            f"{name}-{os.getpid()}@%h",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
