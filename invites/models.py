@@ -146,8 +146,6 @@ class Invitee:
 
 def as_invitee(value: Invitee | str) -> Invitee:
     """What a caller passed to a resend, as an :class:`Invitee`: a bare id becomes one."""
-    if type(value) is str and _PLAIN_ID.fullmatch(value) and value not in _RELATIVE:
-        return _bare_invitee(value)  # the common case, checked as check_user_id would
     if isinstance(value, Invitee):
         return value
     if isinstance(value, str):
