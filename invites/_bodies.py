@@ -26,7 +26,6 @@ __all__ = [
     "read_failure",
     "too_large",
     "undecodable",
-    "unprocessable",
     "unsupported",
 ]
 
@@ -160,14 +159,6 @@ def _rebuilt(response: httpx.Response, body: bytes) -> httpx.Response:
         content=body,
         request=response.request,
         extensions=response.extensions,
-    )
-
-
-def unprocessable(exc: Exception) -> Exception:
-    # Only a caller's own client gets here: it keeps cookies and parses a 3xx's Location.
-    return UnexpectedResponse(
-        f"httpx could not process this exchange ({type(exc).__name__}): a header of the request "
-        "or of the vendor's answer is not valid"
     )
 
 

@@ -29,7 +29,6 @@ from ._bodies import (
     from_network,
     read_failure,
     too_large,
-    unprocessable,
 )
 from ._deadline import async_transport, sync_transport
 from ._decoding import ACCEPT_ENCODING
@@ -201,9 +200,9 @@ class Transport:
             if client is None:
                 client = self.client()
             response = client.send(request, stream=True, follow_redirects=False)
-        except (UnicodeError, httpx.InvalidURL) as exc:
-            return unprocessable(exc)
         except Exception as exc:  # httpx's TransportError, or an error inside the client
+            # Such as the InvalidURL a caller's own client raises for an answer's Location, after
+            # the request left: the retry policy reads it as an answer that may have been lost.
             return exc
         held = False
         try:
@@ -239,9 +238,7 @@ class Transport:
             if client is None or self.closed:  # closed meanwhile: refused as before any send
                 client = self.async_client()
             response = await client.send(request, stream=True, follow_redirects=False)
-        except (UnicodeError, httpx.InvalidURL) as exc:
-            return unprocessable(exc)
-        except Exception as exc:  # httpx's TransportError, or an error inside the client
+        except Exception as exc:  # as in send()
             return exc
         held = False
         try:

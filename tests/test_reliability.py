@@ -1291,3 +1291,33 @@ def test_failures_and_refreshes_log_no_token_and_warn_when_giving_up(
         text = _record_text(record)
         for secret in (*TOKENS, WRONG_TOKEN, "invitations/", "Bearer"):
             assert secret not in text
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_an_answer_a_callers_client_cannot_process_after_sending_is_an_unknown_outcome(
+    asynchronous: bool,
+) -> None:
+    """A caller's own client parses a 3xx's Location after the request left: when it cannot, the
+    invitation may have been sent, so the outcome is unknown and nothing is sent again."""
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(301, headers={"location": "A:!"}, json={})
+
+    config = vendor_config("tenant_api", "https://vendor.example")
+    if asynchronous:
+
+        async def resend() -> None:
+            async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+                provider = invites.from_config(config, async_client=client)
+                await provider.aresend_invite(TENANT_USER_INVITED)
+
+        with pytest.raises(OutcomeUnknown, match="InvalidURL"):
+            asyncio.run(resend())
+    else:
+        with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+            provider = invites.from_config(config, client=client)
+            with pytest.raises(OutcomeUnknown, match="InvalidURL"):
+                provider.resend_invite(TENANT_USER_INVITED)
+    assert len(sent) == 1
