@@ -27,6 +27,7 @@ class FakeProvider:
     :class:`InviteError` to raise (its ``provider`` and ``user_id`` are filled in), or a callable
     taking the :class:`Invitee`. Ids not in the script succeed. ``calls`` lists the user ids in
     call order, ``invitees`` the invitees; ``closed`` tells whether ``close``/``aclose`` ran.
+    Once closed, it refuses resends with ``RuntimeError``, as a provider does.
     """
 
     def __init__(self, results: Mapping[str, Script] | None = None, *, name: str = "fake") -> None:
@@ -43,6 +44,8 @@ class FakeProvider:
 
     def resend_invite(self, invitee: Invitee | str) -> ResendResult:
         """Record the call and answer from the script."""
+        if self.closed:
+            raise RuntimeError(f"cannot resend, as the provider {self.name!r} has been closed")
         invitee = as_invitee(invitee)
         with self._lock:
             self.invitees.append(invitee)
@@ -70,6 +73,8 @@ class FakeProvider:
         self.closed = True
 
     def __enter__(self) -> FakeProvider:
+        if self.closed:
+            raise RuntimeError(f"the provider {self.name!r} has been closed")
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -215,6 +215,18 @@ def test_fake_provider_satisfies_the_protocol() -> None:
     assert fake.name == "fake"
 
 
+def test_a_closed_fake_provider_refuses_resends_as_a_provider_does() -> None:
+    with FakeProvider() as fake:
+        fake.resend_invite("u-1")
+    with pytest.raises(RuntimeError, match="closed"):
+        fake.resend_invite("u-2")
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(fake.aresend_invite("u-3"))
+    with pytest.raises(RuntimeError, match="closed"), fake:
+        pass
+    assert fake.calls == ["u-1"]
+
+
 def test_something_without_aclose_is_not_an_invite_provider() -> None:
     class Partial:
         name = "partial"
