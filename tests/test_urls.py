@@ -16,6 +16,8 @@ BASES = (
     "http://127.0.0.1:8080",
     "https://user@vendor.example:8443/base",
     "https://xn--bcher-kva.example",
+    "http://[::1]:8080",
+    "https://vendor.example:443",
 )
 # Path pieces, plain and special to URLs: httpx keeps some, encodes or refuses others.
 PATH_TEXT = st.lists(
