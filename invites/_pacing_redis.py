@@ -19,6 +19,7 @@ import hashlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -27,6 +28,7 @@ import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ._loops import LoopOwned
 from ._pacing import Throttle
 from ._settings import store_label
 from .errors import ConnectionFailed
@@ -124,10 +126,9 @@ class RedisPacer:
         self._lock = threading.Lock()
         self._client: redis.Redis | None = None
         self._script: Any = None
-        # One async client per event loop: a redis.asyncio connection belongs to the loop that
-        # opened it. Its connections refer to their loop, so an entry never leaves this mapping
-        # by itself: a closed loop's is dropped when a client is made for another loop.
-        self._async: dict[asyncio.AbstractEventLoop, tuple[Any, Any]] = {}
+        # One async client per event loop (a redis.asyncio connection belongs to the loop that
+        # opened it), with its script; closed when that loop shuts down.
+        self._async: dict[asyncio.AbstractEventLoop, tuple[LoopOwned[Any], Any]] = {}
 
     def __repr__(self) -> str:
         return f"RedisPacer(store={self.label!r}, key={self.key!r})"
@@ -163,17 +164,29 @@ class RedisPacer:
         await self._acall("pause", max(0, round(seconds * _MICRO)))
 
     def close(self) -> None:
-        """Close the sync client's connections; async clients are closed by :meth:`aclose`."""
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        """Close the sync client, and hand each loop's async client to its loop to close (as a
+        provider's ``close()`` does with its own clients)."""
+        with self._lock:
+            left = [owned for owned, _ in self._async.values()]
+            self._async.clear()
+        self._close_sync()
+        for owned in left:
+            owned.close_elsewhere(warn=True)
 
     async def aclose(self) -> None:
-        """Close the running loop's async client, and the sync client."""
-        entry = self._async.pop(asyncio.get_running_loop(), None)
+        """Close the running loop's async client and the sync client; other loops' clients are
+        closed as their loops shut down, or by :meth:`close`."""
+        with self._lock:
+            entry = self._async.pop(asyncio.get_running_loop(), None)
         if entry is not None:
             await entry[0].aclose()
-        self.close()
+        self._close_sync()
+
+    def _close_sync(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     # -- calling the store ----------------------------------------------------------------------
 
@@ -208,11 +221,22 @@ class RedisPacer:
         loop = asyncio.get_running_loop()
         entry = self._async.get(loop)
         if entry is None:
-            for closed in [other for other in self._async if other.is_closed()]:
-                del self._async[closed]  # nothing can close its connections now: let them go
             client = redis.asyncio.Redis.from_url(self._url, **_client_options())
-            entry = self._async[loop] = (client, client.register_script(_SCRIPT))
+            owned = LoopOwned(client, loop, weakref.WeakMethod(self._forget))
+            entry = (owned, client.register_script(_SCRIPT))
+            with self._lock:
+                # A loop closed without shutting down its async generators: its client is lost.
+                for closed in [other for other in self._async if other.is_closed()]:
+                    del self._async[closed]
+                self._async[loop] = entry
+            owned.watch_shutdown()
         return entry[1]
+
+    def _forget(self, loop: asyncio.AbstractEventLoop, client: object) -> None:
+        with self._lock:
+            entry = self._async.get(loop)
+            if entry is not None and entry[0].client is client:
+                del self._async[loop]
 
     def _use_fallback(self) -> bool:
         return self._fallback is not None and self._clock() < self._store_down_until

@@ -10,11 +10,8 @@ client the deadline is checked between body chunks; its own timeouts bound the r
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import warnings
 import weakref
-from collections.abc import AsyncGenerator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Final
 
@@ -32,6 +29,7 @@ from ._bodies import (
 )
 from ._deadline import async_transport, sync_transport
 from ._decoding import ACCEPT_ENCODING
+from ._loops import LoopOwned
 from ._settings import ProviderSettings
 from .errors import ConnectionFailed
 
@@ -66,7 +64,7 @@ class Transport:
         self._owns_client = client is None
         self._foreign_async = async_client
         self._foreign_loop: weakref.ref[AbstractEventLoop] | None = None
-        self._loop_clients: dict[AbstractEventLoop, _LoopClient] = {}
+        self._loop_clients: dict[AbstractEventLoop, LoopOwned[httpx.AsyncClient]] = {}
         self._lock = threading.Lock()
         #: Set by close() and aclose(): no client is handed out any more.
         self.closed = False
@@ -172,7 +170,7 @@ class Transport:
             cookies=_no_cookies(),
             event_hooks={"response": [_aforget_redirect_target]},
         )
-        owned = _LoopClient(client, loop, weakref.ref(self))
+        owned = LoopOwned(client, loop, weakref.WeakMethod(self._forget))
         with self._lock:
             if self.closed:
                 raise _closed()
@@ -264,68 +262,6 @@ class Transport:
         finally:
             if not (held or response.is_closed):  # reading to the end closed it already
                 await response.aclose()
-
-
-class _LoopClient:
-    """An async client owned for one event loop, and the generator that closes it with the loop.
-
-    The generator is started in the loop, so the loop knows it: ``asyncio.run`` closes it before
-    closing the loop, and asyncio schedules its close in the loop when it is dropped elsewhere.
-    """
-
-    __slots__ = ("client", "closer", "loop")
-
-    def __init__(
-        self, client: httpx.AsyncClient, loop: AbstractEventLoop, owner: weakref.ref[Transport]
-    ) -> None:
-        self.client = client
-        self.loop = loop
-        self.closer = _close_at_shutdown(client, loop, owner)
-
-    def watch_shutdown(self) -> None:
-        """Start the closer in the running loop, up to its one ``yield`` (nothing is awaited)."""
-        with contextlib.suppress(StopIteration):  # the generator stopped at its yield
-            self.closer.asend(None).send(None)
-
-    async def aclose(self) -> None:
-        await self.closer.aclose()
-
-    def close_elsewhere(self, warn: bool) -> None:
-        """Have the client's loop close it; warn when that may not happen soon."""
-        loop = self.loop
-        if loop.is_closed():
-            return  # its connections went with it
-        if warn and not loop.is_running():
-            warnings.warn(
-                f"an httpx.AsyncClient created for {loop!r} closes only when that loop runs "
-                "again: close the provider with aclose() inside each event loop it used",
-                ResourceWarning,
-                stacklevel=4,
-            )
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(_start_closing, loop, self.client)
-
-
-#: Closes started by :func:`_start_closing`, kept until done (a loop holds its tasks weakly).
-_closing: set[object] = set()
-
-
-def _start_closing(loop: AbstractEventLoop, client: httpx.AsyncClient) -> None:
-    task = loop.create_task(client.aclose())
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
-
-
-async def _close_at_shutdown(
-    client: httpx.AsyncClient, loop: AbstractEventLoop, owner: weakref.ref[Transport]
-) -> AsyncGenerator[None, None]:
-    try:
-        yield
-    finally:
-        transport = owner()
-        if transport is not None:
-            transport._forget(loop, client)
-        await client.aclose()  # a no-op when it was closed already
 
 
 def _running_loop() -> AbstractEventLoop:

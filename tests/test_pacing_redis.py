@@ -314,20 +314,49 @@ def test_async_resends_from_one_provider_in_several_event_loops(
     assert len(pacer._async) == 0  # every loop's store client was closed in its loop
 
 
-def test_a_closed_loops_store_client_is_dropped_without_aclose(store: Any) -> None:
-    # A job runner that never awaits aclose() must not keep one client per loop it ever ran.
+def _connected(client: Any) -> list[bool]:
+    pool = client.connection_pool
+    return [c.is_connected for c in [*pool._available_connections, *pool._in_use_connections]]
+
+
+def test_a_loops_store_client_is_closed_when_the_loop_shuts_down(store: Any) -> None:
+    # A job runner that never awaits aclose(): asyncio.run closes each loop's client as it ends.
     pacer = redis_pacer(invites.from_config(shared("http://127.0.0.1:9", store, rate_limit=1000)))
-    assert isinstance(pacer, RedisPacer)
-    loops = []
+    clients = []
 
     async def reserve() -> float:
-        loops.append(asyncio.get_running_loop())
-        return await pacer.areserve()
+        wait = await pacer.areserve()
+        clients.append(pacer._async[asyncio.get_running_loop()][0].client)
+        assert _connected(clients[-1]) == [True]
+        return wait
 
     waits = [asyncio.run(reserve()) for _ in range(4)]
 
     assert waits == [0.0] * 4
-    assert list(pacer._async) == [loops[-1]]  # only the last loop's, which nothing closed yet
+    assert len(set(map(id, clients))) == 4  # one client per loop
+    assert [_connected(client) for client in clients] == [[False]] * 4
+    assert pacer._async == {}
+
+
+def test_closing_the_provider_hands_a_running_loops_store_client_to_its_loop(store: Any) -> None:
+    provider = invites.from_config(shared("http://127.0.0.1:9", store, rate_limit=1000))
+    pacer = redis_pacer(provider)
+
+    async def reserve_then_close_from_another_thread() -> Any:
+        await pacer.areserve()
+        client = pacer._async[asyncio.get_running_loop()][0].client
+        closer = threading.Thread(target=provider.close)
+        closer.start()
+        await asyncio.to_thread(closer.join)
+        for _ in range(100):  # the loop runs the close it was handed
+            if _connected(client) == [False]:
+                break
+            await asyncio.sleep(0)
+        return client
+
+    client = asyncio.run(reserve_then_close_from_another_thread())
+    assert _connected(client) == [False]
+    assert pacer._async == {}
 
 
 def test_async_reservations_from_several_loops_share_one_rate(store: Any) -> None:
