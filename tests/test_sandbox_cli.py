@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -71,7 +72,7 @@ def test_seeded_users_are_written_resent_and_counted(
 ) -> None:
     users = tmp_path / "users"
     written = {
-        path.stem: [row["user_id"] for row in csv.DictReader(path.open(encoding="utf-8"))]
+        path.stem: [row["user_id"] for row in csv.DictReader(io.StringIO(path.read_text("utf-8")))]
         for path in users.glob("*.csv")
     }
     assert written == {
