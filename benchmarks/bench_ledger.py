@@ -7,6 +7,9 @@
 - Next to a loopback resend: ``resend_many`` at concurrency 8 and 32 through the sandbox in its
   own process (answering in about a millisecond), with and without a ledger, rounds alternated;
   µs of wall time per resend. The ratio is what the ledger adds to a resend.
+  With each of these, the same rounds' CPU time per resend (every thread of this process): the
+  bulk run keeps this process busy, so what the ledger adds to its CPU time is what it adds to
+  the wall time.
 - Next to a vendor that takes 50 ms to answer (the sandbox's slow fault on every resend, served
   in this process: the client then mostly waits): the same comparison at concurrency 32.
 
@@ -27,6 +30,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +80,30 @@ def _bulk(provider: Any, users: list[str], ledger: Ledger | None, concurrency: i
     options: dict[str, Any] = {}
     if ledger is not None:
         options = {"ledger": ledger, "run": f"bulk-{next(_runs)}"}
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     failed = sum(
         not outcome.ok
         for outcome in invites.resend_many(provider, users, concurrency=concurrency, **options)
     )
     elapsed = time.perf_counter() - started
+    _last_cpu[0] = (time.process_time() - cpu_started) / len(users) * 1e6
     _failed.append(failed)
     return elapsed / len(users) * 1e6
+
+
+#: CPU µs per resend (every thread of this process) of the last bulk round.
+_last_cpu = [0.0]
+
+
+def _timed_cpu(bulk: Callable[[], float], into: list[float]) -> Callable[[], float]:
+    """``bulk``, recording its round's CPU time per resend in ``into``."""
+
+    def run() -> float:
+        wall = bulk()
+        into.append(_last_cpu[0])
+        return wall
+
+    return run
 
 
 #: Failed resends of each bulk round since the last row (a dropped connection, say): reported in
@@ -108,10 +128,15 @@ def _single(provider: Any, users: list[str]) -> float:
 def _bulk_rows(provider: Any, users: list[str], ledger: Ledger, rounds: int) -> list[Row]:
     rows = []
     for concurrency in BULK_CONCURRENCY:
+        cpu: dict[str, list[float]] = {"ledger": [], "none": []}
         bulk = alternate(
             {
-                "ledger": functools.partial(_bulk, provider, users, ledger, concurrency),
-                "none": functools.partial(_bulk, provider, users, None, concurrency),
+                "ledger": _timed_cpu(
+                    functools.partial(_bulk, provider, users, ledger, concurrency), cpu["ledger"]
+                ),
+                "none": _timed_cpu(
+                    functools.partial(_bulk, provider, users, None, concurrency), cpu["none"]
+                ),
             },
             rounds,
         )
@@ -130,7 +155,25 @@ def _bulk_rows(provider: Any, users: list[str], ledger: Ledger, rounds: int) -> 
                 detail={"ledger": bulk["ledger"], "none": bulk["none"]},
             )
         )
+        rows.append(_cpu_row(concurrency, cpu))
     return rows
+
+
+def _cpu_row(concurrency: int, cpu: dict[str, list[float]]) -> Row:
+    """The same rounds' CPU time: where the process is busy, a ledger's cost is what it adds."""
+    overhead = median([a / b - 1 for a, b in zip(cpu["ledger"], cpu["none"], strict=True)])
+    return Row(
+        f"bulk + ledger, concurrency {concurrency}, CPU",
+        median(cpu["ledger"]),
+        median(cpu["none"]),
+        "CPU µs / resend",
+        overhead,
+        "info",
+        None,
+        note="the rounds above: CPU time of this process (every thread) per resend, with vs "
+        "without a ledger",
+        detail=cpu,
+    )
 
 
 def _slow_vendor_row(ledger: Ledger, count: int, rounds: int) -> Row:
