@@ -11,7 +11,6 @@ is committed (or has failed, which is logged: the record then reads ``unknown``)
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -19,10 +18,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Final, TypeAlias
 
 from . import RecordKey
+from ._unsettled import log_unsettled
 
-__all__ = ["Outcome", "Queued", "log_unsettled"]
-
-logger = logging.getLogger("invites.ledger")
+__all__ = ["Outcome", "Queued"]
 
 #: A queued outcome: key, owner, state, result and error (as JSON text).
 Outcome: TypeAlias = tuple[RecordKey, str, str, str | None, str | None]
@@ -32,26 +30,6 @@ AsyncWrite: TypeAlias = Callable[[list[Outcome]], Awaitable[set[RecordKey]]]
 
 #: Most outcomes one statement writes.
 _GROUP: Final = 256
-
-
-def log_unsettled(key: RecordKey, state: str, error: BaseException | None) -> None:
-    """Log a queued outcome that was not recorded: ``error`` it raised, or (None) the intent was
-    no longer its owner's."""
-    if error is not None:
-        logger.warning(
-            "ledger: outcome %s of user %r (run %r) not recorded; it reads unknown: %s",
-            state,
-            key.user_id,
-            key.run,
-            error,
-        )
-    else:
-        logger.warning(
-            "ledger: user %r (run %r) was taken over or settled meanwhile; %s not recorded",
-            key.user_id,
-            key.run,
-            state,
-        )
 
 
 def _report(group: list[Outcome], written: set[RecordKey] | BaseException) -> None:

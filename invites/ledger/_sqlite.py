@@ -13,7 +13,6 @@ read-decide-write of a claim is one atomic step across all of them.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sqlite3
 import time
@@ -36,10 +35,9 @@ from . import (
 )
 from ._sqlite_file import COLUMNS, Row, Rows, key_params, open_file, path_of
 from ._sqlite_writer import Work, Writer
+from ._unsettled import log_unsettled
 
 __all__ = ["SQLiteLedger"]
-
-logger = logging.getLogger("invites.ledger")
 
 
 class SQLiteLedger(Ledger):
@@ -250,20 +248,7 @@ def _get_work(key: RecordKey) -> Work:
 def _log_unsettled(key: RecordKey, state: str) -> Callable[[Future[Any]], None]:
     def check(future: Future[Any]) -> None:
         error = future.exception()
-        if error is not None:
-            logger.warning(
-                "ledger: outcome %s of user %r (run %r) not recorded; it reads unknown: %s",
-                state,
-                key.user_id,
-                key.run,
-                error,
-            )
-        elif future.result() is None:
-            logger.warning(
-                "ledger: user %r (run %r) was taken over or settled meanwhile; %s not recorded",
-                key.user_id,
-                key.run,
-                state,
-            )
+        if error is not None or future.result() is None:
+            log_unsettled(key, state, error)
 
     return check
