@@ -21,7 +21,6 @@ from ._credentials import Credentials
 from ._deadline import DEADLINE
 from ._engine import (
     AttemptEvent,
-    Builder,
     Call,
     Engine,
     Flow,
@@ -32,7 +31,6 @@ from ._engine import (
     Reserve,
     Send,
     Sleep,
-    Steps,
 )
 from ._pacing import Pacer, Throttle
 from ._policy import RetryPolicy
@@ -268,9 +266,6 @@ class BaseProvider(Generic[S]):
 
     def _closed(self) -> RuntimeError:
         return RuntimeError(f"cannot resend, as the provider {self!r} has been closed")
-
-    def _steps(self, invitee: Invitee, build: Builder) -> Steps:
-        return self._engine.steps(self.flow, invitee, build, self.auth_header)
 
     def _perform(self, action: Sleep | Refresh | Reserve | PausedFor | Pause) -> Reply:
         """Do one action other than Send with blocking I/O; its error goes to the engine."""

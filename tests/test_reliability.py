@@ -1070,15 +1070,19 @@ def advance(
     return action
 
 
+def _steps(provider: invites.BaseProvider) -> Any:
+    """The engine's actions for one resend of the invited tenant-API user, driven by the test."""
+    build = provider._transport.client().build_request
+    invitee = Invitee(user_id=TENANT_USER_INVITED)
+    return provider._engine.steps(provider.flow, invitee, build, provider.auth_header)
+
+
 def test_slots_reserved_before_a_pause_are_retaken_after_it() -> None:
     # Three callers of a 1/s provider: A sends at once, B and C hold the slots at +1 s and +2 s.
     # A meets a 429 asking for 10 s. B and C must not both send when the pause ends.
     fake = FakeTime()
     provider = make("tenant_api", "http://127.0.0.1:9", fake, rate_limit=1, max_attempts=1)
-    build = provider._transport.client().build_request
-    a = provider._steps(Invitee(user_id=TENANT_USER_INVITED), build)
-    b = provider._steps(Invitee(user_id=TENANT_USER_INVITED), build)
-    c = provider._steps(Invitee(user_id=TENANT_USER_INVITED), build)
+    a, b, c = (_steps(provider) for _ in range(3))
     send_a = advance(provider, a)
     assert isinstance(send_a, Send)
     assert advance(provider, b) == Sleep(1.0)
@@ -1101,9 +1105,7 @@ def test_slots_reserved_before_a_pause_are_retaken_after_it() -> None:
 def test_a_429_without_retry_after_pauses_for_the_backoff_it_reports() -> None:
     fake, events = FakeTime(), list[invites.AttemptEvent]()
     provider = make("tenant_api", "http://127.0.0.1:9", fake, on_attempt=events.append)
-    steps = provider._steps(
-        Invitee(user_id=TENANT_USER_INVITED), provider._transport.client().build_request
-    )
+    steps = _steps(provider)
     send = advance(provider, steps)
     assert isinstance(send, Send)
 
