@@ -3,7 +3,7 @@
 Each shortcut answers the common case (a printable ASCII id, plain vendor text, an id with nothing
 to percent-encode, an answer the policy always delivers, a provider with nothing to pace or
 report) without the general path; these tests hold each one to the general path's answers, and
-check the mechanism: what the common case no longer calls.
+check the mechanism: what the common case does not call.
 """
 
 from __future__ import annotations
