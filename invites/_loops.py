@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from asyncio import AbstractEventLoop
 from collections.abc import AsyncGenerator, Callable
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+if TYPE_CHECKING:  # synchronous programs never load asyncio
+    from asyncio import AbstractEventLoop
 
 __all__ = ["AsyncClosable", "LoopOwned"]
 

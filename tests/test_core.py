@@ -867,6 +867,43 @@ def test_importing_invites_loads_no_vendor_and_no_optional_dependency(tmp_path: 
     assert optional_line == ""
 
 
+def test_a_synchronous_resend_never_loads_asyncio(tmp_path: Path) -> None:
+    # asyncio costs a synchronous program about 10 ms of start-up: only async code may load it.
+    output = _run_python(
+        """
+        import json, sys, threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        class Vendor(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.dumps({"message": "Invite resent."}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = HTTPServer(("127.0.0.1", 0), Vendor)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        import invites
+        provider = invites.from_config({
+            "provider": "tenant_api",
+            "base_url": f"http://127.0.0.1:{server.server_port}",
+            "token": "fake-token",
+            "tenant_id": "3f1c9a56-7b1e-4c55-9a77-2d6f1a0b9e11",
+        })
+        with provider:
+            print(provider.resend_invite("3f1c9a56-7b1e-4c55-9a77-2d6f1a0b9e10").message)
+        print(sorted(m for m in sys.modules if m.partition(".")[0] in ("asyncio", "concurrent")))
+        """,
+        tmp_path,
+    )
+    assert output.splitlines() == ["Invite resent.", "[]"]
+
+
 def test_a_vendor_module_loads_only_when_its_provider_is_built(tmp_path: Path) -> None:
     output = _run_python(
         """
