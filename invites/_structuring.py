@@ -3,6 +3,7 @@ problem cattrs and the classes find, each with its key path. Values are never ec
 
 from __future__ import annotations
 
+import contextlib
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -139,6 +140,41 @@ def _by_provider(converter: cattrs.Converter, data: object) -> ProviderSettings:
     return converter.structure(data, cls)
 
 
+def _built_by_the_class(data: object) -> ProviderSettings | None:
+    """The settings the class builds from ``data`` alone, when cattrs would add nothing; else None.
+
+    When every key is one of the settings class's flat keys (none is a nested table), cattrs would
+    pass each value as given and call the class, so the class is called directly, without first
+    generating cattrs' structuring function. When the class refuses, None: the cattrs path then
+    builds its report of every problem, each with its key.
+    """
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        cls = _settings_class(data.get("provider"))
+    except ConfigurationError:
+        return None
+    flat = _flat_keys(cls)
+    if not all(key in flat for key in data):
+        return None
+    try:
+        return cls(**{flat[key]: value for key, value in data.items()})
+    except Exception:  # reported, with every other problem, by the cattrs path
+        return None
+
+
+@cache
+def _flat_keys(cls: Any) -> dict[str, str]:
+    """The keys of ``cls`` whose values go to it as given, each to its argument's name."""
+    with contextlib.suppress(NameError):  # a key left unresolved is not counted flat
+        attrs.resolve_types(cls)
+    return {
+        field.name: field.alias
+        for field in attrs.fields(cls)
+        if field.init and not isinstance(field.type, str) and not _holds_attrs(field.type)
+    }
+
+
 def _settings_class(name: object) -> type[ProviderSettings]:
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"provider: is required (one of: {', '.join(known_providers())})")
@@ -207,6 +243,10 @@ def join_path(path: str, key: str) -> str:
 
 
 def structure(data: object, tp: Any, *, spell: Spell = as_key, from_text: bool = False) -> Any:
+    if tp is AnySettings and not from_text:
+        settings = _built_by_the_class(data)
+        if settings is not None:
+            return settings
     try:
         return _converter(from_text).structure(data, tp)
     except (BaseValidationError, ConfigurationError, Invalid) as exc:
