@@ -154,7 +154,7 @@ def _built_by_the_class(data: object) -> ProviderSettings | None:
         cls = _settings_class(data.get("provider"))
     except ConfigurationError:
         return None
-    flat = _flat_keys(cls)
+    flat = _flat_keys(typing.cast(type, cls))  # mypy: hashable as a type
     if not all(key in flat for key in data):
         return None
     try:
