@@ -243,7 +243,7 @@ def _async_rows(url: str, count: int, rounds: int) -> list[Row]:
 
 def bulk(quick: bool) -> list[Row]:
     """Threads and async at each concurrency, each against its best raw httpx equivalent."""
-    count, rounds = (100, 2) if quick else (200, 8)
+    count, rounds = (100, 2) if quick else (300, 16)
     with sandbox_process() as server:
         return [*_thread_rows(server.url, count, rounds), *_async_rows(server.url, count, rounds)]
 
