@@ -10,8 +10,9 @@ is closed, and that pass compares, for every connection, the keep-alive limit wi
 over every connection: the work grows with the square of the connections open, paid under the
 pool's lock, twice a request. :func:`assign` takes the same decisions, in the same order, from
 one walk: it closes the same connections, reuses the same one, opens a new one in the same case.
-Only a pool of the httpcore series it was written against gets it (:data:`LINEAR`); any other
-keeps httpcore's own pass.
+The asyncio pool's pass also counts a connection busy from the moment it is given to a request
+(:class:`AsyncPool`). Only a pool of the httpcore series it was written against gets it
+(:data:`LINEAR`); any other keeps httpcore's own pass.
 """
 
 from __future__ import annotations
@@ -37,28 +38,35 @@ class _Connection(Protocol):
     def can_handle_request(self, origin: Any) -> bool: ...
 
 
-def assign(pool: Any) -> list[Any]:
+def assign(pool: Any, *, given_is_busy: bool = False) -> list[Any]:
     """httpcore's ``_assign_requests_to_connections`` in one walk; the connections to close.
 
-    Called with the pool's lock held, as httpcore calls its own.
+    Called with the pool's lock held, as httpcore calls its own. With ``given_is_busy`` (and
+    HTTP/2 off), a connection counts as busy from the moment it is given to a request, as
+    httpcore's own pass would decide if the connection said so; see :class:`AsyncPool`.
     """
     connections: list[_Connection] = pool._connections
     closing: list[_Connection] = []
+    busy = _given(pool) if given_is_busy and not pool._http2 else set()
     # Drop closed connections, close expired ones and idle ones past the keep-alive limit
     # (httpcore counts every connection against that limit, idle or not: kept as it is).
     for connection in list(connections):
         if connection.is_closed():
             connections.remove(connection)
         elif connection.has_expired() or (
-            connection.is_idle() and len(connections) > pool._max_keepalive_connections
+            connection not in busy
+            and connection.is_idle()
+            and len(connections) > pool._max_keepalive_connections
         ):
             connections.remove(connection)
             closing.append(connection)
     for pool_request in [request for request in pool._requests if request.is_queued()]:
         origin = pool_request.request.url.origin
-        reusable, idle = _first_reusable_and_idle(connections, origin)
+        reusable, idle = _first_reusable_and_idle(connections, origin, busy)
         if reusable is not None:
             pool_request.assign_to_connection(reusable)
+            if given_is_busy and not pool._http2:
+                busy.add(reusable)
             continue
         if len(connections) >= pool._max_connections:
             if idle is None:
@@ -71,12 +79,24 @@ def assign(pool: Any) -> list[Any]:
     return closing
 
 
+def _given(pool: Any) -> set[Any]:
+    """The idle connections given to a request that has not started on them yet."""
+    return {
+        request.connection
+        for request in pool._requests
+        if request.connection is not None and request.connection.is_idle()
+    }
+
+
 def _first_reusable_and_idle(
-    connections: list[_Connection], origin: Any
+    connections: list[_Connection], origin: Any, busy: set[Any]
 ) -> tuple[_Connection | None, _Connection | None]:
-    """The first connection that can take a request to ``origin`` now, else the first idle one."""
+    """The first connection that can take a request to ``origin`` now, else the first idle one;
+    a connection in ``busy`` is neither."""
     idle = None
     for connection in connections:
+        if connection in busy:
+            continue
         if connection.can_handle_request(origin) and connection.is_available():
             return connection, idle
         if idle is None and connection.is_idle():
@@ -122,7 +142,17 @@ class SyncPool(httpcore.ConnectionPool):
 
 
 class AsyncPool(httpcore.AsyncConnectionPool):
-    """:class:`SyncPool` for asyncio."""
+    """:class:`SyncPool` for asyncio, where a connection is busy once given to a request.
+
+    An HTTP/1.1 connection is idle until a request starts on it, and under asyncio the task
+    given it starts only when the loop reaches it: every pass run meanwhile (one per answer
+    closed) may give the same connection to another request, or close it, and each such request
+    fails with ``ConnectionNotAvailable`` and queues again, about twice a request at
+    concurrency 8 over loopback. Counting the connection busy from the moment it is given spares
+    those attempts; a request that finds no connection free opens one, as httpcore's would. (A
+    thread given a connection starts on it about as soon as it is woken: the race is rare
+    there, and the thread pool keeps httpcore's decisions.)
+    """
 
     def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
         if self._ssl_context is None and origin.scheme == b"https":
@@ -132,4 +162,4 @@ class AsyncPool(httpcore.AsyncConnectionPool):
     if LINEAR:
 
         def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
-            return assign(self)
+            return assign(self, given_is_busy=True)

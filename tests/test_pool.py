@@ -2,7 +2,9 @@
 
 Every decision of the bookkeeping pass (which connections are dropped or closed, which queued
 request gets which connection, when a new one is opened) is compared with httpcore's own pass on
-the same state; the one difference allowed is how often each connection is asked.
+the same state; the one difference allowed is how often each connection is asked. The asyncio
+pool counts a connection busy from the moment it is given to a request: its decisions are
+compared with httpcore's pass over connections that say so.
 """
 
 from __future__ import annotations
@@ -26,12 +28,21 @@ STATES = ("closed", "expired", "idle", "active", "connecting", "other-origin", "
 
 
 class FakeConnection:
-    """A connection in one state; counts how often the pool asks whether it is idle."""
+    """A connection in one state; counts how often the pool asks whether it is idle.
 
-    def __init__(self, state: str, name: str) -> None:
+    With ``busy_once_given`` (the pool's request list), it is neither idle nor available while a
+    request holds it.
+    """
+
+    def __init__(self, state: str, name: str, busy_once_given: list[Any] | None = None) -> None:
         self.state = state
         self.name = name
         self.idle_asked = 0
+        self.busy_once_given = busy_once_given
+
+    def _given(self) -> bool:
+        requests = self.busy_once_given or []
+        return any(request.connection is self for request in requests)
 
     def is_closed(self) -> bool:
         return self.state == "closed"
@@ -41,24 +52,46 @@ class FakeConnection:
 
     def is_idle(self) -> bool:
         self.idle_asked += 1
-        return self.state in ("idle", "other-origin", "failed")
+        return self.state in ("idle", "other-origin", "failed") and not self._given()
 
     def is_available(self) -> bool:
-        return self.state in ("idle", "other-origin")
+        return self.state in ("idle", "other-origin") and not self._given()
 
     def can_handle_request(self, origin: Any) -> bool:
         return self.state != "other-origin"
 
 
-def _pool(states: list[str], queued: int, max_connections: int, keepalive: int) -> Any:
-    pool: Any = SyncPool(max_connections=max_connections, max_keepalive_connections=keepalive)
-    pool._connections = [FakeConnection(state, f"c{index}") for index, state in enumerate(states)]
-    pool._requests = [
+def _pool(
+    states: list[str],
+    queued: int,
+    max_connections: int,
+    keepalive: int,
+    *,
+    given: tuple[int, ...] = (),
+    busy_once_given: bool = False,
+    pool_class: type[Any] = SyncPool,
+) -> Any:
+    """A pool over connections in ``states``, with ``queued`` requests waiting and one request
+    already given each connection of ``given`` (indexes), not started on it yet."""
+    pool: Any = pool_class(max_connections=max_connections, max_keepalive_connections=keepalive)
+    requests: list[Any] = []
+    watched = requests if busy_once_given else None
+    pool._connections = [
+        FakeConnection(state, f"c{index}", watched) for index, state in enumerate(states)
+    ]
+    for index in given:
+        started = PoolRequest(httpcore.Request("GET", f"http://vendor.invalid/given{index}"))
+        started.assign_to_connection(pool._connections[index])
+        requests.append(started)
+    requests += [
         PoolRequest(httpcore.Request("GET", f"http://vendor.invalid/{index}"))
         for index in range(queued)
     ]
+    pool._requests = requests
     created = iter(range(1000))
-    pool.create_connection = lambda origin: FakeConnection("connecting", f"new{next(created)}")
+    pool.create_connection = lambda origin: FakeConnection(
+        "connecting", f"new{next(created)}", watched
+    )
     return pool
 
 
@@ -83,6 +116,37 @@ def test_the_pass_decides_as_httpcores_own(
 
     ours = _pool(states, queued, max_connections, keepalive)
     assert _decisions(ours, assign(ours)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    states=st.lists(st.sampled_from(STATES), min_size=1, max_size=12),
+    given_to=st.lists(st.integers(min_value=0, max_value=11), max_size=4, unique=True),
+    queued=st.integers(min_value=0, max_value=6),
+    max_connections=st.integers(min_value=1, max_value=10),
+    keepalive=st.integers(min_value=0, max_value=10),
+)
+def test_the_async_pass_counts_a_connection_busy_once_given_to_a_request(
+    states: list[str], given_to: list[int], queued: int, max_connections: int, keepalive: int
+) -> None:
+    keepalive = min(keepalive, max_connections)
+    # Only an idle connection can be given to a request that has not started on it.
+    given = tuple(i for i in given_to if i < len(states) and states[i] in ("idle", "other-origin"))
+    theirs = _pool(states, queued, max_connections, keepalive, given=given, busy_once_given=True)
+    expected = _decisions(theirs, httpcore.ConnectionPool._assign_requests_to_connections(theirs))
+
+    ours = _pool(states, queued, max_connections, keepalive, given=given, pool_class=AsyncPool)
+    assert _decisions(ours, ours._assign_requests_to_connections()) == expected
+
+
+def test_an_idle_connection_given_to_a_request_is_not_given_to_another() -> None:
+    # httpcore's own pass gives the one idle connection to all three requests: two then fail
+    # with ConnectionNotAvailable and queue again. The asyncio pool opens a connection each.
+    pool = _pool(["idle"], queued=3, max_connections=10, keepalive=10, pool_class=AsyncPool)
+
+    pool._assign_requests_to_connections()
+
+    assert [request.connection.name for request in pool._requests] == ["c0", "new0", "new1"]
 
 
 def test_each_connection_is_asked_a_bounded_number_of_times() -> None:
