@@ -9,16 +9,18 @@ httpcore 1.0's pool runs one pass over its connections whenever a request arrive
 is closed, and that pass compares, for every connection, the keep-alive limit with a list built
 over every connection: the work grows with the square of the connections open, paid under the
 pool's lock, twice a request. :func:`assign` takes the same decisions, in the same order, from
-one walk: it closes the same connections, reuses the same one, opens a new one in the same case.
-The asyncio pool's pass also counts a connection busy from the moment it is given to a request
-(:class:`AsyncPool`). Only a pool of the httpcore series it was written against gets it
-(:data:`LINEAR`); any other keeps httpcore's own pass.
+one walk: it closes the same connections, reuses the same one, opens a new one in the same case,
+except that it never closes a connection given to a request that has not started on it yet
+(httpcore may, and the request can then fail after it was sent). The asyncio pool's pass also
+counts such a connection busy (:class:`AsyncPool`). Only a pool of the httpcore series it was
+written against gets it (:data:`LINEAR`); any other keeps httpcore's own pass.
 """
 
 from __future__ import annotations
 
 import ssl
 import threading
+from collections.abc import Container
 from typing import Any, Final, Protocol
 
 import httpcore
@@ -38,70 +40,88 @@ class _Connection(Protocol):
     def can_handle_request(self, origin: Any) -> bool: ...
 
 
-def assign(pool: Any, *, given_is_busy: bool = False) -> list[Any]:
+def assign(pool: Any, *, reuse_given: bool = True) -> list[Any]:
     """httpcore's ``_assign_requests_to_connections`` in one walk; the connections to close.
 
-    Called with the pool's lock held, as httpcore calls its own. With ``given_is_busy`` (and
-    HTTP/2 off), a connection counts as busy from the moment it is given to a request, as
-    httpcore's own pass would decide if the connection said so; see :class:`AsyncPool`.
+    Called with the pool's lock held, as httpcore calls its own. One decision differs: a
+    connection given to a request that has not started on it yet is still idle to httpcore, which
+    may close it (past the keep-alive limit, or to make room for another origin) after the lock
+    is released, just as that request starts on it: the request then fails after it may have been
+    sent. Such a connection is never closed here. With ``reuse_given`` False (the asyncio pool),
+    it is not given to a second request either; see :class:`AsyncPool`.
     """
     connections: list[_Connection] = pool._connections
     closing: list[_Connection] = []
-    busy = _given(pool) if given_is_busy and not pool._http2 else set()
+    given = _Given(pool, now=not reuse_given)
     # Drop closed connections, close expired ones and idle ones past the keep-alive limit
     # (httpcore counts every connection against that limit, idle or not: kept as it is).
     for connection in list(connections):
         if connection.is_closed():
             connections.remove(connection)
         elif connection.has_expired() or (
-            connection not in busy
-            and connection.is_idle()
+            connection.is_idle()
             and len(connections) > pool._max_keepalive_connections
+            and connection not in given
         ):
             connections.remove(connection)
             closing.append(connection)
+    skip = () if reuse_given else given
     for pool_request in [request for request in pool._requests if request.is_queued()]:
         origin = pool_request.request.url.origin
-        reusable, idle = _first_reusable_and_idle(connections, origin, busy)
-        if reusable is not None:
-            pool_request.assign_to_connection(reusable)
-            if given_is_busy and not pool._http2:
-                busy.add(reusable)
-            continue
-        if len(connections) >= pool._max_connections:
-            if idle is None:
-                continue  # the request waits for a connection
-            connections.remove(idle)
-            closing.append(idle)
-        connection = pool.create_connection(origin)
-        connections.append(connection)
-        pool_request.assign_to_connection(connection)
+        chosen = _first_reusable(connections, origin, skip)
+        if chosen is None:
+            if len(connections) >= pool._max_connections:
+                idle = next((c for c in connections if c.is_idle() and c not in given), None)
+                if idle is None:
+                    continue  # the request waits for a connection
+                connections.remove(idle)
+                closing.append(idle)
+            chosen = pool.create_connection(origin)
+            connections.append(chosen)
+        pool_request.assign_to_connection(chosen)
+        given.add(chosen)
     return closing
 
 
-def _given(pool: Any) -> set[Any]:
-    """The idle connections given to a request that has not started on them yet."""
-    return {
-        request.connection
-        for request in pool._requests
-        if request.connection is not None and request.connection.is_idle()
-    }
+class _Given:
+    """The connections given to a request that has not started on them yet (they are idle),
+    found the first time one is asked about, or at once with ``now``."""
+
+    __slots__ = ("_found", "_pool")
+
+    def __init__(self, pool: Any, *, now: bool) -> None:
+        self._pool = pool
+        self._found: set[Any] | None = self._find() if now else None
+
+    def _find(self) -> set[Any]:
+        return {
+            request.connection
+            for request in self._pool._requests
+            if request.connection is not None and request.connection.is_idle()
+        }
+
+    def __contains__(self, connection: object) -> bool:
+        if self._found is None:
+            self._found = self._find()
+        return connection in self._found
+
+    def add(self, connection: object) -> None:
+        if self._found is not None:  # else found with the rest when first asked
+            self._found.add(connection)
 
 
-def _first_reusable_and_idle(
-    connections: list[_Connection], origin: Any, busy: set[Any]
-) -> tuple[_Connection | None, _Connection | None]:
-    """The first connection that can take a request to ``origin`` now, else the first idle one;
-    a connection in ``busy`` is neither."""
-    idle = None
+def _first_reusable(
+    connections: list[_Connection], origin: Any, skip: Container[object]
+) -> _Connection | None:
+    """The first connection that can take a request to ``origin`` now, not in ``skip``."""
     for connection in connections:
-        if connection in busy:
-            continue
-        if connection.can_handle_request(origin) and connection.is_available():
-            return connection, idle
-        if idle is None and connection.is_idle():
-            idle = connection
-    return None, idle
+        if (
+            connection.can_handle_request(origin)
+            and connection.is_available()
+            and connection not in skip
+        ):
+            return connection
+    return None
 
 
 _context_lock = threading.Lock()
@@ -146,12 +166,12 @@ class AsyncPool(httpcore.AsyncConnectionPool):
 
     An HTTP/1.1 connection is idle until a request starts on it, and under asyncio the task
     given it starts only when the loop reaches it: every pass run meanwhile (one per answer
-    closed) may give the same connection to another request, or close it, and each such request
-    fails with ``ConnectionNotAvailable`` and queues again, about twice a request at
-    concurrency 8 over loopback. Counting the connection busy from the moment it is given spares
-    those attempts; a request that finds no connection free opens one, as httpcore's would. (A
-    thread given a connection starts on it about as soon as it is woken: the race is rare
-    there, and the thread pool keeps httpcore's decisions.)
+    closed) may give the same connection to another request, which then fails with
+    ``ConnectionNotAvailable`` and queues again, about twice a request at concurrency 8 over
+    loopback. Counting the connection busy from the moment it is given spares those attempts; a
+    request that finds no connection free opens one, as httpcore's would. (A thread given a
+    connection starts on it about as soon as it is woken: that race is rare there, and the
+    thread pool keeps httpcore's choice, which opens fewer connections.)
     """
 
     def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
@@ -162,4 +182,4 @@ class AsyncPool(httpcore.AsyncConnectionPool):
     if LINEAR:
 
         def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
-            return assign(self, given_is_busy=True)
+            return assign(self, reuse_given=self._http2)

@@ -2,14 +2,15 @@
 
 Every decision of the bookkeeping pass (which connections are dropped or closed, which queued
 request gets which connection, when a new one is opened) is compared with httpcore's own pass on
-the same state; the one difference allowed is how often each connection is asked. The asyncio
-pool counts a connection busy from the moment it is given to a request: its decisions are
-compared with httpcore's pass over connections that say so.
+the same state, with one difference: a connection given to a request that has not started on it
+is not idle to the pool (httpcore would close it under that request); to the asyncio pool it is
+not available either. httpcore's pass runs over connections that say so; the one difference
+allowed beyond that is how often each connection is asked.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import httpcore
 import pytest
@@ -25,24 +26,28 @@ from invites._transport import LIMITS
 pytestmark = pytest.mark.skipif(not LINEAR, reason="only httpcore 1.0 pools use invites' pass")
 
 STATES = ("closed", "expired", "idle", "active", "connecting", "other-origin", "failed")
+#: How a connection given to a request that has not started on it tells httpcore's pass so:
+#: not idle ("sync"), neither idle nor available ("async"), or not at all (None).
+Given = Literal["sync", "async"] | None
 
 
 class FakeConnection:
     """A connection in one state; counts how often the pool asks whether it is idle.
 
-    With ``busy_once_given`` (the pool's request list), it is neither idle nor available while a
-    request holds it.
+    With ``requests`` (the pool's), a connection one of them holds answers as ``given`` says.
     """
 
-    def __init__(self, state: str, name: str, busy_once_given: list[Any] | None = None) -> None:
+    def __init__(
+        self, state: str, name: str, requests: list[Any] | None = None, given: Given = None
+    ) -> None:
         self.state = state
         self.name = name
         self.idle_asked = 0
-        self.busy_once_given = busy_once_given
+        self.requests = requests
+        self.given = given
 
-    def _given(self) -> bool:
-        requests = self.busy_once_given or []
-        return any(request.connection is self for request in requests)
+    def _held(self) -> bool:
+        return any(request.connection is self for request in self.requests or ())
 
     def is_closed(self) -> bool:
         return self.state == "closed"
@@ -52,10 +57,12 @@ class FakeConnection:
 
     def is_idle(self) -> bool:
         self.idle_asked += 1
-        return self.state in ("idle", "other-origin", "failed") and not self._given()
+        held = self.given is not None and self._held()
+        return self.state in ("idle", "other-origin", "failed") and not held
 
     def is_available(self) -> bool:
-        return self.state in ("idle", "other-origin") and not self._given()
+        held = self.given == "async" and self._held()
+        return self.state in ("idle", "other-origin") and not held
 
     def can_handle_request(self, origin: Any) -> bool:
         return self.state != "other-origin"
@@ -67,22 +74,21 @@ def _pool(
     max_connections: int,
     keepalive: int,
     *,
-    given: tuple[int, ...] = (),
-    busy_once_given: bool = False,
+    given_to: tuple[int, ...] = (),
+    given: Given = None,
     pool_class: type[Any] = SyncPool,
 ) -> Any:
     """A pool over connections in ``states``, with ``queued`` requests waiting and one request
-    already given each connection of ``given`` (indexes), not started on it yet."""
+    already given each connection of ``given_to`` (indexes), not started on it yet."""
     pool: Any = pool_class(max_connections=max_connections, max_keepalive_connections=keepalive)
     requests: list[Any] = []
-    watched = requests if busy_once_given else None
     pool._connections = [
-        FakeConnection(state, f"c{index}", watched) for index, state in enumerate(states)
+        FakeConnection(state, f"c{index}", requests, given) for index, state in enumerate(states)
     ]
-    for index in given:
-        started = PoolRequest(httpcore.Request("GET", f"http://vendor.invalid/given{index}"))
-        started.assign_to_connection(pool._connections[index])
-        requests.append(started)
+    for index in given_to:
+        waiting = PoolRequest(httpcore.Request("GET", f"http://vendor.invalid/given{index}"))
+        waiting.assign_to_connection(pool._connections[index])
+        requests.append(waiting)
     requests += [
         PoolRequest(httpcore.Request("GET", f"http://vendor.invalid/{index}"))
         for index in range(queued)
@@ -90,7 +96,7 @@ def _pool(
     pool._requests = requests
     created = iter(range(1000))
     pool.create_connection = lambda origin: FakeConnection(
-        "connecting", f"new{next(created)}", watched
+        "connecting", f"new{next(created)}", requests, given
     )
     return pool
 
@@ -100,43 +106,57 @@ def _decisions(pool: Any, closing: list[Any]) -> tuple[list[str], list[str], lis
     return [c.name for c in pool._connections], [c.name for c in closing], assigned
 
 
+_STATE_SPACE = {
+    "states": st.lists(st.sampled_from(STATES), max_size=12),
+    "given_to": st.lists(st.integers(min_value=0, max_value=11), max_size=4, unique=True),
+    "queued": st.integers(min_value=0, max_value=6),
+    "max_connections": st.integers(min_value=1, max_value=10),
+    "keepalive": st.integers(min_value=0, max_value=10),
+}
+
+
+def _given_to(states: list[str], indexes: list[int]) -> tuple[int, ...]:
+    """Of ``indexes``, the idle connections: only those can be given to a request not started."""
+    return tuple(i for i in indexes if i < len(states) and states[i] in ("idle", "other-origin"))
+
+
 @settings(max_examples=300, deadline=None)
-@given(
-    states=st.lists(st.sampled_from(STATES), max_size=12),
-    queued=st.integers(min_value=0, max_value=6),
-    max_connections=st.integers(min_value=1, max_value=10),
-    keepalive=st.integers(min_value=0, max_value=10),
-)
-def test_the_pass_decides_as_httpcores_own(
-    states: list[str], queued: int, max_connections: int, keepalive: int
+@given(**_STATE_SPACE)
+def test_the_pass_decides_as_httpcores_own_where_a_given_connection_is_not_idle(
+    states: list[str], given_to: list[int], queued: int, max_connections: int, keepalive: int
 ) -> None:
     keepalive = min(keepalive, max_connections)
-    theirs = _pool(states, queued, max_connections, keepalive)
+    held = _given_to(states, given_to)
+    theirs = _pool(states, queued, max_connections, keepalive, given_to=held, given="sync")
     expected = _decisions(theirs, httpcore.ConnectionPool._assign_requests_to_connections(theirs))
 
-    ours = _pool(states, queued, max_connections, keepalive)
-    assert _decisions(ours, assign(ours)) == expected
+    ours = _pool(states, queued, max_connections, keepalive, given_to=held)
+    assert _decisions(ours, ours._assign_requests_to_connections()) == expected
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    states=st.lists(st.sampled_from(STATES), min_size=1, max_size=12),
-    given_to=st.lists(st.integers(min_value=0, max_value=11), max_size=4, unique=True),
-    queued=st.integers(min_value=0, max_value=6),
-    max_connections=st.integers(min_value=1, max_value=10),
-    keepalive=st.integers(min_value=0, max_value=10),
-)
+@given(**_STATE_SPACE)
 def test_the_async_pass_counts_a_connection_busy_once_given_to_a_request(
     states: list[str], given_to: list[int], queued: int, max_connections: int, keepalive: int
 ) -> None:
     keepalive = min(keepalive, max_connections)
-    # Only an idle connection can be given to a request that has not started on it.
-    given = tuple(i for i in given_to if i < len(states) and states[i] in ("idle", "other-origin"))
-    theirs = _pool(states, queued, max_connections, keepalive, given=given, busy_once_given=True)
+    held = _given_to(states, given_to)
+    theirs = _pool(states, queued, max_connections, keepalive, given_to=held, given="async")
     expected = _decisions(theirs, httpcore.ConnectionPool._assign_requests_to_connections(theirs))
 
-    ours = _pool(states, queued, max_connections, keepalive, given=given, pool_class=AsyncPool)
+    ours = _pool(states, queued, max_connections, keepalive, given_to=held, pool_class=AsyncPool)
     assert _decisions(ours, ours._assign_requests_to_connections()) == expected
+
+
+def test_a_connection_given_to_a_request_is_not_closed_past_the_keep_alive_limit() -> None:
+    # httpcore's own pass closes c0, given to a request that is about to start on it.
+    theirs = _pool(["idle", "idle", "active"], 0, 10, 1, given_to=(0,))
+    closed: list[Any] = httpcore.ConnectionPool._assign_requests_to_connections(theirs)
+    assert [c.name for c in closed] == ["c0", "c1"]
+
+    ours = _pool(["idle", "idle", "active"], 0, 10, 1, given_to=(0,))
+    assert [c.name for c in ours._assign_requests_to_connections()] == ["c1"]
+    assert [c.name for c in ours._connections] == ["c0", "c2"]
 
 
 def test_an_idle_connection_given_to_a_request_is_not_given_to_another() -> None:
