@@ -10,10 +10,10 @@ is closed, and that pass compares, for every connection, the keep-alive limit wi
 over every connection: the work grows with the square of the connections open, paid under the
 pool's lock, twice a request. :func:`assign` takes the same decisions, in the same order, from
 one walk: it closes the same connections, reuses the same one, opens a new one in the same case,
-except that it never closes a connection given to a request that has not started on it yet
-(httpcore may, and the request can then fail after it was sent). The asyncio pool's pass also
-counts such a connection busy (:class:`AsyncPool`). Only a pool of the httpcore series it was
-written against gets it (:data:`LINEAR`); any other keeps httpcore's own pass.
+except that it keeps an unexpired connection given to a request that has not started on it yet
+(httpcore may close it, and the request can then fail after it was sent). The asyncio pool's
+pass also counts such a connection busy (:class:`AsyncPool`). Only a pool of the httpcore
+series it was written against gets it (:data:`LINEAR`); any other keeps httpcore's own pass.
 """
 
 from __future__ import annotations
@@ -47,8 +47,10 @@ def assign(pool: Any, *, reuse_given: bool = True) -> list[Any]:
     connection given to a request that has not started on it yet is still idle to httpcore, which
     may close it (past the keep-alive limit, or to make room for another origin) after the lock
     is released, just as that request starts on it: the request then fails after it may have been
-    sent. Such a connection is never closed here. With ``reuse_given`` False (the asyncio pool),
-    it is not given to a second request either; see :class:`AsyncPool`.
+    sent. Here a connection a request holds is closed only once it has expired (its keep-alive
+    time is over, or the server closed it), as httpcore would close it too. With ``reuse_given``
+    False (the asyncio pool), it is not given to a second request either; see
+    :class:`AsyncPool`.
     """
     connections: list[_Connection] = pool._connections
     closing: list[_Connection] = []
@@ -84,8 +86,9 @@ def assign(pool: Any, *, reuse_given: bool = True) -> list[Any]:
 
 
 class _Given:
-    """The connections given to a request that has not started on them yet (they are idle),
-    found the first time one is asked about, or at once with ``now``."""
+    """The connections the pool's requests hold (given and not started on yet, in use, or done
+    with and not yet handed back), found the first time one is asked about, or at once with
+    ``now``."""
 
     __slots__ = ("_found", "_pool")
 
@@ -94,11 +97,8 @@ class _Given:
         self._found: set[Any] | None = self._find() if now else None
 
     def _find(self) -> set[Any]:
-        return {
-            request.connection
-            for request in self._pool._requests
-            if request.connection is not None and request.connection.is_idle()
-        }
+        # Each read once: a thread whose request lost its connection clears it without the lock.
+        return {request.connection for request in self._pool._requests} - {None}
 
     def __contains__(self, connection: object) -> bool:
         if self._found is None:
@@ -171,7 +171,8 @@ class AsyncPool(httpcore.AsyncConnectionPool):
     loopback. Counting the connection busy from the moment it is given spares those attempts; a
     request that finds no connection free opens one, as httpcore's would. (A thread given a
     connection starts on it about as soon as it is woken: that race is rare there, and the
-    thread pool keeps httpcore's choice, which opens fewer connections.)
+    thread pool keeps httpcore's choice, which opens fewer connections.) With HTTP/2 enabled, a
+    connection may take several requests, and this pool decides as :class:`SyncPool` does.
     """
 
     def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:

@@ -66,6 +66,7 @@ __all__ = [
     "one_of",
     "path_segment",
     "positive",
+    "resolved_fields",
     "setting",
     "store_label",
     "store_url",
@@ -137,15 +138,24 @@ def _by_type(tp: Any) -> Check | None:
 # -- running the checks -----------------------------------------------------------------------
 
 
-@functools.cache
-def _plan(cls: Any) -> tuple[tuple[str, Check, bool], ...]:
-    """(key, check, None allowed) for every key of ``cls`` that has a check."""
-    # Annotations are strings until resolved. One naming what only its defining scope knows
-    # stays a string: such a key keeps its declared check alone.
+def resolved_fields(cls: Any) -> tuple[attrs.Attribute[Any], ...]:
+    """The attrs fields of ``cls``, their annotations resolved to types where they can be.
+
+    Annotations are strings until resolved; one naming what only its defining scope knows stays
+    a string.
+    """
     with contextlib.suppress(NameError):
         attrs.resolve_types(cls)
+    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cls)
+    return fields
+
+
+@functools.cache
+def _plan(cls: Any) -> tuple[tuple[str, Check, bool], ...]:
+    """(key, check, None allowed) for every key of ``cls`` that has a check; a key whose
+    annotation stayed a string keeps its declared check alone."""
     plan = []
-    for field in attrs.fields(cls):
+    for field in resolved_fields(cls):
         tp = field.type
         optional = field.default is None  # also when the annotation stayed a string
         if typing.get_origin(tp) in (typing.Union, types.UnionType):

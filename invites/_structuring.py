@@ -3,7 +3,6 @@ problem cattrs and the classes find, each with its key path. Values are never ec
 
 from __future__ import annotations
 
-import contextlib
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +21,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn
 
-from ._settings import Invalid, ProviderSettings
+from ._settings import Invalid, ProviderSettings, resolved_fields
 from .errors import ConfigurationError
 from .registry import known_providers, provider_class
 
@@ -146,7 +145,8 @@ def _built_by_the_class(data: object) -> ProviderSettings | None:
     When every key is one of the settings class's flat keys (none is a nested table), cattrs would
     pass each value as given and call the class, so the class is called directly, without first
     generating cattrs' structuring function. When the class refuses, None: the cattrs path then
-    builds its report of every problem, each with its key.
+    builds its report of every problem, each with its key (so a refused configuration's checks
+    run twice: a ``token_provider`` module that fails to import is tried twice).
     """
     if not isinstance(data, Mapping):
         return None
@@ -165,12 +165,11 @@ def _built_by_the_class(data: object) -> ProviderSettings | None:
 
 @cache
 def _flat_keys(cls: Any) -> dict[str, str]:
-    """The keys of ``cls`` whose values go to it as given, each to its argument's name."""
-    with contextlib.suppress(NameError):  # a key left unresolved is not counted flat
-        attrs.resolve_types(cls)
+    """The keys of ``cls`` whose values go to it as given, each to its argument's name (a key
+    whose annotation stayed a string is not counted)."""
     return {
-        field.name: field.alias
-        for field in attrs.fields(cls)
+        field.name: field.alias or field.name
+        for field in resolved_fields(cls)
         if field.init and not isinstance(field.type, str) and not _holds_attrs(field.type)
     }
 

@@ -38,12 +38,10 @@ if TYPE_CHECKING:
 
 __all__ = ["BODY_LIMIT", "Transport", "timeout_for"]
 
-#: The provider's own clients' pool. As many connections kept alive as may be open: past httpx's
-#: default of 20, a bulk run would close and reopen connections all along. Each is kept idle at
-#: most 1.5 s, under the keep-alive timeouts vendors' servers commonly use (gunicorn 2 s,
-#: uvicorn, Node.js and Apache 5 s, more behind nginx or a cloud load balancer): a server that
-#: closes an idle connection just as it is reused resets the request, whose outcome is then
-#: unknown.
+#: The provider's own clients' pool: httpx's default shape, but each connection kept idle at most
+#: 1.5 s, under the keep-alive timeouts vendors' servers commonly use (gunicorn 2 s; uvicorn,
+#: Node.js and Apache 5 s; more behind nginx or a cloud load balancer): a server that closes an
+#: idle connection just as it is reused resets the request, whose outcome is then unknown.
 LIMITS: Final = httpx.Limits(
     max_connections=100, max_keepalive_connections=20, keepalive_expiry=1.5
 )

@@ -142,7 +142,9 @@ def test_the_async_pass_counts_a_connection_busy_once_given_to_a_request(
     keepalive = min(keepalive, max_connections)
     held = _given_to(states, given_to)
     theirs = _pool(states, queued, max_connections, keepalive, given_to=held, given="async")
-    expected = _decisions(theirs, httpcore.ConnectionPool._assign_requests_to_connections(theirs))
+    expected = _decisions(
+        theirs, httpcore.AsyncConnectionPool._assign_requests_to_connections(theirs)
+    )
 
     ours = _pool(states, queued, max_connections, keepalive, given_to=held, pool_class=AsyncPool)
     assert _decisions(ours, ours._assign_requests_to_connections()) == expected
@@ -157,6 +159,35 @@ def test_a_connection_given_to_a_request_is_not_closed_past_the_keep_alive_limit
     ours = _pool(["idle", "idle", "active"], 0, 10, 1, given_to=(0,))
     assert [c.name for c in ours._assign_requests_to_connections()] == ["c1"]
     assert [c.name for c in ours._connections] == ["c0", "c2"]
+
+
+class StartingConnection(FakeConnection):
+    """Idle when the pool first asks, then active: its request started on it meanwhile."""
+
+    def is_idle(self) -> bool:
+        self.idle_asked += 1
+        return self.idle_asked == 1
+
+
+def test_a_connection_whose_request_starts_during_the_pass_is_not_closed() -> None:
+    pool = _pool(["idle", "idle"], 0, 10, 0, given_to=(0,))
+    pool._connections[0] = starting = StartingConnection("idle", "c0")
+    pool._requests[0].connection = starting
+
+    closed = pool._assign_requests_to_connections()
+
+    assert [c.name for c in closed] == ["c1"]
+
+
+def test_with_http2_the_async_pool_gives_a_held_connection_again() -> None:
+    # An HTTP/2 connection takes several requests at once: the asyncio pool then decides as the
+    # thread pool does.
+    pool = _pool(["idle"], queued=2, max_connections=10, keepalive=10, pool_class=AsyncPool)
+    pool._http2 = True
+
+    pool._assign_requests_to_connections()
+
+    assert [request.connection.name for request in pool._requests] == ["c0", "c0"]
 
 
 def test_an_idle_connection_given_to_a_request_is_not_given_to_another() -> None:
