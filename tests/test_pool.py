@@ -120,45 +120,34 @@ def _given_to(states: list[str], indexes: list[int]) -> tuple[int, ...]:
     return tuple(i for i in indexes if i < len(states) and states[i] in ("idle", "other-origin"))
 
 
+#: Each pool, how a connection given to a request that has not started on it looks to it, and
+#: httpcore's pass it reproduces.
+POOLS = [
+    pytest.param(SyncPool, "sync", httpcore.ConnectionPool, id="threads"),
+    pytest.param(AsyncPool, "async", httpcore.AsyncConnectionPool, id="asyncio"),
+]
+
+
+@pytest.mark.parametrize(("pool_class", "looks", "httpcores"), POOLS)
 @settings(max_examples=300, deadline=None)
 @given(**_STATE_SPACE)
-def test_the_pass_decides_as_httpcores_own_where_a_given_connection_is_not_idle(
-    states: list[str], given_to: list[int], queued: int, max_connections: int, keepalive: int
+def test_the_pass_decides_as_httpcores_own_over_connections_that_say_they_are_given(
+    pool_class: type[Any],
+    looks: Given,
+    httpcores: Any,
+    states: list[str],
+    given_to: list[int],
+    queued: int,
+    max_connections: int,
+    keepalive: int,
 ) -> None:
     keepalive = min(keepalive, max_connections)
     held = _given_to(states, given_to)
-    theirs = _pool(states, queued, max_connections, keepalive, given_to=held, given="sync")
-    expected = _decisions(theirs, httpcore.ConnectionPool._assign_requests_to_connections(theirs))
+    theirs = _pool(states, queued, max_connections, keepalive, given_to=held, given=looks)
+    expected = _decisions(theirs, httpcores._assign_requests_to_connections(theirs))
 
-    ours = _pool(states, queued, max_connections, keepalive, given_to=held)
+    ours = _pool(states, queued, max_connections, keepalive, given_to=held, pool_class=pool_class)
     assert _decisions(ours, ours._assign_requests_to_connections()) == expected
-
-
-@settings(max_examples=300, deadline=None)
-@given(**_STATE_SPACE)
-def test_the_async_pass_counts_a_connection_busy_once_given_to_a_request(
-    states: list[str], given_to: list[int], queued: int, max_connections: int, keepalive: int
-) -> None:
-    keepalive = min(keepalive, max_connections)
-    held = _given_to(states, given_to)
-    theirs = _pool(states, queued, max_connections, keepalive, given_to=held, given="async")
-    expected = _decisions(
-        theirs, httpcore.AsyncConnectionPool._assign_requests_to_connections(theirs)
-    )
-
-    ours = _pool(states, queued, max_connections, keepalive, given_to=held, pool_class=AsyncPool)
-    assert _decisions(ours, ours._assign_requests_to_connections()) == expected
-
-
-def test_a_connection_given_to_a_request_is_not_closed_past_the_keep_alive_limit() -> None:
-    # httpcore's own pass closes c0, given to a request that is about to start on it.
-    theirs = _pool(["idle", "idle", "active"], 0, 10, 1, given_to=(0,))
-    closed: list[Any] = httpcore.ConnectionPool._assign_requests_to_connections(theirs)
-    assert [c.name for c in closed] == ["c0", "c1"]
-
-    ours = _pool(["idle", "idle", "active"], 0, 10, 1, given_to=(0,))
-    assert [c.name for c in ours._assign_requests_to_connections()] == ["c1"]
-    assert [c.name for c in ours._connections] == ["c0", "c2"]
 
 
 class StartingConnection(FakeConnection):
