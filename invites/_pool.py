@@ -55,8 +55,8 @@ def assign(pool: Any, *, reuse_given: bool = True) -> list[Any]:
     connections: list[_Connection] = pool._connections
     closing: list[_Connection] = []
     given = _Given(pool, now=not reuse_given)
-    # Drop closed connections, close expired ones and idle ones past the keep-alive limit
-    # (httpcore counts every connection against that limit, idle or not: kept as it is).
+    # Drop closed connections, close expired ones and idle ones past the keep-alive limit that no
+    # request holds (httpcore counts every connection against that limit, idle or not: kept).
     for connection in list(connections):
         if connection.is_closed():
             connections.remove(connection)
