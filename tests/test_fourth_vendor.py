@@ -191,9 +191,8 @@ def test_an_injected_503_answers_in_relays_error_shape(relay: RunningSandbox) ->
 def test_a_bulk_run_reaches_seeded_users_once_each(relay: RunningSandbox) -> None:
     users = [f"inv-bulk-{n:03d}" for n in range(40)]
     relay.sandbox.add_users("relay", users)
-    provider = invites.from_config(relay_config(relay.url))
-
-    outcomes = list(invites.resend_many(provider, [*users, RELAY_ACCEPTED], concurrency=8))
+    with invites.from_config(relay_config(relay.url)) as provider:
+        outcomes = list(invites.resend_many(provider, [*users, RELAY_ACCEPTED], concurrency=8))
 
     by_status = {o.user_id: o.status for o in outcomes}
     assert by_status == {**dict.fromkeys(users, "sent"), RELAY_ACCEPTED: "already_verified"}

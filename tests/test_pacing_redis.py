@@ -276,10 +276,15 @@ def test_resends_wait_for_the_shared_slot(
     calls = [providers[0], providers[0], providers[1]]
     if mode == "sync":
         results = [p.resend_invite(TENANT_USER_INVITED) for p in calls]
+        for provider in providers:
+            provider.close()
     else:
 
         async def main() -> list[ResendResult]:
-            return [await p.aresend_invite(TENANT_USER_INVITED) for p in calls]
+            sent = [await p.aresend_invite(TENANT_USER_INVITED) for p in calls]
+            for provider in providers:
+                await provider.aclose()
+            return sent
 
         results = asyncio.run(main())
 
@@ -464,6 +469,7 @@ def test_a_killed_store_connection_fails_closed_then_recovers(
         store.acl_setuser(user, enabled=True)
         assert isinstance(provider.resend_invite(TENANT_USER_INVITED), ResendResult)
         assert sandbox.emails_sent(TENANT_USER_INVITED) == 3
+        provider.close()
     finally:
         store.acl_deluser(user)
 
@@ -483,7 +489,7 @@ def test_the_local_fallback_paces_alone_while_the_store_is_down(
     )
     provider = type(configured)(configured.settings, sleep=waited.append)
 
-    with caplog.at_level(logging.WARNING, logger="invites"):
+    with caplog.at_level(logging.WARNING, logger="invites"), provider:
         results = [provider.resend_invite(TENANT_USER_INVITED) for _ in range(2)]
 
     assert all(isinstance(result, ResendResult) for result in results)

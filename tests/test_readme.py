@@ -285,7 +285,13 @@ def test_readme_example(
     block: Block, server: RunningSandbox, workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     check = _check_for(block)
-    check(run_block(block, server, workspace, capsys))
+    run = run_block(block, server, workspace, capsys)
+    try:
+        check(run)
+    finally:
+        for value in run.given.values():
+            if isinstance(value, invites.InviteProvider):
+                value.close()
 
 
 def test_every_block_is_marked_and_the_marks_are_used() -> None:
