@@ -28,7 +28,6 @@ from ._policy import CONNECT_ERRORS, DECIDED_STATUSES, DELIVER, Decision, RetryP
 from ._reporting import AttemptEvent, Reporter
 from ._secret import Secret
 from ._settings import AttemptHook
-from ._urls import BaseUrl
 from .errors import ConnectionFailed, InviteError, OutcomeUnknown, RateLimited, UnexpectedResponse
 from .models import Invitee, ResendResult
 
@@ -194,10 +193,8 @@ class Engine:
         clock: Callable[[], float],
         on_attempt: AttemptHook | None,
         pacing_idle: Callable[[], bool] | None = None,
-        base_url: str | None = None,
     ) -> None:
         self.name = name
-        self._base_url = BaseUrl(base_url)
         self.policy = policy
         self.credentials = credentials
         # Given to each request as httpx's "timeout" request extension, which its transports
@@ -391,8 +388,9 @@ class Engine:
         # The timeouts also apply over a caller's own client.
         extensions = {"timeout": self._timeout.copy()}
         try:
-            url = self._base_url.join(call.url)
-            return build(call.method, url, json=call.json, headers=headers, extensions=extensions)
+            return build(
+                call.method, call.url, json=call.json, headers=headers, extensions=extensions
+            )
         except (UnicodeError, httpx.InvalidURL) as exc:
             # e.g. a cookie a vendor set in the caller's own client that cannot be sent back
             raise UnexpectedResponse(

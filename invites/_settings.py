@@ -42,6 +42,7 @@ from ._checks import (
     variable_name,
     without_password,
 )
+from ._proxies import proxy_setting
 from ._secret import Secret
 from .errors import ConfigurationError
 
@@ -232,6 +233,8 @@ class ProviderSettings:
     deadline: float = setting(positive, default=120.0)
     retry_unknown: bool = False
     allow_insecure_http: bool = False
+    #: The http:// proxy the provider's own clients go through (else HTTPS_PROXY and the rest).
+    proxy: str | None = setting(proxy_setting, default=None, repr=_ledger_repr)
     on_attempt: AttemptHook | None = setting(callable_or_path, default=None, repr=False)
     #: Path or URL of the ledger that ``resend_invite(..., idempotency_key=...)`` records in.
     ledger: str | None = setting(ledger_url, default=None, repr=_ledger_repr)
