@@ -69,7 +69,10 @@ class _Stream(httpcore.NetworkStream):
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
         timeout = _capped(timeout, httpcore.ConnectTimeout)
-        return _Stream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+        try:
+            return _Stream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+        except OSError as exc:  # a refused certificate: raised as it is by some httpcore 1.0
+            raise httpcore.ConnectError(str(exc)) from exc
 
     def get_extra_info(self, info: str) -> typing.Any:
         return self._stream.get_extra_info(info)
@@ -130,7 +133,11 @@ class _AsyncStream(httpcore.AsyncNetworkStream):
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
         timeout = _capped(timeout, httpcore.ConnectTimeout)
-        return _AsyncStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+        try:
+            tls = await self._stream.start_tls(ssl_context, server_hostname, timeout)
+        except OSError as exc:  # as in the sync stream
+            raise httpcore.ConnectError(str(exc)) from exc
+        return _AsyncStream(tls)
 
     def get_extra_info(self, info: str) -> typing.Any:
         return self._stream.get_extra_info(info)
