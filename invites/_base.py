@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
+import attrs
 import httpx
 from typing_extensions import TypeVar
 
@@ -32,6 +33,7 @@ from ._engine import (
     Send,
     Sleep,
 )
+from ._identity import canonical_base_url, compute_identity
 from ._pacing import Pacer, Throttle
 from ._policy import RetryPolicy
 from ._reporting import route_ids
@@ -59,6 +61,14 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+def user_agent(extra: str | None = None) -> str:
+    """``invites/<version> httpx/<version>``, then `extra` (the ``user_agent`` setting)."""
+    from . import __version__  # the package is imported whole before any provider is built
+
+    agent = f"invites/{__version__} httpx/{httpx.__version__}"
+    return f"{agent} {extra}" if extra else agent
+
+
 class BaseProvider(Generic[S]):
     """Shared base of every vendor adapter. Satisfies :class:`invites.InviteProvider`.
 
@@ -77,6 +87,9 @@ class BaseProvider(Generic[S]):
     name: ClassVar[str]
     settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
     default_base_url: ClassVar[str | None] = None
+    #: The ``Accept`` header of every request (the vendors here answer JSON); None: httpx's
+    #: ``*/*``. A call's own ``Accept`` header wins.
+    accept: ClassVar[str | None] = "application/json"
 
     def __init__(
         self,
@@ -95,7 +108,9 @@ class BaseProvider(Generic[S]):
         base_url = settings.base_url or self.default_base_url
         if base_url is None:  # a vendor without a default_base_url: as any missing key
             raise ConfigurationError("base_url: is required", provider=self.name)
-        self.base_url = base_url.rstrip("/")
+        self.base_url = self.canonical_base_url(base_url)
+        # Computed once, before anything keyed by it (the shared pace below, the ledger's records).
+        self.identity: str = compute_identity(self.name, self.base_url, settings)
         timeout = timeout_for(settings)
         self._transport = Transport(timeout, client, async_client)
         self._credentials = Credentials(settings.token, settings.token_provider)
@@ -119,6 +134,7 @@ class BaseProvider(Generic[S]):
             # Only this process's own throttle can tell for sure, without I/O, that it is idle.
             pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
             base_url=self.base_url,
+            headers=self._default_headers(),
             route_ids=route_ids(settings),
         )
         self._sleep = sleep
@@ -127,6 +143,12 @@ class BaseProvider(Generic[S]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _default_headers(self) -> dict[str, str]:
+        headers = {"User-Agent": user_agent(self.settings.user_agent)}
+        if self.accept is not None:
+            headers["Accept"] = self.accept
+        return headers
 
     # -- what a vendor writes ------------------------------------------------------------------
 
@@ -143,6 +165,24 @@ class BaseProvider(Generic[S]):
         """The header that carries the credential: called once per token, then reused."""
         return ("Authorization", "Bearer " + token)
 
+    def canonical_user_id(self, user_id: str) -> str:
+        """The one spelling of ``user_id`` the vendor gives the user it names; default: as written.
+
+        Every key a resend is known by uses it: the request URL, the ledger's record, a bulk
+        run's repeated-id check, and ``Outcome.user_id`` (``Outcome.input_id`` keeps what the
+        caller wrote). A vendor whose ids are UUIDs returns them lower-cased. Called with ids
+        that passed :func:`~invites.adapter.check_user_id`; an id the vendor would refuse is
+        returned as it is (the flow refuses it before sending).
+        """
+        return user_id
+
+    @classmethod
+    def canonical_base_url(cls, base_url: str) -> str:
+        """The one spelling of ``base_url`` the provider's identity uses: scheme and host
+        lower-cased, the default port dropped, trailing slashes stripped. A vendor extends it
+        with its own rules (SoftwareOne strips ``/public/v1``)."""
+        return canonical_base_url(base_url)
+
     # -- public API ------------------------------------------------------------------------------
 
     def resend_invite(
@@ -155,7 +195,7 @@ class BaseProvider(Generic[S]):
         """
         if self._transport.closed:
             raise self._closed()
-        invitee = as_invitee(invitee)
+        invitee = self._canonical(invitee)
         watch = ACTIVE.get()
         if watch is not None:  # an outer entry point (a bulk run, the ledger) reports the outcome
             return self._resend(invitee, watch)
@@ -202,7 +242,7 @@ class BaseProvider(Generic[S]):
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
         if self._transport.closed:
             raise self._closed()
-        invitee = as_invitee(invitee)
+        invitee = self._canonical(invitee)
         watch = ACTIVE.get()
         if watch is not None:
             return await self._aresend(invitee, watch)
@@ -308,6 +348,14 @@ class BaseProvider(Generic[S]):
 
     # -- the drivers' work -----------------------------------------------------------------------
 
+    def _canonical(self, item: Invitee | str) -> Invitee:
+        """``item`` as an :class:`Invitee` whose id is the vendor's canonical spelling."""
+        invitee = as_invitee(item)
+        user_id = self.canonical_user_id(invitee.user_id)
+        if user_id != invitee.user_id:
+            invitee = attrs.evolve(invitee, user_id=user_id)
+        return invitee
+
     def _closed(self) -> RuntimeError:
         return RuntimeError(f"cannot resend, as the provider {self!r} has been closed")
 
@@ -381,12 +429,10 @@ def _store_pacer(provider: BaseProvider[Any], clock: Callable[[], float]) -> Red
             "rate_limit_store: needs redis-py, the redis extra (pip install 'invites[redis]')",
             provider=provider.name,
         ) from exc
-    from ._identity import provider_identity
-
     fallback = settings.rate_limit_fallback == "local"
     return RedisPacer(
         settings.rate_limit_store,
-        identity_key(settings.rate_limit_key_prefix, provider.name, provider_identity(provider)),
+        identity_key(settings.rate_limit_key_prefix, provider.name, provider.identity),
         settings.rate_limit,
         fallback=Throttle(settings.rate_limit, clock=clock) if fallback else None,
         clock=clock,
