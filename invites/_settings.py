@@ -233,9 +233,13 @@ class ProviderSettings:
     deadline: float = setting(positive, default=120.0)
     retry_unknown: bool = False
     allow_insecure_http: bool = False
+    #: Appended to the ``User-Agent`` every request carries (``invites/<v> httpx/<v>``).
+    user_agent: str | None = setting(header_text, default=None)
     #: The http:// proxy the provider's own clients go through (else HTTPS_PROXY and the rest).
     proxy: str | None = setting(proxy_setting, default=None, repr=_ledger_repr)
     on_attempt: AttemptHook | None = setting(callable_or_path, default=None, repr=False)
+    #: Called with an ``invites.Outcome`` for each resend of this provider, single or bulk.
+    on_outcome: AttemptHook | None = setting(callable_or_path, default=None, repr=False)
     #: Path or URL of the ledger that ``resend_invite(..., idempotency_key=...)`` records in.
     ledger: str | None = setting(ledger_url, default=None, repr=_ledger_repr)
 
