@@ -10,17 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from ..errors import ConfigurationError, InviteError
+from ..errors import ConfigurationError, InviteError, redact_url
 from ..ledger import Ledger, Record, open_ledger
 from ..models import ResendResult
 from .common import EXIT_OK, EXIT_USAGE, UsageError
 from .display import table
 
-__all__ = ["run"]
+__all__ = ["backup", "run"]
 
 
 def _open(path: str) -> Ledger:
@@ -171,3 +172,27 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return EXIT_USAGE
     with _open(args.file) as ledger:
         return action(ledger, args, stdout)
+
+
+def backup(source: str, target: str, stdout: TextIO) -> int:
+    """``invites ledger backup SRC DEST``: a complete copy of a SQLite ledger, safe while a run
+    writes to it (SQLite's online backup), checked before it is reported done."""
+    from ..ledger._sqlite_file import Untrusted, path_of
+    from ..ledger._sqlite_file import backup as copy_ledger
+
+    if "://" in source and not source.lower().startswith("sqlite://"):
+        raise UsageError(f"{redact_url(source)}: backup copies a SQLite ledger only")
+    try:
+        source_path, target_path = path_of(source), path_of(target)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not os.path.isfile(source_path):
+        raise UsageError(f"{source_path}: no such ledger file")
+    try:
+        count = copy_ledger(source_path, target_path)
+    except (Untrusted, FileExistsError) as exc:
+        raise UsageError(f"{source_path}: {exc}") from None
+    except (sqlite3.Error, OSError) as exc:
+        raise UsageError(f"{source_path} -> {target_path}: {type(exc).__name__}: {exc}") from None
+    stdout.write(f"{target_path}: a checked copy of {source_path} ({count} records)\n")
+    return EXIT_OK

@@ -32,6 +32,7 @@ from . import (
     owner_gone,
 )
 from . import provider_identity as _identity
+from ._owners import owned_by
 
 __all__ = ["DEFAULT_LEASE", "Guard", "Guarded", "outcome_status"]
 
@@ -114,6 +115,7 @@ class Guard:
         self.retry_unknown = retry_unknown
         self.lease = _lease_of(provider) if lease is None else lease
         self.owner = new_owner()
+        owned_by(self.owner, self)  # alive to other claimers on this host while this guard is
 
     def key(self, run: str, user_id: str) -> RecordKey:
         return RecordKey(run=run, identity=self.identity, user_id=user_id)
@@ -126,7 +128,8 @@ class Guard:
                 key, owner=self.owner, lease=self.lease, retry_unknown=self.retry_unknown
             )
         except InviteError as exc:
-            return Guarded(status="failed", error=exc)  # nothing was claimed, nothing sent
+            # Nothing was sent; an unfinished claim (OutcomeUnknown) may still read unknown.
+            return Guarded(status=outcome_status(exc), error=exc)
         if not claim.granted:
             return self.replay(claim)
         try:
@@ -153,7 +156,7 @@ class Guard:
         except asyncio.CancelledError:
             return await self._cancelled_before_sending(key, claiming)
         except InviteError as exc:
-            return Guarded(status="failed", error=exc)
+            return Guarded(status=outcome_status(exc), error=exc)
         if not claim.granted:
             return self.replay(claim)
         try:
