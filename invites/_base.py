@@ -121,6 +121,12 @@ class BaseProvider(Generic[S]):
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._ledger = _provider_ledger(settings, ledger)
+        if settings.per_user_limit is not None and self._ledger is None:
+            raise ConfigurationError(
+                "ledger: is required by per_user_limit (the ledger setting or argument: the "
+                "budget is counted over its records)",
+                provider=self.name,
+            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -143,18 +149,30 @@ class BaseProvider(Generic[S]):
     # -- public API ------------------------------------------------------------------------------
 
     def resend_invite(
-        self, invitee: Invitee | str, *, idempotency_key: str | None = None
+        self,
+        invitee: Invitee | str,
+        *,
+        idempotency_key: str | None = None,
+        ignore_budget: bool = False,
     ) -> ResendResult:
         """Resend the invitation, blocking. Raises an :class:`~invites.InviteError` subclass.
 
         With ``idempotency_key`` (needs a ledger), the resend is sent at most once for that key:
-        a later call with it returns the recorded result or raises the recorded error.
+        a later call with it returns the recorded result or raises the recorded error. Under a
+        ``per_user_limit``, every resend is counted in the ledger, and one over the budget raises
+        :class:`~invites.ResendTooSoon` before any request (``ignore_budget``: sent anyway, and
+        recorded so).
         """
         if self._transport.closed:
             raise self._closed()
-        if idempotency_key is not None:
-            ledger = _needs_ledger(self._ledger)
-            return ledger.resend(self, idempotency_key, as_invitee(invitee), self.resend_invite)
+        if idempotency_key is not None or _budgeted(self):
+            return _needs_ledger(self._ledger).resend(
+                self,
+                idempotency_key,
+                as_invitee(invitee),
+                self.resend_invite,
+                ignore_budget=ignore_budget,
+            )
         # The clients' sockets and body reading end by this instant, whatever the vendor sends.
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
@@ -175,15 +193,21 @@ class BaseProvider(Generic[S]):
             DEADLINE.reset(deadline)
 
     async def aresend_invite(
-        self, invitee: Invitee | str, *, idempotency_key: str | None = None
+        self,
+        invitee: Invitee | str,
+        *,
+        idempotency_key: str | None = None,
+        ignore_budget: bool = False,
     ) -> ResendResult:
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
         if self._transport.closed:
             raise self._closed()
         invitee = as_invitee(invitee)
-        if idempotency_key is not None:
+        if idempotency_key is not None or _budgeted(self):
             ledger = _needs_ledger(self._ledger)
-            return await ledger.aresend(self, idempotency_key, invitee, self.aresend_invite)
+            return await ledger.aresend(
+                self, idempotency_key, invitee, self.aresend_invite, ignore_budget=ignore_budget
+            )
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
             try:
@@ -311,6 +335,16 @@ def _provider_ledger(settings: ProviderSettings, ledger: Ledger | None) -> Provi
     from .ledger._guard import ProviderLedger
 
     return ProviderLedger.build(settings.ledger, ledger)
+
+
+def _budgeted(provider: BaseProvider[Any]) -> bool:
+    """Whether a resend must be claimed for the provider's per-user budget: it has one, and no
+    guard (a bulk run's, a task's) has claimed this resend already."""
+    if provider.settings.per_user_limit is None:
+        return False
+    from .ledger._once import claimed
+
+    return not claimed()
 
 
 def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:

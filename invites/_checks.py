@@ -292,6 +292,18 @@ def ledger_url(value: object, _: object = None) -> str:
     return raw
 
 
+def user_limit(value: object, _: object = None) -> str:
+    """A ``per_user_limit``: ``"N/window"`` (units s, m, h, d), kept without outer spaces."""
+    from .ledger._budget import parse_limit  # loaded only when the key is set
+
+    raw = text(value)
+    try:
+        parse_limit(raw)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    return raw.strip()
+
+
 def without_password(url: str) -> str:
     """``url`` with any password in it replaced by ``***`` (a path is returned unchanged)."""
     if "://" not in url:
