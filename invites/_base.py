@@ -57,6 +57,14 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+def user_agent(extra: str | None = None) -> str:
+    """``invites/<version> httpx/<version>``, then `extra` (the ``user_agent`` setting)."""
+    from . import __version__  # the package is imported whole before any provider is built
+
+    agent = f"invites/{__version__} httpx/{httpx.__version__}"
+    return f"{agent} {extra}" if extra else agent
+
+
 class BaseProvider(Generic[S]):
     """Shared base of every vendor adapter. Satisfies :class:`invites.InviteProvider`.
 
@@ -75,6 +83,9 @@ class BaseProvider(Generic[S]):
     name: ClassVar[str]
     settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
     default_base_url: ClassVar[str | None] = None
+    #: The ``Accept`` header of every request (the vendors here answer JSON); None: httpx's
+    #: ``*/*``. A call's own ``Accept`` header wins.
+    accept: ClassVar[str | None] = "application/json"
 
     def __init__(
         self,
@@ -117,6 +128,7 @@ class BaseProvider(Generic[S]):
             # Only this process's own throttle can tell for sure, without I/O, that it is idle.
             pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
             base_url=self.base_url,
+            headers=self._default_headers(),
         )
         self._sleep = sleep
         self._async_sleep = async_sleep
@@ -130,6 +142,12 @@ class BaseProvider(Generic[S]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _default_headers(self) -> dict[str, str]:
+        headers = {"User-Agent": user_agent(self.settings.user_agent)}
+        if self.accept is not None:
+            headers["Accept"] = self.accept
+        return headers
 
     # -- what a vendor writes ------------------------------------------------------------------
 
