@@ -14,6 +14,7 @@ from typing import Final, TypeVar
 
 import attrs
 
+from .._identity import canonical_user_id
 from .._protocol import InviteProvider
 from ..errors import (
     AlreadyVerified,
@@ -136,6 +137,7 @@ class Guard:
         self.wait_for_outcomes = wait_for_outcomes
         self.provider_name = provider.name
         self.identity = _identity(provider)
+        self._provider = provider
         self.retry_unknown = retry_unknown
         self.lease = _lease_of(provider) if lease is None else lease
         self.owner = new_owner()
@@ -148,6 +150,8 @@ class Guard:
         return {"budget": attrs.evolve(budget, ignore=True) if ignore_budget else budget}
 
     def key(self, run: str, user_id: str) -> RecordKey:
+        """The record of ``user_id`` (in the vendor's canonical spelling) in ``run``."""
+        user_id = canonical_user_id(self._provider, user_id)
         return RecordKey(run=run, identity=self.identity, user_id=user_id)
 
     def run(
