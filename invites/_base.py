@@ -36,7 +36,9 @@ from ._engine import (
 from ._identity import canonical_base_url, compute_identity
 from ._pacing import Pacer, Throttle
 from ._policy import RetryPolicy
+from ._reporting import route_ids
 from ._settings import ProviderSettings
+from ._telemetry import ACTIVE, Watch
 from ._transport import Transport, timeout_for
 from .errors import ConfigurationError, InviteError
 from .models import Invitee, ResendResult, as_invitee
@@ -133,6 +135,7 @@ class BaseProvider(Generic[S]):
             pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
             base_url=self.base_url,
             headers=self._default_headers(),
+            route_ids=route_ids(settings),
         )
         self._sleep = sleep
         self._async_sleep = async_sleep
@@ -205,20 +208,46 @@ class BaseProvider(Generic[S]):
         """
         if self._transport.closed:
             raise self._closed()
-        if idempotency_key is not None or _budgeted(self):
-            return _needs_ledger(self._ledger).resend(
-                self,
-                idempotency_key,
-                self._canonical(invitee),
-                self.resend_invite,
-                ignore_budget=ignore_budget,
-            )
+        invitee = self._canonical(invitee)
+        budgeted = idempotency_key is None and _budgeted(self)
+        watch = ACTIVE.get()
+        if watch is not None:  # an outer entry point (a bulk run, the ledger) reports the outcome
+            if budgeted:
+                return _needs_ledger(self._ledger).resend(
+                    self, None, invitee, self.resend_invite, ignore_budget=ignore_budget
+                )
+            return self._resend(invitee, watch)
+        watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
+        try:
+            if idempotency_key is None and not budgeted:
+                result = self._resend(invitee, watch)
+            else:
+                ledger = _needs_ledger(self._ledger)
+                active = ACTIVE.set(watch)
+                try:
+                    result = ledger.resend(
+                        self,
+                        idempotency_key,
+                        invitee,
+                        self.resend_invite,
+                        ignore_budget=ignore_budget,
+                    )
+                finally:
+                    ACTIVE.reset(active)
+        except BaseException as exc:
+            watch.raised(invitee, exc, skipped=not watch.engaged)
+            raise
+        watch.sent(invitee, result, skipped=not watch.engaged)
+        return result
+
+    def _resend(self, invitee: Invitee, watch: Watch) -> ResendResult:
         # The clients' sockets and body reading end by this instant, whatever the vendor sends.
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
             transport = self._transport
-            build = transport.client().build_request
-            steps = self._engine.steps(self.flow, self._canonical(invitee), build, self.auth_header)
+            steps = self._engine.steps(
+                self.flow, invitee, transport.client().build_request, self.auth_header, watch
+            )
             send, perform = transport.send, self._perform
             reply: Reply = None
             while True:
@@ -242,11 +271,38 @@ class BaseProvider(Generic[S]):
         if self._transport.closed:
             raise self._closed()
         invitee = self._canonical(invitee)
-        if idempotency_key is not None or _budgeted(self):
-            ledger = _needs_ledger(self._ledger)
-            return await ledger.aresend(
-                self, idempotency_key, invitee, self.aresend_invite, ignore_budget=ignore_budget
-            )
+        budgeted = idempotency_key is None and _budgeted(self)
+        watch = ACTIVE.get()
+        if watch is not None:
+            if budgeted:
+                return await _needs_ledger(self._ledger).aresend(
+                    self, None, invitee, self.aresend_invite, ignore_budget=ignore_budget
+                )
+            return await self._aresend(invitee, watch)
+        watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
+        try:
+            if idempotency_key is None and not budgeted:
+                result = await self._aresend(invitee, watch)
+            else:
+                ledger = _needs_ledger(self._ledger)
+                active = ACTIVE.set(watch)
+                try:
+                    result = await ledger.aresend(
+                        self,
+                        idempotency_key,
+                        invitee,
+                        self.aresend_invite,
+                        ignore_budget=ignore_budget,
+                    )
+                finally:
+                    ACTIVE.reset(active)
+        except BaseException as exc:
+            watch.raised(invitee, exc, skipped=not watch.engaged)
+            raise
+        watch.sent(invitee, result, skipped=not watch.engaged)
+        return result
+
+    async def _aresend(self, invitee: Invitee, watch: Watch) -> ResendResult:
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
             try:
@@ -254,7 +310,9 @@ class BaseProvider(Generic[S]):
             except InviteError as exc:  # a client of another event loop: refused, nothing sent
                 exc.provider, exc.user_id, exc.attempts = self.name, invitee.user_id, 0
                 raise
-            steps = self._engine.steps(self.flow, invitee, client.build_request, self.auth_header)
+            steps = self._engine.steps(
+                self.flow, invitee, client.build_request, self.auth_header, watch
+            )
             send, perform = self._transport.asend, self._aperform
             reply: Reply = None
             while True:
@@ -389,9 +447,9 @@ def _budgeted(provider: BaseProvider[Any]) -> bool:
     guard (a bulk run's, a task's) has claimed this resend already."""
     if provider.settings.per_user_limit is None:
         return False
-    from .ledger._once import claimed
+    from .ledger._once import under_claim
 
-    return not claimed()
+    return not under_claim()
 
 
 def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:

@@ -16,6 +16,7 @@ import attrs
 
 from .._identity import canonical_user_id
 from .._protocol import InviteProvider
+from .._telemetry import ClaimResult, claimed
 from ..errors import (
     AlreadyVerified,
     InviteError,
@@ -37,7 +38,7 @@ from . import (
 from . import provider_identity as _identity
 from ._budget import budget_of, too_soon_error
 
-__all__ = ["DEFAULT_LEASE", "Guard", "Guarded", "claimed", "outcome_status"]
+__all__ = ["DEFAULT_LEASE", "Guard", "Guarded", "outcome_status", "under_claim"]
 
 _T = TypeVar("_T")
 
@@ -46,7 +47,7 @@ _T = TypeVar("_T")
 _CLAIMED: Final = contextvars.ContextVar("invites_claimed", default=False)
 
 
-def claimed() -> bool:
+def under_claim() -> bool:
     """Whether the running code sends a resend a guard has claimed (and counted) already."""
     return _CLAIMED.get()
 
@@ -98,6 +99,14 @@ class Guarded:
 def _budget_of(provider: object, ignore: bool) -> Budget | None:
     limit = getattr(getattr(provider, "settings", None), "per_user_limit", None)
     return budget_of(limit, ignore=ignore) if isinstance(limit, str) else None
+
+
+def _claim_result(claim: Claim) -> ClaimResult:
+    if claim.granted:
+        return "granted"
+    if claim.too_soon is not None:
+        return "too_soon"
+    return "in_flight" if claim.in_flight else "settled"
 
 
 def _lease_of(provider: object) -> float:
@@ -173,7 +182,9 @@ class Guard:
                 **self._claim_options(ignore_budget),  # type: ignore[arg-type]
             )
         except InviteError as exc:
+            claimed(self.provider_name, "error")
             return Guarded(status="failed", error=exc)  # nothing was claimed, nothing sent
+        claimed(self.provider_name, _claim_result(claim))
         if not claim.granted:
             return self.replay(claim)
         try:
@@ -209,7 +220,9 @@ class Guard:
         except asyncio.CancelledError:
             return await self._cancelled_before_sending(key, claiming)
         except InviteError as exc:
+            claimed(self.provider_name, "error")
             return Guarded(status="failed", error=exc)
+        claimed(self.provider_name, _claim_result(claim))
         if not claim.granted:
             return self.replay(claim)
         try:
