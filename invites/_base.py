@@ -36,7 +36,9 @@ from ._engine import (
 from ._identity import canonical_base_url, compute_identity
 from ._pacing import Pacer, Throttle
 from ._policy import RetryPolicy
+from ._reporting import route_ids
 from ._settings import ProviderSettings
+from ._telemetry import ACTIVE, Watch
 from ._transport import Transport, timeout_for
 from .errors import ConfigurationError, InviteError
 from .models import Invitee, ResendResult, as_invitee
@@ -133,6 +135,7 @@ class BaseProvider(Generic[S]):
             pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
             base_url=self.base_url,
             headers=self._default_headers(),
+            route_ids=route_ids(settings),
         )
         self._sleep = sleep
         self._async_sleep = async_sleep
@@ -192,16 +195,35 @@ class BaseProvider(Generic[S]):
         """
         if self._transport.closed:
             raise self._closed()
-        if idempotency_key is not None:
-            ledger = _needs_ledger(self._ledger)
-            canonical = self._canonical(invitee)
-            return ledger.resend(self, idempotency_key, canonical, self.resend_invite)
+        invitee = self._canonical(invitee)
+        watch = ACTIVE.get()
+        if watch is not None:  # an outer entry point (a bulk run, the ledger) reports the outcome
+            return self._resend(invitee, watch)
+        watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
+        try:
+            if idempotency_key is None:
+                result = self._resend(invitee, watch)
+            else:
+                ledger = _needs_ledger(self._ledger)
+                active = ACTIVE.set(watch)
+                try:
+                    result = ledger.resend(self, idempotency_key, invitee, self.resend_invite)
+                finally:
+                    ACTIVE.reset(active)
+        except BaseException as exc:
+            watch.raised(invitee, exc, skipped=not watch.engaged)
+            raise
+        watch.sent(invitee, result, skipped=not watch.engaged)
+        return result
+
+    def _resend(self, invitee: Invitee, watch: Watch) -> ResendResult:
         # The clients' sockets and body reading end by this instant, whatever the vendor sends.
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
             transport = self._transport
-            build = transport.client().build_request
-            steps = self._engine.steps(self.flow, self._canonical(invitee), build, self.auth_header)
+            steps = self._engine.steps(
+                self.flow, invitee, transport.client().build_request, self.auth_header, watch
+            )
             send, perform = transport.send, self._perform
             reply: Reply = None
             while True:
@@ -221,9 +243,29 @@ class BaseProvider(Generic[S]):
         if self._transport.closed:
             raise self._closed()
         invitee = self._canonical(invitee)
-        if idempotency_key is not None:
-            ledger = _needs_ledger(self._ledger)
-            return await ledger.aresend(self, idempotency_key, invitee, self.aresend_invite)
+        watch = ACTIVE.get()
+        if watch is not None:
+            return await self._aresend(invitee, watch)
+        watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
+        try:
+            if idempotency_key is None:
+                result = await self._aresend(invitee, watch)
+            else:
+                ledger = _needs_ledger(self._ledger)
+                active = ACTIVE.set(watch)
+                try:
+                    result = await ledger.aresend(
+                        self, idempotency_key, invitee, self.aresend_invite
+                    )
+                finally:
+                    ACTIVE.reset(active)
+        except BaseException as exc:
+            watch.raised(invitee, exc, skipped=not watch.engaged)
+            raise
+        watch.sent(invitee, result, skipped=not watch.engaged)
+        return result
+
+    async def _aresend(self, invitee: Invitee, watch: Watch) -> ResendResult:
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
             try:
@@ -231,7 +273,9 @@ class BaseProvider(Generic[S]):
             except InviteError as exc:  # a client of another event loop: refused, nothing sent
                 exc.provider, exc.user_id, exc.attempts = self.name, invitee.user_id, 0
                 raise
-            steps = self._engine.steps(self.flow, invitee, client.build_request, self.auth_header)
+            steps = self._engine.steps(
+                self.flow, invitee, client.build_request, self.auth_header, watch
+            )
             send, perform = self._transport.asend, self._aperform
             reply: Reply = None
             while True:

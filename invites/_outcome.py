@@ -18,6 +18,7 @@ import attrs
 
 from ._identity import canonical_user_id
 from ._protocol import InviteProvider
+from ._telemetry import ACTIVE, Watch
 from .errors import InviteError, OutcomeUnknown
 from .ledger import Ledger
 from .ledger._guard import Guard, Guarded, outcome_status
@@ -164,6 +165,19 @@ def resend_one(
     provider: InviteProvider, item: Invitee | str, ledgered: Ledgered | None = None
 ) -> Outcome:
     """Resend to one invitee and return its outcome; never raises for the invitee's sake."""
+    watch = _watch(provider, item)
+    active = ACTIVE.set(watch)
+    try:
+        outcome = _resend_one(provider, item, ledgered)
+    finally:
+        ACTIVE.reset(active)
+    _ended(watch, outcome)
+    return outcome
+
+
+def _resend_one(
+    provider: InviteProvider, item: Invitee | str, ledgered: Ledgered | None
+) -> Outcome:
     try:
         invitee = as_invitee(item)
         if ledgered is not None:
@@ -177,6 +191,19 @@ async def aresend_one(
     provider: InviteProvider, item: Invitee | str, ledgered: Ledgered | None = None
 ) -> Outcome:
     """Async twin of :func:`resend_one`; a cancelled resend is reported ``unknown``."""
+    watch = _watch(provider, item)
+    active = ACTIVE.set(watch)
+    try:
+        outcome = await _aresend_one(provider, item, ledgered)
+    finally:
+        ACTIVE.reset(active)
+    _ended(watch, outcome)
+    return outcome
+
+
+async def _aresend_one(
+    provider: InviteProvider, item: Invitee | str, ledgered: Ledgered | None
+) -> Outcome:
     try:
         invitee = as_invitee(item)
         if ledgered is not None:
@@ -186,6 +213,24 @@ async def aresend_one(
         return cancelled(provider, item)
     except Exception as exc:
         return _failed(item, exc, provider)
+
+
+def _watch(provider: InviteProvider, item: object) -> Watch:
+    """The watch of one bulk resend: the provider's resend reports to it, not on its own."""
+    hook = getattr(getattr(provider, "settings", None), "on_outcome", None)
+    return Watch(provider.name, user_id_of(item), hook if callable(hook) else None)
+
+
+def _ended(watch: Watch, outcome: Outcome) -> None:
+    watch.user_id = outcome.user_id  # the vendor's canonical spelling, once known
+    watch.end(
+        outcome.status,
+        invitee=outcome.invitee,
+        result=outcome.result,
+        error=outcome.error,
+        skipped=outcome.skipped,
+        outcome=outcome,
+    )
 
 
 def cancelled(provider: InviteProvider, item: object) -> Outcome:

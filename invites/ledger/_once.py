@@ -15,6 +15,7 @@ import attrs
 
 from .._identity import canonical_user_id
 from .._protocol import InviteProvider
+from .._telemetry import ClaimResult, claimed
 from ..errors import (
     AlreadyVerified,
     InviteError,
@@ -80,6 +81,12 @@ class Guarded:
         raise OutcomeUnknown("the ledger holds no usable outcome for this resend")
 
 
+def _claim_result(claim: Claim) -> ClaimResult:
+    if claim.granted:
+        return "granted"
+    return "in_flight" if claim.in_flight else "settled"
+
+
 def _lease_of(provider: object) -> float:
     settings = getattr(provider, "settings", None)
     deadline = getattr(settings, "deadline", None)
@@ -130,7 +137,9 @@ class Guard:
                 key, owner=self.owner, lease=self.lease, retry_unknown=self.retry_unknown
             )
         except InviteError as exc:
+            claimed(self.provider_name, "error")
             return Guarded(status="failed", error=exc)  # nothing was claimed, nothing sent
+        claimed(self.provider_name, _claim_result(claim))
         if not claim.granted:
             return self.replay(claim)
         try:
@@ -157,7 +166,9 @@ class Guard:
         except asyncio.CancelledError:
             return await self._cancelled_before_sending(key, claiming)
         except InviteError as exc:
+            claimed(self.provider_name, "error")
             return Guarded(status="failed", error=exc)
+        claimed(self.provider_name, _claim_result(claim))
         if not claim.granted:
             return self.replay(claim)
         try:
