@@ -29,6 +29,7 @@ from ._reporting import AttemptEvent, Reporter
 from ._secret import Secret
 from ._settings import AttemptHook
 from ._telemetry import Watch
+from ._wire import json_bytes
 from .errors import ConnectionFailed, InviteError, OutcomeUnknown, RateLimited, UnexpectedResponse
 from .models import Invitee, ResendResult
 
@@ -425,9 +426,14 @@ class Engine:
         # The timeouts also apply over a caller's own client.
         extensions = {"timeout": self._timeout.copy()}
         try:
-            return build(
-                call.method, call.url, json=call.json, headers=headers, extensions=extensions
+            if call.json is None:
+                return build(call.method, call.url, headers=headers, extensions=extensions)
+            content = json_bytes(call.json)
+            request = build(
+                call.method, call.url, content=content, headers=headers, extensions=extensions
             )
+            request.headers.setdefault("Content-Type", "application/json")
+            return request
         except (UnicodeError, httpx.InvalidURL) as exc:
             # e.g. a cookie a vendor set in the caller's own client that cannot be sent back
             raise UnexpectedResponse(
