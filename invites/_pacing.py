@@ -136,13 +136,13 @@ class Throttle:
 
     def observe(self, response: httpx.Response) -> None:
         """Slow down to a budget the vendor announces, for as long as an announcement holds."""
-        from ._pace_control import FRESH, MARGIN
+        from ._pace_control import FLOOR, FRESH, MARGIN
         from ._ratelimit_fields import announced_rate
 
         rate = announced_rate(response.headers.raw)
-        if rate is not None and rate > 0:
+        if rate is not None:
             with self._lock:
-                self._announced = (1.0 / (MARGIN * rate), self._clock() + FRESH)
+                self._announced = (1.0 / max(FLOOR, MARGIN * rate), self._clock() + FRESH)
 
     # The lock is only ever held for a few arithmetic steps, so the async twins need not yield.
 

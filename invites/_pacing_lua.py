@@ -180,9 +180,11 @@ if mode == 'reserve' then
   local start = math.max(now, paused)
   wait = start - now
   do
-    local interval = math.floor(1000000 / allowed(s, at) + 0.5)
+    local rate = allowed(s, at)
+    local interval = math.floor(1000000 / rate + 0.5)
+    local burst = math.min(tonumber(ARGV[5]), math.max(1, math.floor(rate)))
     tat = math.max(tat, start)
-    wait = math.max(wait, tat - (tonumber(ARGV[5]) - 1) * interval - now)
+    wait = math.max(wait, tat - (burst - 1) * interval - now)
     tat = tat + interval
     redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat))
   end

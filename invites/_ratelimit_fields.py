@@ -30,7 +30,8 @@ __all__ = ["Budget", "announced_rate", "budget_rate", "parse_budgets"]
 #: A reset larger than this many seconds is a Unix time (about 2001-09-09), not a delay.
 EPOCH_AFTER: Final = 1_000_000_000
 
-_TOKEN: Final = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[^,;"]+|[,;])')
+_TOKEN: Final = re.compile(r'\s*((?:[^,;"]|"(?:[^"\\]|\\.)*")+|[,;])')
+_ITEM: Final = re.compile(r'"(?:[^"\\]|\\.)*"|[^\s"]+')
 _NUMBER: Final = re.compile(r"\d{1,15}(?:\.\d{1,6})?")
 
 
@@ -75,7 +76,7 @@ def _members(value: str) -> list[tuple[str, dict[str, str]]]:
             key, _, raw = piece.partition("=")
             params[key.strip().lower()] = raw.strip()
             expect_param = False
-        elif item is None:
+        elif item is None and _ITEM.fullmatch(piece.strip()):
             item = piece.strip()
         else:
             return []
