@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
+import attrs
 import httpx
 from typing_extensions import TypeVar
 
@@ -34,6 +35,7 @@ from ._engine import (
     Send,
     Sleep,
 )
+from ._identity import canonical_base_url, compute_identity
 from ._pacing import Learner, Pacer, Throttle
 from ._policy import RetryPolicy
 from ._settings import ProviderSettings
@@ -60,6 +62,14 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+def user_agent(extra: str | None = None) -> str:
+    """``invites/<version> httpx/<version>``, then `extra` (the ``user_agent`` setting)."""
+    from . import __version__  # the package is imported whole before any provider is built
+
+    agent = f"invites/{__version__} httpx/{httpx.__version__}"
+    return f"{agent} {extra}" if extra else agent
+
+
 class BaseProvider(Generic[S]):
     """Shared base of every vendor adapter. Satisfies :class:`invites.InviteProvider`.
 
@@ -78,6 +88,9 @@ class BaseProvider(Generic[S]):
     name: ClassVar[str]
     settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
     default_base_url: ClassVar[str | None] = None
+    #: The ``Accept`` header of every request (the vendors here answer JSON); None: httpx's
+    #: ``*/*``. A call's own ``Accept`` header wins.
+    accept: ClassVar[str | None] = "application/json"
 
     def __init__(
         self,
@@ -96,7 +109,9 @@ class BaseProvider(Generic[S]):
         base_url = settings.base_url or self.default_base_url
         if base_url is None:  # a vendor without a default_base_url: as any missing key
             raise ConfigurationError("base_url: is required", provider=self.name)
-        self.base_url = base_url.rstrip("/")
+        self.base_url = self.canonical_base_url(base_url)
+        # Computed once, before anything keyed by it (the shared pace below, the ledger's records).
+        self.identity: str = compute_identity(self.name, self.base_url, settings)
         timeout = timeout_for(settings)
         self._transport = Transport(timeout, client, async_client)
         self._credentials = Credentials(settings.token, settings.token_provider)
@@ -121,6 +136,7 @@ class BaseProvider(Generic[S]):
             pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
             pacing_learns=self._learner is not None,
             base_url=self.base_url,
+            headers=self._default_headers(),
         )
         self._sleep = sleep
         self._async_sleep = async_sleep
@@ -128,6 +144,12 @@ class BaseProvider(Generic[S]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _default_headers(self) -> dict[str, str]:
+        headers = {"User-Agent": user_agent(self.settings.user_agent)}
+        if self.accept is not None:
+            headers["Accept"] = self.accept
+        return headers
 
     # -- what a vendor writes ------------------------------------------------------------------
 
@@ -144,6 +166,24 @@ class BaseProvider(Generic[S]):
         """The header that carries the credential: called once per token, then reused."""
         return ("Authorization", "Bearer " + token)
 
+    def canonical_user_id(self, user_id: str) -> str:
+        """The one spelling of ``user_id`` the vendor gives the user it names; default: as written.
+
+        Every key a resend is known by uses it: the request URL, the ledger's record, a bulk
+        run's repeated-id check, and ``Outcome.user_id`` (``Outcome.input_id`` keeps what the
+        caller wrote). A vendor whose ids are UUIDs returns them lower-cased. Called with ids
+        that passed :func:`~invites.adapter.check_user_id`; an id the vendor would refuse is
+        returned as it is (the flow refuses it before sending).
+        """
+        return user_id
+
+    @classmethod
+    def canonical_base_url(cls, base_url: str) -> str:
+        """The one spelling of ``base_url`` the provider's identity uses: scheme and host
+        lower-cased, the default port dropped, trailing slashes stripped. A vendor extends it
+        with its own rules (SoftwareOne strips ``/public/v1``)."""
+        return canonical_base_url(base_url)
+
     # -- public API ------------------------------------------------------------------------------
 
     def resend_invite(
@@ -158,14 +198,14 @@ class BaseProvider(Generic[S]):
             raise self._closed()
         if idempotency_key is not None:
             ledger = _needs_ledger(self._ledger)
-            return ledger.resend(self, idempotency_key, as_invitee(invitee), self.resend_invite)
+            canonical = self._canonical(invitee)
+            return ledger.resend(self, idempotency_key, canonical, self.resend_invite)
         # The clients' sockets and body reading end by this instant, whatever the vendor sends.
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
             transport = self._transport
-            steps = self._engine.steps(
-                self.flow, as_invitee(invitee), transport.client().build_request, self.auth_header
-            )
+            build = transport.client().build_request
+            steps = self._engine.steps(self.flow, self._canonical(invitee), build, self.auth_header)
             send, perform = transport.send, self._perform
             reply: Reply = None
             while True:
@@ -184,7 +224,7 @@ class BaseProvider(Generic[S]):
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
         if self._transport.closed:
             raise self._closed()
-        invitee = as_invitee(invitee)
+        invitee = self._canonical(invitee)
         if idempotency_key is not None:
             ledger = _needs_ledger(self._ledger)
             return await ledger.aresend(self, idempotency_key, invitee, self.aresend_invite)
@@ -267,6 +307,14 @@ class BaseProvider(Generic[S]):
         return self._transport.connection_limit(asynchronous=asynchronous)
 
     # -- the drivers' work -----------------------------------------------------------------------
+
+    def _canonical(self, item: Invitee | str) -> Invitee:
+        """``item`` as an :class:`Invitee` whose id is the vendor's canonical spelling."""
+        invitee = as_invitee(item)
+        user_id = self.canonical_user_id(invitee.user_id)
+        if user_id != invitee.user_id:
+            invitee = attrs.evolve(invitee, user_id=user_id)
+        return invitee
 
     def _closed(self) -> RuntimeError:
         return RuntimeError(f"cannot resend, as the provider {self!r} has been closed")
@@ -373,12 +421,10 @@ def _store_pacer(provider: BaseProvider[Any], clock: Callable[[], float]) -> Red
             "rate_limit_store: needs redis-py, the redis extra (pip install 'invites[redis]')",
             provider=provider.name,
         ) from exc
-    from ._identity import provider_identity
-
     fallback = settings.rate_limit_fallback == "local"
     return RedisPacer(
         settings.rate_limit_store,
-        identity_key(settings.rate_limit_key_prefix, provider.name, provider_identity(provider)),
+        identity_key(settings.rate_limit_key_prefix, provider.name, provider.identity),
         None if settings.rate_limit is None else tuning_of(settings),
         fallback=_local_pacer(settings, clock) if fallback else None,
         clock=clock,

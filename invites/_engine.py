@@ -207,8 +207,11 @@ class Engine:
         pacing_idle: Callable[[], bool] | None = None,
         pacing_learns: bool = False,
         base_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
+        # Headers every request carries (User-Agent, Accept); a call's own headers override them.
+        self._default_headers = dict(headers or {})
         self._base_url = BaseUrl(base_url)
         self.policy = policy
         self.credentials = credentials
@@ -398,7 +401,12 @@ class Engine:
         if last is not None and last[0] is extra and last[1] is token:
             return last[2]
         name, value = auth_header(token.reveal())
-        headers = {**extra, name: value} if extra else {name: value}
+        headers = dict(self._default_headers)
+        if extra:
+            given = {key.lower() for key in extra}
+            headers = {key: text for key, text in headers.items() if key.lower() not in given}
+            headers.update(extra)
+        headers[name] = value
         self._headers = (extra, token, headers)
         return headers
 
