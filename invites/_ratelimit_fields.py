@@ -153,7 +153,11 @@ def parse_budgets(fields: Iterable[tuple[str, str]], *, now: float) -> list[Budg
         )
         windows = _windows(seen.get("ratelimit-policy")) or _windows(seen.get("ratelimit-limit"))
         windows = [policy for policy in windows if policy.window is not None]
-        return [trio, *windows]
+        if not windows:
+            return [trio]
+        # What is left belongs to the first policy (the one the limit names).
+        first = attrs.evolve(windows[0], remaining=trio.remaining, reset=trio.reset)
+        return [first, *windows[1:]]
     if "x-ratelimit-limit" in seen or "x-ratelimit-remaining" in seen:
         return [
             _trio(

@@ -50,12 +50,12 @@ TABLE: list[tuple[list[tuple[str, str]], list[Budget], float | None]] = [
     ),
     (
         [("RateLimit-Limit", "10, 10;w=1"), ("RateLimit-Remaining", "9"), ("RateLimit-Reset", "1")],
-        [Budget(quota=10, remaining=9, reset=1), Budget(quota=10, window=1)],
-        9.0,
+        [Budget(quota=10, window=1, remaining=9, reset=1)],
+        10.0,
     ),
     (
         [("RateLimit-Limit", "10"), ("RateLimit-Policy", "10;w=1, 1000;w=3600")],
-        [Budget(quota=10), Budget(quota=10, window=1), Budget(quota=1000, window=3600)],
+        [Budget(quota=10, window=1), Budget(quota=1000, window=3600)],
         1000 / 3600,
     ),
     # the X- convention; a large reset is a Unix time
