@@ -123,7 +123,8 @@ class Refresh(_Action):
 
 
 class Reserve(_Action):
-    """Reserve the pacer's next slot; reply the seconds to wait before sending."""
+    """Reserve the pacer's next slot; reply the seconds to wait before sending (below 0: no slot
+    was given; ask again after that many seconds)."""
 
     __slots__ = ()
 
@@ -365,7 +366,8 @@ class Engine:
     def _pace(
         self, call: Call, run: _Run, attempt: int, paused: float, wait: float
     ) -> Generator[Action, Reply, None]:
-        """Wait out a pause in force (``paused``) or for a reserved slot (``wait``).
+        """Wait out a pause in force (``paused``) or for a reserved slot (``wait``; below 0: none
+        was given, ask again after ``-wait`` s).
 
         Raise RateLimited, with nothing sent, when a pause is longer than the policy may wait.
         """
@@ -384,14 +386,18 @@ class Engine:
                         attempts=run.attempts,
                     )
                 wait = _seconds((yield RESERVE))
-            if wait <= 0:
+            if wait == 0:
                 return
-            yield Sleep(wait)
+            yield Sleep(abs(wait))
             paused = _seconds((yield PAUSED_FOR))
-            if paused <= 0:
+            if paused > 0:
+                # A pause began while this caller waited for its slot: that slot is void (every
+                # caller holding one would send at once when the pause ends), so take a new one.
+                continue
+            if wait > 0:
                 return
-            # A pause began while this caller waited for its slot: that slot is void (every
-            # caller holding one would send at once when the pause ends), so take a new one.
+            # No slot was given (a learned pace hands them out only a little ahead): ask again.
+            wait = _seconds((yield RESERVE))
 
     def _headers_for(
         self, extra: Mapping[str, str] | None, token: Secret, auth_header: AuthHeader

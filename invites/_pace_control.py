@@ -39,7 +39,7 @@ FLOOR: Final = 0.2
 #: The second over which accepted answers are counted.
 WINDOW: Final = 1.0
 #: The share of the rate a second must have used for the rate to grow (else callers sent less).
-USED: Final = 0.75
+USED: Final = 0.6
 #: Additive increase per used second: this share of the rate, at least MIN_STEP requests/s.
 STEP: Final = 0.02
 MIN_STEP: Final = 0.5
@@ -49,13 +49,17 @@ CUT_AGAIN: Final = 0.5
 SLOW_START_CUT: Final = 0.5
 #: Below the rate of the last cut, grow half way back per used second, at most by this share
 #: of the rate...
-LEAP: Final = 0.1
+LEAP: Final = 0.05
 #: ... aiming just under it: the rate of a cut is above the vendor's limit.
-TOWARD: Final = 0.9
+TOWARD: Final = 0.8
 #: Seconds after a cut (without ``Retry-After``) during which 429s are the same overshoot.
 HOLD: Final = 1.0
 #: Seconds after that during which another 429 means the cut was not enough.
 AGAIN: Final = 3.0
+#: A learned pace hands out slots at most this many seconds ahead (a queue of slots reserved at
+#: an old rate would hold the callers to it); a caller beyond waits at least POLL and asks again.
+HORIZON: Final = 1.0
+POLL: Final = 0.5
 #: The share of an announced budget paced to, and how long an announcement holds.
 MARGIN: Final = 0.95
 FRESH: Final = 10.0
@@ -147,7 +151,7 @@ def _window_closed(state: PaceState, at: float, tuning: Tuning) -> PaceState:
             rate = 2.0 * rate
         else:
             probe = max(MIN_STEP, STEP * rate)
-            rate += min(max(probe, (TOWARD * state.found - rate) / 2), LEAP * rate)
+            rate += max(probe, min((TOWARD * state.found - rate) / 2, LEAP * rate))
         rate = min(rate, tuning.most)
     return attrs.evolve(state, rate=rate, since=at, accepted=0)
 

@@ -25,7 +25,11 @@ class Pacer(Protocol):
     """A provider-wide pace: slots for requests, and a pause that holds every caller."""
 
     def reserve(self) -> float:
-        """Reserve the next slot; seconds to wait before sending (0: now), any pause included."""
+        """Reserve the next slot; seconds to wait before sending (0: now), any pause included.
+
+        Below 0: no slot was reserved (they are handed out only so far ahead); ask again after
+        that many seconds.
+        """
         ...
 
     def paused_for(self) -> float:

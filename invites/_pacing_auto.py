@@ -4,7 +4,8 @@
 (:mod:`invites._pace_control`) sets from the answers the provider reads (:meth:`observe`): it
 grows while the vendor accepts, falls on a 429, and follows a budget the vendor announces in its
 ``RateLimit`` fields. Slots are spaced evenly (no burst: a learned rate is an estimate), and a
-429's ``Retry-After`` pauses every caller as with a fixed rate.
+429's ``Retry-After`` pauses every caller as with a fixed rate. Slots are handed out at most
+:data:`~invites._pace_control.HORIZON` ahead: a caller beyond it is told to ask again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 import httpx
 
-from ._pace_control import Answer, PaceState, Tuning, allowed_rate, decide
+from ._pace_control import HORIZON, POLL, Answer, PaceState, Tuning, allowed_rate, decide
 from ._policy import parse_retry_after
 from ._ratelimit_fields import announced_rate
 
@@ -60,6 +61,8 @@ class AutoThrottle:
             now = self._clock()
             start = max(now, self._paused_until)
             tat = max(self._tat, start)
+            if tat - now > HORIZON:  # no slot so far ahead: the rate may change meanwhile
+                return -max(POLL, tat - now - HORIZON)
             self._tat = tat + 1.0 / allowed_rate(self._state, now)
             return tat - now
 

@@ -15,7 +15,8 @@ both. Modes (``ARGV[1]``):
 - ``reserve``: ``ARGV[2]`` the fixed rate (``0``: learned, below 0: none, pauses only), ``[3]``
   the learned rate's start, ``[4]`` its ceiling (0: none), ``[5]`` the burst in requests,
   ``[6]`` answers accepted since this caller last told, ``[7]`` an announced rate (below 0:
-  none). Learns from ``[6]``/``[7]``, then reserves a slot; returns the wait in microseconds.
+  none). Learns from ``[6]``/``[7]``, then reserves a slot; returns the wait in microseconds
+  (below 0, for a learned rate: no slot so far ahead, ask again after that long).
 - ``observe``: the same arguments, and ``[8]`` 1 for a 429, ``[9]`` its ``Retry-After`` in
   seconds (below 0: none). Learns; returns 0.
 - ``pause`` (``ARGV[2]`` its length in microseconds), ``paused_for`` (returns microseconds).
@@ -64,7 +65,7 @@ local function decide(s, ev, fixed, most)
         rate = 2 * rate
       else
         local probe = math.max({MIN_STEP}, {STEP} * rate)
-        rate = rate + math.min(math.max(probe, ({TOWARD} * s.found - rate) / 2), {LEAP} * rate)
+        rate = rate + math.max(probe, math.min(({TOWARD} * s.found - rate) / 2, {LEAP} * rate))
       end
       rate = math.min(rate, most)
     end
@@ -184,7 +185,14 @@ if mode == 'reserve' then
     local interval = math.floor(1000000 / rate + 0.5)
     local burst = math.min(tonumber(ARGV[5]), math.max(1, math.floor(rate)))
     tat = math.max(tat, start)
-    wait = math.max(wait, tat - (burst - 1) * interval - now)
+    if fixed_rate == 0 and tat - now > {HORIZON} * 1000000 then
+      -- No slot so far ahead (the rate may change meanwhile): ask again later.
+      wait = -math.max({POLL} * 1000000, tat - now - {HORIZON} * 1000000)
+      tat = tat - interval
+    end
+    if wait >= 0 then
+      wait = math.max(wait, tat - (burst - 1) * interval - now)
+    end
     tat = tat + interval
     redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat))
   end
@@ -209,7 +217,7 @@ return wait
 
 def _constants() -> dict[str, str]:
     names = ["FLOOR", "MARGIN", "FRESH", "WINDOW", "USED", "MIN_STEP", "STEP", "TOWARD", "LEAP"]
-    names += ["CUT", "SLOW_START_CUT", "AGAIN", "CUT_AGAIN", "HOLD"]
+    names += ["CUT", "SLOW_START_CUT", "AGAIN", "CUT_AGAIN", "HOLD", "HORIZON", "POLL"]
     values = {name: repr(float(getattr(control, name))) for name in names}
     values["LEARNED_TTL"] = str(LEARNED_TTL)
     return values

@@ -13,6 +13,8 @@ import httpx
 import pytest
 
 import invites
+from invites import Invitee
+from invites._engine import Observe, Pause, PausedFor, Reserve, Send, Sleep
 from invites._pace_control import Answer, PaceState, Tuning, allowed_rate, decide
 from invites._pacing import Throttle
 from invites._pacing_auto import AutoThrottle
@@ -42,8 +44,8 @@ TABLE = [
     (state(2.0), ok(0.5, count=3), AUTO, state(2.0, accepted=3)),
     # ... double the rate after a window that used it, not after one that did not
     (state(2.0, accepted=2), ok(1.0), AUTO, state(4.0, since=1.0, accepted=1)),
-    (state(8.0, accepted=5), ok(1.0), AUTO, state(8.0, since=1.0, accepted=1)),
-    (state(8.0, accepted=6), ok(1.0), AUTO, state(16.0, since=1.0, accepted=1)),
+    (state(8.0, accepted=4), ok(1.0), AUTO, state(8.0, since=1.0, accepted=1)),
+    (state(8.0, accepted=5), ok(1.0), AUTO, state(16.0, since=1.0, accepted=1)),
     # a long quiet window: its rate was not used, so no growth
     (state(4.0, accepted=4), ok(10.0), AUTO, state(4.0, since=10.0, accepted=1)),
     # never above the ceiling
@@ -88,18 +90,18 @@ TABLE = [
         state(17.0, found=34.0, since=11.0, calm=12.0),
     ),
     (state(0.2, found=1.0), refused(100.0), AUTO, state(0.2, found=0.2, since=100.0, calm=101.0)),
-    # growth after a cut: half way back towards 0.9 of the cut's rate, at most 10 % a second...
+    # growth after a cut: half way back towards 0.8 of the cut's rate, at most 5 % a second...
     (
         state(20.0, found=40.0, accepted=20),
         ok(1.0),
         AUTO,
-        state(22.0, found=40.0, since=1.0, accepted=1),
+        state(21.0, found=40.0, since=1.0, accepted=1),
     ),
     (
         state(33.0, found=40.0, accepted=33),
         ok(1.0),
         AUTO,
-        state(34.5, found=40.0, since=1.0, accepted=1),
+        state(33.66, found=40.0, since=1.0, accepted=1),
     ),
     # ... then probing by 2 % (at least 0.5/s)
     (
@@ -218,7 +220,11 @@ def test_the_auto_throttle_spaces_slots_at_the_learned_rate() -> None:
     assert pacer.rate == 4.0
     pacer.pause(2.0)
     assert pacer.paused_for() == 2.0
-    assert pacer.reserve() == 2.0  # the slot after the pause
+    # The pause ends 2 s ahead, beyond the horizon of 1 s: no slot yet, ask again in 1 s.
+    assert pacer.reserve() == -1.0
+    clock.now += 1.0
+    assert pacer.reserve() == 1.0  # the slot after the pause
+    assert pacer.reserve() == -0.5  # 1.25 s ahead: ask again after the poll interval
 
 
 def test_the_auto_throttle_follows_an_announced_budget() -> None:
@@ -286,3 +292,35 @@ def test_a_bad_auto_setting_is_named(overrides: dict[str, Any], problem: str) ->
     config = {"provider": "tenant_api", "token": "fake-token-1", "tenant_id": TENANT, **overrides}
     with pytest.raises(invites.ConfigurationError, match=problem.replace("(", r"\(")):
         invites.from_config(config)
+
+
+# -- the engine with a learned pace: slots only a little ahead ------------------------------------
+
+
+def advance(provider: invites.BaseProvider, steps: Any) -> Any:
+    """Drive ``steps`` through the pacing actions to the next Send or Sleep."""
+    action = steps.send(None)
+    while isinstance(action, (PausedFor, Reserve, Pause, Observe)):
+        action = steps.send(provider._perform(action))
+    return action
+
+
+def test_a_caller_beyond_the_horizon_waits_and_asks_again() -> None:
+    clock = Clock()
+    configured = invites.from_config(
+        {"provider": "tenant_api", "token": "fake-token-1", "tenant_id": TENANT,
+         "base_url": "http://127.0.0.1:9", "rate_limit": "auto"}
+    )  # fmt: skip
+    provider = type(configured)(configured.settings, clock=clock)
+    build = provider._transport.client().build_request
+    callers = [
+        provider._engine.steps(provider.flow, Invitee(user_id=TENANT), build, provider.auth_header)
+        for _ in range(4)
+    ]
+    # 2/s: slots now, at +0.5 s and +1 s; the fourth would be 1.5 s ahead, beyond the horizon.
+    first = [advance(provider, steps) for steps in callers]
+    assert isinstance(first[0], Send)
+    assert first[1:] == [Sleep(0.5), Sleep(1.0), Sleep(0.5)]
+    clock.now += 0.5
+    assert advance(provider, callers[3]) == Sleep(1.0)  # asked again: now given the +1.5 s slot
+    provider.close()
