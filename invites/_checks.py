@@ -14,11 +14,12 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
 from ._secret import Secret
+from .errors import redact_url
 from .models import check_user_id
 
 #: ``check(value, settings)`` returns the value to keep (possibly normalized) or raises Invalid.
@@ -292,20 +293,8 @@ def ledger_url(value: object, _: object = None) -> str:
     return raw
 
 
-def without_password(url: str) -> str:
-    """``url`` with any password in it replaced by ``***`` (a path is returned unchanged)."""
-    if "://" not in url:
-        return url
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url.split("://", 1)[0] + "://(unreadable URL)"
-    if not password:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    user = user.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+#: The older name of :func:`invites.errors.redact_url`.
+without_password = redact_url
 
 
 def key_prefix(value: object, _: object = None) -> str:

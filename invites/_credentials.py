@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-import json
+import re
 import threading
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final
@@ -31,7 +31,7 @@ class Credentials:
         self.source = source
         # Every token handed out (a static one, then each refresh), for scrubbing errors.
         self._used: list[Secret] = [token] if token is not None else []
-        self._needles = _needles(self._used)
+        self._spellings = _spellings(self._used)
         # Held by a blocking refresh for its whole length: blocking callers share one refresh.
         self._lock = threading.Lock()
         # The async refresh in flight, from any thread and event loop: async callers await it
@@ -89,19 +89,17 @@ class Credentials:
 
         The vendor's text is scrubbed where it enters, before a flow reads it or an error clips
         it: every field filled from it (message, code, trace id, details, body excerpt) is clean,
-        and the library's own words are never touched. Also found JSON-escaped (``\\``, ``\\"``,
-        ``\\/``).
+        and the library's own words are never touched. Found in any spelling that decodes to the
+        token, or to it in another case: as it is, JSON-escaped (``\\"``, ``\\/``, ``\\u002B``
+        in either case of hex, any mix of them) or percent-encoded.
         """
         content = response.content
         reason = response.extensions.get("reason_phrase", b"")
-        for needle in self._needles:
-            if needle in content or needle in reason:
-                break
-        else:
+        spellings = self._spellings
+        if spellings is None or not (spellings[0].search(content) or spellings[0].search(reason)):
             return response
-        for needle in self._needles:
-            content = content.replace(needle, _REDACTED_BYTES)
-            reason = reason.replace(needle, _REDACTED_BYTES)
+        content = spellings[0].sub(_REDACTED_BYTES, content)
+        reason = spellings[0].sub(_REDACTED_BYTES, reason)
         headers = response.headers.copy()
         headers["content-length"] = str(len(content))
         return httpx.Response(
@@ -118,19 +116,20 @@ class Credentials:
         A second line behind :meth:`scrubbed`, for vendor text that came from elsewhere than the
         body; the message is left alone, as it also holds the library's own words.
         """
-        for token in self._used:
-            value = token.reveal()
-            if error.vendor_code is not None and value in error.vendor_code:
-                error.vendor_code = error.vendor_code.replace(value, _REDACTED)
-            if error.request_id is not None and value in error.request_id:
-                error.request_id = error.request_id.replace(value, _REDACTED)
-            if value in repr(error.details):
-                error.details = _scrubbed(error.details, value)
+        if self._spellings is None:
+            return
+        pattern = self._spellings[1]
+        if error.vendor_code is not None:
+            error.vendor_code = pattern.sub(_REDACTED, error.vendor_code)
+        if error.request_id is not None:
+            error.request_id = pattern.sub(_REDACTED, error.request_id)
+        if pattern.search(repr(error.details)):
+            error.details = _scrubbed(error.details, pattern)
 
     def _use(self, value: object) -> None:
         self.current = _secret(value)
         self._used = [*self._used[-3:], self.current]
-        self._needles = _needles(self._used)
+        self._spellings = _spellings(self._used)
 
     def _call(self) -> object:
         assert self.source is not None
@@ -149,23 +148,37 @@ def _secret(value: object) -> Secret:
         raise AuthenticationFailed("the token provider returned an unusable token") from exc
 
 
-def _needles(tokens: list[Secret]) -> tuple[bytes, ...]:
-    """Every spelling of the tokens in a body: as they are and JSON-escaped, longest first."""
-    found: set[bytes] = set()
-    for token in tokens:
-        value = token.reveal()
-        escaped = json.dumps(value)[1:-1]
-        found.update(form.encode("ascii") for form in (value, escaped, escaped.replace("/", "\\/")))
-    return tuple(sorted(found, key=len, reverse=True))
+def _spellings(tokens: list[Secret]) -> tuple[re.Pattern[bytes], re.Pattern[str]] | None:
+    """Patterns finding every token in any spelling that decodes to it, in any case.
+
+    One alternation per character: the character itself, its JSON escape ``\\uXXXX`` (hex in
+    either case, for both cases of a letter), its short JSON escape (``\\"``, ``\\\\``,
+    ``\\/``) and its percent-encoding. Matched case-insensitively, so an upper-cased echo is found.
+    """
+    if not tokens:
+        return None
+    forms = sorted({token.reveal() for token in tokens}, key=len, reverse=True)
+    text = "|".join("".join(_spelling(char) for char in form) for form in forms)
+    return re.compile(text.encode("ascii"), re.IGNORECASE), re.compile(text, re.IGNORECASE)
 
 
-def _scrubbed(value: Any, secret: str) -> Any:
+def _spelling(char: str) -> str:
+    codes = {f"{ord(form):04x}" for form in (char, char.lower(), char.upper())}
+    ways = [re.escape(char), *(f"\\\\u{code}" for code in sorted(codes))]
+    if char in '"\\/':
+        ways.append(re.escape("\\" + char))
+    if not char.isalnum():
+        ways.append(f"%{ord(char):02x}")
+    return f"(?:{'|'.join(ways)})"
+
+
+def _scrubbed(value: Any, pattern: re.Pattern[str]) -> Any:
     if isinstance(value, str):
-        return value.replace(secret, _REDACTED)
+        return pattern.sub(_REDACTED, value)
     if isinstance(value, dict):
-        return {key: _scrubbed(item, secret) for key, item in value.items()}
+        return {key: _scrubbed(item, pattern) for key, item in value.items()}
     if isinstance(value, list):
-        return [_scrubbed(item, secret) for item in value]
+        return [_scrubbed(item, pattern) for item in value]
     return value
 
 

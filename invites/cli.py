@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from ._cli.common import EXIT_OK, EXIT_USAGE, UsageError
+from .errors import redact_url
 from .registry import known_providers
 
 __all__ = ["main"]
@@ -273,7 +274,7 @@ def _guarded(command: Callable[[], int], stderr: TextIO) -> int:
     try:
         return command()
     except UsageError as exc:
-        stderr.write(f"invites: {exc}\n")
+        stderr.write(f"invites: {redact_url(str(exc))}\n")
         return EXIT_USAGE
 
 
@@ -326,7 +327,7 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.write(redact_url(self.format(record)) + "\n")
         except Exception:
             self.handleError(record)
 

@@ -68,6 +68,24 @@ _PLAIN_TEXT: Final = re.compile(r"[ -$&-9;-~]*")
 _UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
+# A URL's user information, up to the last "@" before its path: "scheme://user:PASSWORD@".
+_USERINFO: Final = re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/?#@]*):[^\s/?#]*@", re.IGNORECASE)
+# A password given as a query parameter (libpq's "?password=", some brokers' "?pass=").
+_QUERY_PASSWORD: Final = re.compile(r"([?&](?:password|passwd|pass|pwd)=)[^&#\s]*", re.IGNORECASE)
+
+
+def redact_url(text: str) -> str:
+    """``text`` (a URL, or a line holding URLs) with every password in it replaced by ``***``.
+
+    A URL's ``user:password@`` becomes ``user:***@`` and a ``password=`` query parameter
+    ``password=***``; everything else, a plain path included, is returned as it is. The CLI passes
+    every ledger, broker and store URL it prints through it, and every error line it writes.
+    """
+    if "://" not in text:
+        return text
+    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO.sub(r"\1:***@", text))
+
+
 def redact_links(text: str) -> str:
     """``text`` with every URL replaced by ``<url>``."""
     if ":" not in text and "%" not in text:

@@ -21,9 +21,9 @@ __all__ = ["ENTRY_POINT_GROUP", "known_providers", "provider_class", "register_p
 ENTRY_POINT_GROUP: Final = "invites.providers"
 
 _BUILTIN: Final = {
-    "ecosuite": "providers.ecosuite:EcosuiteProvider",
-    "softwareone": "providers.softwareone:SoftwareOneProvider",
-    "tenant_api": "providers.tenant_api:TenantApiProvider",
+    "ecosuite": "invites.providers.ecosuite:EcosuiteProvider",
+    "softwareone": "invites.providers.softwareone:SoftwareOneProvider",
+    "tenant_api": "invites.providers.tenant_api:TenantApiProvider",
 }
 
 _lock = threading.Lock()

@@ -23,6 +23,7 @@ from invites import (
     UserNotFound,
 )
 from invites.ledger import open_ledger
+from invites.providers.tenant_api import TenantApiSettings
 from invites.sandbox import (
     TENANT_USER_INVITED,
     TENANT_USER_INVITED_2,
@@ -32,7 +33,6 @@ from invites.sandbox import (
     RunningSandbox,
     Sandbox,
 )
-from providers.tenant_api import TenantApiSettings
 
 MODES = ("sync", "async")
 
@@ -182,7 +182,7 @@ def test_a_key_without_a_ledger_is_a_configuration_error(
 def test_a_ledger_argument_is_used_and_left_open(
     server: RunningSandbox, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    from providers.tenant_api import TenantApiProvider
+    from invites.providers.tenant_api import TenantApiProvider
 
     ledger = open_ledger(tmp_path / "shared.db")
     config = vendor_config("tenant_api", server.url)

@@ -21,6 +21,9 @@ import invites
 from invites import ConfigurationError, Secret, from_config, from_env, load_profiles, registry
 from invites._settings import ProviderSettings, Timeouts
 from invites.cli import main
+from invites.providers.ecosuite import EcosuiteProvider, EcosuiteSettings
+from invites.providers.softwareone import SoftwareOneSettings
+from invites.providers.tenant_api import TenantApiProvider, TenantApiSettings
 from invites.sandbox import (
     SOFTWAREONE_ACCOUNT_ID,
     SOFTWAREONE_TOKEN,
@@ -29,9 +32,6 @@ from invites.sandbox import (
     RunningSandbox,
     Sandbox,
 )
-from providers.ecosuite import EcosuiteProvider, EcosuiteSettings
-from providers.softwareone import SoftwareOneSettings
-from providers.tenant_api import TenantApiProvider, TenantApiSettings
 
 HTTPS_RULE = (
     "base_url: must use https:// (plain http is allowed only for a loopback host, or with "

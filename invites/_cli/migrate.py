@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from .._settings import without_password
-from ..errors import ConfigurationError, InviteError
+from ..errors import ConfigurationError, InviteError, redact_url
 from .common import EXIT_FAILED, EXIT_OK, UsageError
 
 __all__ = ["run"]
@@ -15,20 +14,20 @@ def run(url: str, stdout: TextIO, stderr: TextIO) -> int:
     """Open the ledger at ``url`` (which creates what is missing) and close it."""
     from ..ledger import open_ledger
 
-    shown = without_password(url)
+    shown = redact_url(url)
     try:
         ledger = open_ledger(url)
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None
     except InviteError as exc:
-        stderr.write(f"invites: {exc}\n")
+        stderr.write(f"invites: {redact_url(str(exc))}\n")
         return EXIT_FAILED
     migrate = getattr(ledger, "migrate", None)
     try:
         if callable(migrate):
             migrate()
     except InviteError as exc:
-        stderr.write(f"invites: {exc}\n")
+        stderr.write(f"invites: {redact_url(str(exc))}\n")
         return EXIT_FAILED
     finally:
         ledger.close()

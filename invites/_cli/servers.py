@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._base import BaseProvider
-from .._settings import store_label, without_password
-from ..errors import InviteError
+from .._settings import store_label
+from ..errors import InviteError, redact_url
 
 __all__ = ["check_servers"]
 
@@ -20,7 +20,7 @@ def check_servers(provider: BaseProvider) -> list[tuple[str, str | None]]:
     checks: list[tuple[str, str | None]] = []
     ledger = provider.settings.ledger
     if ledger is not None:
-        checks.append((f"ledger {without_password(ledger)}", _ledger_problem(ledger)))
+        checks.append((f"ledger {redact_url(ledger)}", _ledger_problem(ledger)))
     store = getattr(provider.settings, "rate_limit_store", None)
     if isinstance(store, str):
         checks.append((f"rate_limit_store {store_label(store)}", _redis_problem(store)))
@@ -41,7 +41,7 @@ def _ledger_problem(url: str) -> str | None:
     try:
         ping(url, timeout=TIMEOUT)
     except InviteError as exc:
-        return exc.message
+        return redact_url(exc.message)
     return None
 
 
@@ -54,7 +54,7 @@ def _redis_problem(url: str) -> str | None:
     try:
         client.ping()
     except redis.RedisError as exc:
-        return f"does not answer PING ({type(exc).__name__}: {exc})"
+        return redact_url(f"does not answer PING ({type(exc).__name__}: {exc})")
     finally:
         client.close()
     return None
