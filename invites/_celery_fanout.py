@@ -156,17 +156,17 @@ class _FanOut:
     def send(self, invitees: Iterable[Invitee | str]) -> Iterator[Outcome]:
         for item in invitees:
             invitee = as_invitee(item)
-            waiting = self.pending.get(invitee.user_id)
+            key = self.guard.key(self.run, invitee.user_id)
+            waiting = self.pending.get(key.user_id)
             if waiting is not None:
                 waiting.repeats += 1
                 continue
-            key = self.guard.key(self.run, invitee.user_id)
             record = self.guard.ledger.get(key)
             now = time.time()
             if not may_claim(record, now=now, retry_unknown=self.guard.retry_unknown):
                 assert record is not None
                 claim = Claim(granted=False, record=record, in_flight=record.in_flight(now))
-                yield self.emit(guarded_outcome(invitee, invitee.user_id, self.guard.replay(claim)))
+                yield self.emit(guarded_outcome(invitee, key.user_id, self.guard.replay(claim)))
                 continue
             self.app.send_task(
                 TASK_NAME,
@@ -175,7 +175,7 @@ class _FanOut:
                 task_id=str(uuid.uuid4()),
                 queue=self.queue,
             )
-            self.pending[invitee.user_id] = _Pending(invitee, key, record.claims if record else 0)
+            self.pending[key.user_id] = _Pending(invitee, key, record.claims if record else 0)
 
     def collect(self, deadline: float, poll_interval: float) -> Iterator[Outcome]:
         while self.pending:
@@ -201,7 +201,7 @@ class _FanOut:
         self.pending.clear()
 
     def _settled(self, waiting: _Pending, guarded: Guarded) -> Iterator[Outcome]:
-        user_id = waiting.invitee.user_id
+        user_id = waiting.key.user_id
         yield self.emit(guarded_outcome(waiting.invitee, user_id, guarded))
         for _ in range(waiting.repeats):
             yield self.emit(

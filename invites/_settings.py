@@ -235,6 +235,8 @@ class ProviderSettings:
     #: Appended to the ``User-Agent`` every request carries (``invites/<v> httpx/<v>``).
     user_agent: str | None = setting(header_text, default=None)
     on_attempt: AttemptHook | None = setting(callable_or_path, default=None, repr=False)
+    #: Called with an ``invites.Outcome`` for each resend of this provider, single or bulk.
+    on_outcome: AttemptHook | None = setting(callable_or_path, default=None, repr=False)
     #: Path or URL of the ledger that ``resend_invite(..., idempotency_key=...)`` records in.
     ledger: str | None = setting(ledger_url, default=None, repr=_ledger_repr)
 

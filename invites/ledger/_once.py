@@ -13,7 +13,9 @@ from typing import Final
 
 import attrs
 
+from .._identity import canonical_user_id
 from .._protocol import InviteProvider
+from .._telemetry import ClaimResult, claimed
 from ..errors import (
     AlreadyVerified,
     InviteError,
@@ -79,6 +81,12 @@ class Guarded:
         raise OutcomeUnknown("the ledger holds no usable outcome for this resend")
 
 
+def _claim_result(claim: Claim) -> ClaimResult:
+    if claim.granted:
+        return "granted"
+    return "in_flight" if claim.in_flight else "settled"
+
+
 def _lease_of(provider: object) -> float:
     settings = getattr(provider, "settings", None)
     deadline = getattr(settings, "deadline", None)
@@ -111,11 +119,14 @@ class Guard:
         self.wait_for_outcomes = wait_for_outcomes
         self.provider_name = provider.name
         self.identity = _identity(provider)
+        self._provider = provider
         self.retry_unknown = retry_unknown
         self.lease = _lease_of(provider) if lease is None else lease
         self.owner = new_owner()
 
     def key(self, run: str, user_id: str) -> RecordKey:
+        """The record of ``user_id`` (in the vendor's canonical spelling) in ``run``."""
+        user_id = canonical_user_id(self._provider, user_id)
         return RecordKey(run=run, identity=self.identity, user_id=user_id)
 
     def run(self, run: str, invitee: Invitee, send: Callable[[Invitee], ResendResult]) -> Guarded:
@@ -126,7 +137,9 @@ class Guard:
                 key, owner=self.owner, lease=self.lease, retry_unknown=self.retry_unknown
             )
         except InviteError as exc:
+            claimed(self.provider_name, "error")
             return Guarded(status="failed", error=exc)  # nothing was claimed, nothing sent
+        claimed(self.provider_name, _claim_result(claim))
         if not claim.granted:
             return self.replay(claim)
         try:
@@ -153,7 +166,9 @@ class Guard:
         except asyncio.CancelledError:
             return await self._cancelled_before_sending(key, claiming)
         except InviteError as exc:
+            claimed(self.provider_name, "error")
             return Guarded(status="failed", error=exc)
+        claimed(self.provider_name, _claim_result(claim))
         if not claim.granted:
             return self.replay(claim)
         try:
