@@ -140,6 +140,12 @@ class BaseProvider(Generic[S]):
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._ledger = _provider_ledger(settings, ledger)
+        if settings.per_user_limit is not None and self._ledger is None:
+            raise ConfigurationError(
+                "ledger: is required by per_user_limit (the ledger setting or argument: the "
+                "budget is counted over its records)",
+                provider=self.name,
+            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -186,28 +192,46 @@ class BaseProvider(Generic[S]):
     # -- public API ------------------------------------------------------------------------------
 
     def resend_invite(
-        self, invitee: Invitee | str, *, idempotency_key: str | None = None
+        self,
+        invitee: Invitee | str,
+        *,
+        idempotency_key: str | None = None,
+        ignore_budget: bool = False,
     ) -> ResendResult:
         """Resend the invitation, blocking. Raises an :class:`~invites.InviteError` subclass.
 
         With ``idempotency_key`` (needs a ledger), the resend is sent at most once for that key:
-        a later call with it returns the recorded result or raises the recorded error.
+        a later call with it returns the recorded result or raises the recorded error. Under a
+        ``per_user_limit``, every resend is counted in the ledger, and one over the budget raises
+        :class:`~invites.ResendTooSoon` before any request (``ignore_budget``: sent anyway, and
+        recorded so).
         """
         if self._transport.closed:
             raise self._closed()
         invitee = self._canonical(invitee)
+        budgeted = idempotency_key is None and _budgeted(self)
         watch = ACTIVE.get()
         if watch is not None:  # an outer entry point (a bulk run, the ledger) reports the outcome
+            if budgeted:
+                return _needs_ledger(self._ledger).resend(
+                    self, None, invitee, self.resend_invite, ignore_budget=ignore_budget
+                )
             return self._resend(invitee, watch)
         watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
         try:
-            if idempotency_key is None:
+            if idempotency_key is None and not budgeted:
                 result = self._resend(invitee, watch)
             else:
                 ledger = _needs_ledger(self._ledger)
                 active = ACTIVE.set(watch)
                 try:
-                    result = ledger.resend(self, idempotency_key, invitee, self.resend_invite)
+                    result = ledger.resend(
+                        self,
+                        idempotency_key,
+                        invitee,
+                        self.resend_invite,
+                        ignore_budget=ignore_budget,
+                    )
                 finally:
                     ACTIVE.reset(active)
         except BaseException as exc:
@@ -237,25 +261,38 @@ class BaseProvider(Generic[S]):
             DEADLINE.reset(deadline)
 
     async def aresend_invite(
-        self, invitee: Invitee | str, *, idempotency_key: str | None = None
+        self,
+        invitee: Invitee | str,
+        *,
+        idempotency_key: str | None = None,
+        ignore_budget: bool = False,
     ) -> ResendResult:
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
         if self._transport.closed:
             raise self._closed()
         invitee = self._canonical(invitee)
+        budgeted = idempotency_key is None and _budgeted(self)
         watch = ACTIVE.get()
         if watch is not None:
+            if budgeted:
+                return await _needs_ledger(self._ledger).aresend(
+                    self, None, invitee, self.aresend_invite, ignore_budget=ignore_budget
+                )
             return await self._aresend(invitee, watch)
         watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
         try:
-            if idempotency_key is None:
+            if idempotency_key is None and not budgeted:
                 result = await self._aresend(invitee, watch)
             else:
                 ledger = _needs_ledger(self._ledger)
                 active = ACTIVE.set(watch)
                 try:
                     result = await ledger.aresend(
-                        self, idempotency_key, invitee, self.aresend_invite
+                        self,
+                        idempotency_key,
+                        invitee,
+                        self.aresend_invite,
+                        ignore_budget=ignore_budget,
                     )
                 finally:
                     ACTIVE.reset(active)
@@ -403,6 +440,16 @@ def _provider_ledger(settings: ProviderSettings, ledger: Ledger | None) -> Provi
     from .ledger._guard import ProviderLedger
 
     return ProviderLedger.build(settings.ledger, ledger)
+
+
+def _budgeted(provider: BaseProvider[Any]) -> bool:
+    """Whether a resend must be claimed for the provider's per-user budget: it has one, and no
+    guard (a bulk run's, a task's) has claimed this resend already."""
+    if provider.settings.per_user_limit is None:
+        return False
+    from .ledger._once import under_claim
+
+    return not under_claim()
 
 
 def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:
