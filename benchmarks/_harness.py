@@ -114,13 +114,17 @@ def sandbox_process(
     *,
     rate_limit: float | None = None,
     tenant_users: int = 0,
+    latency: float = 0.0,
     startup_timeout: float = 20.0,
     options: Sequence[str] = (),
 ) -> Iterator[SandboxProcess]:
     """Start the sandbox in a child process on a free loopback port; stop it on exit.
 
-    ``options`` go to ``_server.py`` as they are (e.g. ``--hidden-limit 40``)."""
-    command = [sys.executable, str(HERE / "_server.py"), "--port", "0", *options]
+    ``latency``: seconds the sandbox waits before every answer, as a vendor's server takes.
+    ``options`` go to ``_server.py`` as they are (e.g. ``--hidden-limit 40``).
+    """
+    command = [sys.executable, str(HERE / "_server.py"), "--port", "0", "--latency", str(latency)]
+    command += options
     if rate_limit is not None:
         command += ["--rate-limit", str(rate_limit)]
     if tenant_users:
