@@ -32,14 +32,17 @@ timezone, user_type. Bad rows are reported with their line numbers and counted a
 
 output: one JSON object per input row: user_id, row ("line 7", "argument 2"), outcome (sent |
 already_verified | failed | unknown), error (exception class or null), message, status_code,
-skipped (true when nothing was sent for this row: the journal settled it, or it repeats an earlier
-row, named by duplicate_of).
+skipped (true when nothing was sent for this row: the journal settled it, the profile's
+per_user_limit refused it (error ResendTooSoon), or it repeats an earlier row, named by
+duplicate_of).
 
 journal: a ledger file (SQLite). Each resend is claimed in it before it is sent and its outcome
 recorded after; a rerun with the same --journal and --run skips invitees already sent or verified
 and reports those whose earlier outcome is unknown (the email may have gone) without resending
 them. List them with `invites ledger show FILE --state unknown`; settle each with
-`invites ledger settle FILE USER_ID --as sent|failed` once checked.
+`invites ledger settle FILE USER_ID --as sent|failed` once checked. A profile with
+per_user_limit records every run in its ledger (or in --journal): a row whose user was emailed
+too recently, by any run, is skipped with ResendTooSoon and does not fail the run.
 
 exit status: 0 all sent or already verified, 1 any failed or unknown, 2 usage or configuration
 error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); after a stop the resends in flight
@@ -160,6 +163,12 @@ def _resend_command(commands: Any) -> None:
         help="resend to invitees the journal shows with an unknown outcome (they may get the "
         "email twice)",
     )
+    resend.add_argument(
+        "--ignore-budget",
+        action="store_true",
+        help="send even to users the profile's per_user_limit says were emailed too recently "
+        "(this run only; the ledger records each resend that went over it)",
+    )
     _worker_arguments(resend)
 
 
@@ -206,6 +215,12 @@ def _ledger_commands(commands: Any) -> None:
     )
     for parser in (show, export, settle):
         parser.add_argument("file", metavar="FILE", help="the ledger (the --journal file)")
+    show.add_argument(
+        "--user",
+        metavar="ID",
+        help="this user's records across every run, oldest send first, with when each was sent "
+        "and whether it counts against per_user_limit",
+    )
     for parser in (show, export):
         parser.add_argument("--run", metavar="NAME", help="only this run")
         parser.add_argument(

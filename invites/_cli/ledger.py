@@ -70,6 +70,10 @@ def _message(record: Record) -> str:
 
 
 def _show(ledger: Ledger, args: argparse.Namespace, stdout: TextIO) -> int:
+    if getattr(args, "user", None) is not None:
+        from .ledger_user import show_user
+
+        return show_user(ledger, args, stdout)
     now = time.time()
     records = _selected(ledger, args)
     rows = [

@@ -118,8 +118,9 @@ class _Run:
                 sources.append(input_file.rows())
             elif not args.user_ids:
                 raise UsageError("nothing to resend: give user ids or --input FILE")
-            if args.journal is not None:
-                self.ledger = _open_journal(args.journal, dry_run=self.dry_run)
+            journal = args.journal or _budget_ledger(self.provider)
+            if journal is not None:
+                self.ledger = _open_journal(journal, dry_run=self.dry_run)
                 if self.ledger is not None:
                     stack.callback(self.ledger.close)
             if not self.dry_run:
@@ -203,6 +204,7 @@ class _Run:
             ledger=self.ledger,
             run=self.args.run if self.ledger is not None else None,
             retry_unknown=self.args.retry_unknown,
+            ignore_budget=self.args.ignore_budget and self.ledger is not None,
         )
 
     def _invitees(self, rows: Rows) -> Iterator[Invitee]:
@@ -294,7 +296,10 @@ class _Run:
         record["row"] = self.first_row.get(outcome.user_id)
         record["skipped"] = outcome.skipped
         if outcome.skipped:
-            self.tally.skipped[outcome.status] += 1
+            if outcome.too_soon:  # the budget did its job: not a failure of the run
+                self.tally.too_soon += 1
+            else:
+                self.tally.skipped[outcome.status] += 1
             self.screen.advance()
             self._write(outcome.user_id, record)
         else:
@@ -322,6 +327,15 @@ class _Run:
         if "duplicate_of" not in record and key:
             for written, where in self.waiting.pop(key, []):
                 self._write_repeat(key, written, where)
+
+
+def _budget_ledger(provider: InviteProvider) -> str | None:
+    """The profile's ledger when its ``per_user_limit`` needs every run recorded there."""
+    settings = getattr(provider, "settings", None)
+    if getattr(settings, "per_user_limit", None) is None:
+        return None
+    ledger = getattr(settings, "ledger", None)
+    return ledger if isinstance(ledger, str) else None
 
 
 def _open_journal(path: str, *, dry_run: bool) -> Ledger | None:
