@@ -36,13 +36,15 @@ skipped (true when nothing was sent for this row: the journal settled it, the pr
 per_user_limit refused it (error ResendTooSoon), or it repeats an earlier row, named by
 duplicate_of).
 
-journal: a ledger file (SQLite). Each resend is claimed in it before it is sent and its outcome
-recorded after; a rerun with the same --journal and --run skips invitees already sent or verified
-and reports those whose earlier outcome is unknown (the email may have gone) without resending
-them. List them with `invites ledger show FILE --state unknown`; settle each with
-`invites ledger settle FILE USER_ID --as sent|failed` once checked. A profile with
-per_user_limit records every run in its ledger (or in --journal): a row whose user was emailed
-too recently, by any run, is skipped with ResendTooSoon and does not fail the run.
+journal: a ledger (a SQLite path, sqlite:///... or postgresql://...; without --journal, the
+profile's `ledger` key; stderr names the one used). Each resend is claimed in it before it is sent
+and its outcome recorded after; a rerun with the same ledger and --run skips invitees already sent
+or verified and reports those whose earlier outcome is unknown (the email may have gone) without
+resending them. A ledger that cannot be opened or read stops the run before anything is sent
+(exit status 2). List them with `invites ledger show LEDGER --state unknown`; settle each with
+`invites ledger settle LEDGER USER_ID --as sent|failed` once checked. A profile with per_user_limit
+counts every run in that ledger: a row whose user was emailed too recently, by any run, is
+skipped with ResendTooSoon and does not fail the run (--ignore-budget sends anyway).
 
 exit status: 0 all sent or already verified, 1 any failed or unknown, 2 usage or configuration
 error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); after a stop the resends in flight
@@ -140,10 +142,10 @@ def _resend_command(commands: Any) -> None:
     )
     resend.add_argument(
         "--journal",
-        metavar="FILE",
-        help="record each resend in the ledger FILE (SQLite) before it is sent and its outcome "
-        "after; a rerun skips invitees it shows as sent or already verified (and unknown, "
-        "unless --retry-unknown)",
+        metavar="LEDGER",
+        help="record each resend in LEDGER (a SQLite path, sqlite:/// or postgresql:// URL; "
+        "default: the profile's ledger) before it is sent and its outcome after; a rerun skips "
+        "invitees it shows as sent or already verified (and unknown, unless --retry-unknown)",
     )
     resend.add_argument(
         "--run",
@@ -214,7 +216,7 @@ def _ledger_commands(commands: Any) -> None:
         "settle", help="record what became of a resend after checking it by hand"
     )
     for parser in (show, export, settle):
-        parser.add_argument("file", metavar="FILE", help="the ledger (the --journal file)")
+        _ledger_target(parser)
     show.add_argument(
         "--user",
         metavar="ID",
@@ -245,6 +247,22 @@ def _ledger_commands(commands: Any) -> None:
         "ledger does the same; this runs it ahead, e.g. from a deployment.",
     )
     migrate.add_argument("url", metavar="URL", help="postgresql://... or a SQLite path")
+
+
+def _ledger_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file",
+        nargs="?",
+        metavar="LEDGER",
+        help="the ledger: a SQLite path, sqlite:///... or postgresql://... (default: the "
+        "profile's ledger, with --config)",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML profiles file whose profile names the ledger"
+    )
+    parser.add_argument(
+        "--profile", metavar="NAME", help="the profile to use (default: the file's default)"
+    )
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ from ..ledger import Ledger, Record
 from ..ledger._budget import COUNTED
 from .common import EXIT_OK
 from .display import table
+from .ledger import _matches
 
 __all__ = ["show_user"]
 
@@ -39,13 +40,12 @@ def _note(record: Record) -> str:
 
 
 def _records(ledger: Ledger, user_id: str, args: argparse.Namespace) -> list[Record]:
-    # A UUID may have been typed in capitals; the ledger keeps ids in the vendor's canonical
-    # spelling (lower case for UUIDs), so both spellings are looked up.
-    spellings = dict.fromkeys([user_id, user_id.lower()])
+    """The user's records, as ``ledger show`` selects them (``--run``, ``--state``), oldest
+    send first; the id is looked up as ``invites ledger settle`` looks it up (canonical)."""
+    selected = argparse.Namespace(**{**vars(args), "user_id": user_id})
     records = [
         record
-        for spelling in spellings
-        for record in ledger.records(run=args.run, user_id=spelling)
+        for record in _matches(ledger, selected, limit=None)
         if args.state is None or record.status() == args.state
     ]
     return sorted(records, key=_sent_at)
