@@ -7,7 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final
+from typing import Any, Final
 
 import attrs
 from celery import Celery
@@ -16,7 +16,7 @@ from ._celery_json import guarded_outcome, invitee_to_json
 from ._protocol import InviteProvider
 from .bulk import Outcome
 from .config import Profiles, load_profiles
-from .errors import ConfigurationError, OutcomeUnknown
+from .errors import ConfigurationError, OutcomeUnknown, ResendTooSoon
 from .ledger import SETTLED, Claim, Ledger, Record, RecordKey, may_claim, open_ledger
 from .ledger._guard import Guard, Guarded
 from .models import Invitee, as_invitee
@@ -58,6 +58,9 @@ class _Pending:
     key: RecordKey
     claims_before: int
     repeats: int = 0
+    #: When the record was last written before the task was sent (None: no record): a budget's
+    #: refusal changes no claim count, only this.
+    updated_before: float | None = None
 
 
 def fan_out(
@@ -69,6 +72,7 @@ def fan_out(
     profiles: str | os.PathLike[str] | Profiles | None = None,
     ledger: Ledger | str | None = None,
     retry_unknown: bool = False,
+    ignore_budget: bool = False,
     timeout: float = 3600.0,
     poll_interval: float = 0.25,
     on_outcome: Callable[[Outcome], None] | None = None,
@@ -83,7 +87,9 @@ def fan_out(
     invitee the ledger already settled for ``run`` is not sent again (``skipped``); a repeated
     user id is sent once and its repeats get the same outcome, ``skipped``. An invitee without
     an outcome after ``timeout`` seconds is ``unknown`` (its task may still run). ``queue``
-    names the queue the workers consume (default: the app's default queue).
+    names the queue the workers consume (default: the app's default queue). Under the
+    profile's ``per_user_limit`` an invitee the budget refused is ``failed``, ``skipped``, with
+    :class:`~invites.ResendTooSoon`; ``ignore_budget`` tells the workers to send anyway.
     """
     loaded = _profiles(app, profiles)
     name = profile or loaded.default_name
@@ -94,6 +100,7 @@ def fan_out(
     try:
         guard = Guard(opened, provider, retry_unknown=retry_unknown)
         sender = _FanOut(app, guard, name, run, on_outcome, queue)
+        sender.ignore_budget = ignore_budget
         yield from sender.send(invitees)
         yield from sender.collect(time.monotonic() + timeout, poll_interval)
     finally:
@@ -147,6 +154,7 @@ class _FanOut:
         self.on_outcome = on_outcome
         self.queue = queue
         self.pending: dict[str, _Pending] = {}
+        self.ignore_budget = False
 
     def emit(self, outcome: Outcome) -> Outcome:
         if self.on_outcome is not None:
@@ -168,14 +176,25 @@ class _FanOut:
                 claim = Claim(granted=False, record=record, in_flight=record.in_flight(now))
                 yield self.emit(guarded_outcome(invitee, key.user_id, self.guard.replay(claim)))
                 continue
+            options: dict[str, Any] = {
+                "retry_unknown": self.guard.retry_unknown,
+                "identity": self.guard.identity,
+            }
+            if self.ignore_budget:  # only then: a worker of an older version knows no such option
+                options["ignore_budget"] = True
             self.app.send_task(
                 TASK_NAME,
                 args=(self.profile, invitee_to_json(invitee), self.run),
-                kwargs={"retry_unknown": self.guard.retry_unknown, "identity": self.guard.identity},
+                kwargs=options,
                 task_id=str(uuid.uuid4()),
                 queue=self.queue,
             )
-            self.pending[key.user_id] = _Pending(invitee, key, record.claims if record else 0)
+            self.pending[key.user_id] = _Pending(
+                invitee,
+                key,
+                record.claims if record else 0,
+                updated_before=record.updated_at if record else None,
+            )
 
     def collect(self, deadline: float, poll_interval: float) -> Iterator[Outcome]:
         while self.pending:
@@ -212,6 +231,8 @@ class _FanOut:
 def _done(record: Record, waiting: _Pending) -> bool:
     if record.state == "intent":
         return False
+    if isinstance(record.error, ResendTooSoon):  # refused now, unless an older refusal
+        return record.updated_at != waiting.updated_before
     return record.claims > waiting.claims_before or record.state in SETTLED
 
 
@@ -220,4 +241,5 @@ def _from_record(record: Record) -> Guarded:
         status=record.status(),
         result=record.result,
         error=record.error,
+        skipped=isinstance(record.error, ResendTooSoon),  # the budget refused it: nothing sent
     )

@@ -147,6 +147,7 @@ def resend(
     *,
     retry_unknown: bool = False,
     identity: str | None = None,
+    ignore_budget: bool = False,
 ) -> dict[str, Any]:
     """Resend to ``invitee`` (see :func:`invitee_to_json`) through the worker's profile
     ``profile``, at most once per ``idempotency_key`` (a bulk run's name, or one resend's key);
@@ -157,6 +158,9 @@ def resend(
     provider), must match the worker's profile; otherwise nothing is sent and the outcome is
     ``failed``. When the ledger cannot be reached nothing is claimed or sent, and the task is
     retried (up to :data:`LEDGER_RETRIES` times, then it fails with the ledger's error).
+    Under the profile's ``per_user_limit``, a user emailed too recently by any run is not sent
+    to: the outcome is ``failed`` and ``skipped`` with ``ResendTooSoon`` (recorded so in the
+    ledger); ``ignore_budget`` sends anyway.
     """
     user_id = invitee if isinstance(invitee, str) else str(invitee.get("user_id"))
     try:
@@ -175,7 +179,9 @@ def resend(
         _settle_if_lost(guard, key)
     except ConnectionFailed as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
-    guarded = guard.run(idempotency_key, parsed, provider.resend_invite)
+    guarded = guard.run(
+        idempotency_key, parsed, provider.resend_invite, ignore_budget=ignore_budget
+    )
     error = guarded.error
     if guarded.status == "failed" and isinstance(error, ConnectionFailed) and _ledgers(error):
         raise self.retry(exc=error, countdown=_backoff(self.request.retries))
