@@ -200,21 +200,17 @@ class BaseProvider(Generic[S]):
         if watch is not None:  # an outer entry point (a bulk run, the ledger) reports the outcome
             return self._resend(invitee, watch)
         watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
-        try:
-            if idempotency_key is None:
-                result = self._resend(invitee, watch)
-            else:
-                ledger = _needs_ledger(self._ledger)
-                active = ACTIVE.set(watch)
-                try:
-                    result = ledger.resend(self, idempotency_key, invitee, self.resend_invite)
-                finally:
-                    ACTIVE.reset(active)
-        except BaseException as exc:
-            watch.raised(invitee, exc, skipped=not watch.engaged)
-            raise
-        watch.sent(invitee, result, skipped=not watch.engaged)
-        return result
+        if idempotency_key is None:
+            return watch.watching(invitee, lambda: self._resend(invitee, watch))
+        ledger = self._ledger
+        # Through the ledger, the resend_invite it calls reports to this watch.
+        return watch.watching(
+            invitee,
+            lambda: _needs_ledger(ledger).resend(
+                self, idempotency_key, invitee, self.resend_invite
+            ),
+            nested=True,
+        )
 
     def _resend(self, invitee: Invitee, watch: Watch) -> ResendResult:
         # The clients' sockets and body reading end by this instant, whatever the vendor sends.
@@ -247,23 +243,13 @@ class BaseProvider(Generic[S]):
         if watch is not None:
             return await self._aresend(invitee, watch)
         watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
-        try:
-            if idempotency_key is None:
-                result = await self._aresend(invitee, watch)
-            else:
-                ledger = _needs_ledger(self._ledger)
-                active = ACTIVE.set(watch)
-                try:
-                    result = await ledger.aresend(
-                        self, idempotency_key, invitee, self.aresend_invite
-                    )
-                finally:
-                    ACTIVE.reset(active)
-        except BaseException as exc:
-            watch.raised(invitee, exc, skipped=not watch.engaged)
-            raise
-        watch.sent(invitee, result, skipped=not watch.engaged)
-        return result
+        if idempotency_key is None:
+            return await watch.awatching(invitee, lambda: self._aresend(invitee, watch))
+        ledger = _needs_ledger(self._ledger)
+        send = self.aresend_invite
+        return await watch.awatching(
+            invitee, lambda: ledger.aresend(self, idempotency_key, invitee, send), nested=True
+        )
 
     async def _aresend(self, invitee: Invitee, watch: Watch) -> ResendResult:
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
