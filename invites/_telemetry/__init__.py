@@ -105,9 +105,10 @@ class Watch:
     def start(self) -> Watch:
         """Start the clock and, with OpenTelemetry, the resend's span (current until the end)."""
         self.started = time.monotonic()
-        otel = _opentelemetry()
-        if otel is not None:
-            self.trace = otel.ResendTrace(self.vendor, self.user_id)
+        if "opentelemetry.trace" in sys.modules:  # else nothing to load: see _opentelemetry
+            otel = _opentelemetry()
+            if otel is not None:
+                self.trace = otel.ResendTrace(self.vendor, self.user_id)
         return self
 
     # -- what the engine reports ---------------------------------------------------------------
