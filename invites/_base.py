@@ -36,6 +36,7 @@ from ._engine import (
 from ._identity import canonical_base_url, compute_identity
 from ._pacing import Pacer, Throttle
 from ._policy import RetryPolicy
+from ._proxies import Route
 from ._reporting import route_ids
 from ._settings import ProviderSettings
 from ._telemetry import ACTIVE, Watch
@@ -112,7 +113,7 @@ class BaseProvider(Generic[S]):
         # Computed once, before anything keyed by it (the shared pace below, the ledger's records).
         self.identity: str = compute_identity(self.name, self.base_url, settings)
         timeout = timeout_for(settings)
-        self._transport = Transport(timeout, client, async_client)
+        self._transport = Transport(timeout, _route(self), client, async_client)
         self._credentials = Credentials(settings.token, settings.token_provider)
         self._store_pacer = _store_pacer(self, clock) if pacer is None else None
         self._pacer: Pacer = (
@@ -133,13 +134,18 @@ class BaseProvider(Generic[S]):
             on_attempt=settings.on_attempt,
             # Only this process's own throttle can tell for sure, without I/O, that it is idle.
             pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
-            base_url=self.base_url,
             headers=self._default_headers(),
             route_ids=route_ids(settings),
         )
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._ledger = _provider_ledger(settings, ledger)
+        if settings.per_user_limit is not None and self._ledger is None:
+            raise ConfigurationError(
+                "ledger: is required by per_user_limit (the ledger setting or argument: the "
+                "budget is counted over its records)",
+                provider=self.name,
+            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -186,28 +192,40 @@ class BaseProvider(Generic[S]):
     # -- public API ------------------------------------------------------------------------------
 
     def resend_invite(
-        self, invitee: Invitee | str, *, idempotency_key: str | None = None
+        self,
+        invitee: Invitee | str,
+        *,
+        idempotency_key: str | None = None,
+        ignore_budget: bool = False,
     ) -> ResendResult:
         """Resend the invitation, blocking. Raises an :class:`~invites.InviteError` subclass.
 
         With ``idempotency_key`` (needs a ledger), the resend is sent at most once for that key:
-        a later call with it returns the recorded result or raises the recorded error.
+        a later call with it returns the recorded result or raises the recorded error. Under a
+        ``per_user_limit``, every resend is counted in the ledger, and one over the budget raises
+        :class:`~invites.ResendTooSoon` before any request (``ignore_budget``: sent anyway, and
+        recorded so).
         """
         if self._transport.closed:
             raise self._closed()
         invitee = self._canonical(invitee)
+        budgeted = idempotency_key is None and _budgeted(self)
         watch = ACTIVE.get()
         if watch is not None:  # an outer entry point (a bulk run, the ledger) reports the outcome
+            if budgeted:
+                return _needs_ledger(self._ledger).resend(
+                    self, None, invitee, self.resend_invite, ignore_budget=ignore_budget
+                )
             return self._resend(invitee, watch)
         watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
-        if idempotency_key is None:
+        if idempotency_key is None and not budgeted:
             return watch.watching(invitee, lambda: self._resend(invitee, watch))
-        ledger = self._ledger
-        # Through the ledger, the resend_invite it calls reports to this watch.
+        ledger = _needs_ledger(self._ledger)
+        send = self.resend_invite  # called by the ledger: reports to the watch, ACTIVE meanwhile
         return watch.watching(
             invitee,
-            lambda: _needs_ledger(ledger).resend(
-                self, idempotency_key, invitee, self.resend_invite
+            lambda: ledger.resend(
+                self, idempotency_key, invitee, send, ignore_budget=ignore_budget
             ),
             nested=True,
         )
@@ -233,22 +251,35 @@ class BaseProvider(Generic[S]):
             DEADLINE.reset(deadline)
 
     async def aresend_invite(
-        self, invitee: Invitee | str, *, idempotency_key: str | None = None
+        self,
+        invitee: Invitee | str,
+        *,
+        idempotency_key: str | None = None,
+        ignore_budget: bool = False,
     ) -> ResendResult:
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
         if self._transport.closed:
             raise self._closed()
         invitee = self._canonical(invitee)
+        budgeted = idempotency_key is None and _budgeted(self)
         watch = ACTIVE.get()
         if watch is not None:
+            if budgeted:
+                return await _needs_ledger(self._ledger).aresend(
+                    self, None, invitee, self.aresend_invite, ignore_budget=ignore_budget
+                )
             return await self._aresend(invitee, watch)
         watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
-        if idempotency_key is None:
+        if idempotency_key is None and not budgeted:
             return await watch.awatching(invitee, lambda: self._aresend(invitee, watch))
         ledger = _needs_ledger(self._ledger)
         send = self.aresend_invite
         return await watch.awatching(
-            invitee, lambda: ledger.aresend(self, idempotency_key, invitee, send), nested=True
+            invitee,
+            lambda: ledger.aresend(
+                self, idempotency_key, invitee, send, ignore_budget=ignore_budget
+            ),
+            nested=True,
         )
 
     async def _aresend(self, invitee: Invitee, watch: Watch) -> ResendResult:
@@ -325,11 +356,9 @@ class BaseProvider(Generic[S]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _connection_limit(self, *, asynchronous: bool) -> int | None:
-        """Most connections the provider's own client opens (None: the caller's client).
-
-        Bulk runs keep their concurrency within it.
-        """
+    def connection_limit(self, *, asynchronous: bool) -> int | None:
+        """Most connections the provider's own client opens to its vendor (None: the caller's
+        client). Bulk runs keep their concurrency within it."""
         return self._transport.connection_limit(asynchronous=asynchronous)
 
     # -- the drivers' work -----------------------------------------------------------------------
@@ -391,6 +420,16 @@ def _provider_ledger(settings: ProviderSettings, ledger: Ledger | None) -> Provi
     return ProviderLedger.build(settings.ledger, ledger)
 
 
+def _budgeted(provider: BaseProvider[Any]) -> bool:
+    """Whether a resend must be claimed for the provider's per-user budget: it has one, and no
+    guard (a bulk run's, a task's) has claimed this resend already."""
+    if provider.settings.per_user_limit is None:
+        return False
+    from .ledger._once import under_claim
+
+    return not under_claim()
+
+
 def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:
     if ledger is None:
         from .errors import ConfigurationError
@@ -400,6 +439,17 @@ def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:
 
 
 # -- a pace shared through a store (logic in invites._pacing_redis; loaded only when configured) --
+
+
+def _route(provider: BaseProvider[Any]) -> Route:
+    """The proxies of the provider's own clients: the ``proxy`` setting, else the environment's.
+
+    One that cannot be used is refused here, before anything is sent.
+    """
+    try:
+        return Route(provider.settings.proxy)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc), provider=provider.name) from None
 
 
 def _store_pacer(provider: BaseProvider[Any], clock: Callable[[], float]) -> RedisPacer | None:

@@ -19,7 +19,7 @@ import attrs
 from ._identity import canonical_user_id
 from ._protocol import InviteProvider
 from ._telemetry import ACTIVE, Watch
-from .errors import InviteError, OutcomeUnknown
+from .errors import InviteError, OutcomeUnknown, ResendTooSoon
 from .ledger import Ledger
 from .ledger._guard import Guard, Guarded, outcome_status
 from .models import Invitee, ResendResult, as_invitee
@@ -53,7 +53,8 @@ class Outcome:
     True when the ledger settled it and this call sent nothing (an earlier attempt did, or may
     have, or it repeats an invitee of this call); ``resent_unknown`` is True when an earlier
     attempt's outcome was unknown and this call sent again (``retry_unknown``): the invitee may
-    have the email twice.
+    have the email twice. A resend the per-user budget refused is ``failed`` and ``skipped``
+    (nothing was sent), its ``error`` a :class:`~invites.ResendTooSoon` (see :attr:`too_soon`).
 
     ``user_id`` is the vendor's canonical spelling of the id (a UUID in lower case: see
     :meth:`~invites.BaseProvider.canonical_user_id`), the one the ledger and the repeated-id
@@ -73,6 +74,11 @@ class Outcome:
     def ok(self) -> bool:
         """True when the invitee needs nothing more: sent or already verified."""
         return self.status in ("sent", "already_verified")
+
+    @property
+    def too_soon(self) -> bool:
+        """True when the per-user budget refused this resend (nothing was sent)."""
+        return isinstance(self.error, ResendTooSoon)
 
 
 def user_id_of(item: object, provider: object = None) -> str:
@@ -99,6 +105,7 @@ def _failed(item: object, error: BaseException, provider: object = None) -> Outc
         input_id=written,
         status=outcome_status(error),
         error=error,
+        skipped=isinstance(error, ResendTooSoon),  # the provider's own budget refused it
     )
 
 
@@ -129,13 +136,24 @@ class Ledgered:
     """A :class:`~invites.ledger._guard.Guard` bound to one provider and one run."""
 
     def __init__(
-        self, ledger: Ledger, provider: InviteProvider, run: str | None, retry_unknown: bool
+        self,
+        ledger: Ledger,
+        provider: InviteProvider,
+        run: str | None,
+        retry_unknown: bool,
+        ignore_budget: bool = False,
     ) -> None:
         if not isinstance(run, str) or not run:
             raise ValueError("a ledger needs a run name: resend_many(..., ledger=, run='...')")
         # Outcomes are committed in groups while the next resends go out; each claim is still
         # durable before its request leaves, and closing the ledger commits what is queued.
-        self.guard = Guard(ledger, provider, retry_unknown=retry_unknown, wait_for_outcomes=False)
+        self.guard = Guard(
+            ledger,
+            provider,
+            retry_unknown=retry_unknown,
+            wait_for_outcomes=False,
+            ignore_budget=ignore_budget,
+        )
         self.provider = provider
         self.run = run
 

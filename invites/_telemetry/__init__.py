@@ -43,7 +43,7 @@ __all__ = [
 logger = logging.getLogger("invites")
 
 Status = Literal["sent", "already_verified", "failed", "unknown"]
-ClaimResult = Literal["granted", "settled", "in_flight", "error"]
+ClaimResult = Literal["granted", "settled", "in_flight", "too_soon", "error"]
 #: ``on_outcome``: called with an :class:`invites.bulk.Outcome`.
 OutcomeHook = Callable[[Any], None]
 

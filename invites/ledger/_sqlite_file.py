@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
@@ -10,7 +11,8 @@ from typing import Any, Final, TypeAlias
 
 from . import RecordKey
 
-SCHEMA_VERSION: Final = 1
+#: 1: the table; 2: ``claimed_at`` and ``budget_overridden`` (the per-user budget).
+SCHEMA_VERSION: Final = 2
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS invites_ledger (
     run         TEXT NOT NULL,
@@ -25,20 +27,28 @@ CREATE TABLE IF NOT EXISTS invites_ledger (
     error       TEXT,
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL,
+    claimed_at  REAL,
+    budget_overridden INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run, identity, user_id)
 );
 CREATE INDEX IF NOT EXISTS invites_ledger_user ON invites_ledger (user_id);
 """
+#: Columns a file of schema version 1 lacks, added by the upgrade to version 2.
+_ADDED: Final = {
+    "claimed_at": "REAL",
+    "budget_overridden": "INTEGER NOT NULL DEFAULT 0",
+}
 COLUMNS: Final = (
     "run, identity, user_id, state, owner, lease_until, claims, result, error, created_at, "
-    "updated_at"
+    "updated_at, claimed_at, budget_overridden"
 )
 _UPSERT_TAIL: Final = (
     " ON CONFLICT (run, identity, user_id) DO UPDATE SET state = excluded.state, "
     "owner = excluded.owner, lease_until = excluded.lease_until, claims = excluded.claims, "
-    "result = excluded.result, error = excluded.error, updated_at = excluded.updated_at"
+    "result = excluded.result, error = excluded.error, updated_at = excluded.updated_at, "
+    "claimed_at = excluded.claimed_at, budget_overridden = excluded.budget_overridden"
 )
-_ROW_PARAMS: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ROW_PARAMS: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def path_of(target: str) -> str:
@@ -58,11 +68,25 @@ Row: TypeAlias = tuple[Any, ...]
 Rows: TypeAlias = dict[RecordKey, "Row | None"]
 
 
+class Untrusted(Exception):
+    """The file is no ledger this library can trust: the message says why and what to do."""
+
+
 def open_file(path: str, busy_timeout: float) -> sqlite3.Connection:
-    """Connect to the ledger file at ``path`` in WAL mode, creating its table when missing."""
+    """Connect to the ledger file at ``path`` in WAL mode, creating its table when missing.
+
+    Raises :class:`Untrusted` for an existing empty file or one that fails SQLite's
+    ``quick_check``: a ledger that lost its records would send every invitation again.
+    """
     directory = Path(path).parent
     if not directory.is_dir():
         raise FileNotFoundError(f"no directory {str(directory)!r}")
+    if _stays_empty(path):
+        raise Untrusted(
+            "the file exists but is empty: its records are lost, and a run would send every "
+            "invitation again; restore it from a backup (invites ledger backup), or delete it to "
+            "start a new ledger on purpose"
+        )
     connection = sqlite3.connect(
         path,
         timeout=busy_timeout,
@@ -86,6 +110,94 @@ def open_file(path: str, busy_timeout: float) -> sqlite3.Connection:
                 connection.close()
                 raise
             time.sleep(random.uniform(0.005, 0.05))
+        except sqlite3.DatabaseError as exc:  # not a database, malformed
+            connection.close()
+            raise Untrusted(_DAMAGED.format(exc=exc)) from exc
+
+
+#: How long an existing empty file may take to get its header from the process creating it.
+EMPTY_GRACE: Final = 1.0
+
+
+def _stays_empty(path: str) -> bool:
+    """Whether ``path`` is an existing file that stays empty for :data:`EMPTY_GRACE` seconds.
+
+    SQLite creates a new file empty and writes its header within milliseconds: a file still empty
+    after that lost its content (truncated by a crash, emptied by a tool), so it is no new ledger.
+    """
+    give_up = time.monotonic() + EMPTY_GRACE
+    while True:
+        try:
+            if os.path.getsize(path) > 0:
+                return False
+        except OSError:
+            return False  # no file: a new ledger
+        if time.monotonic() >= give_up:
+            return True
+        time.sleep(0.05)
+
+
+_DAMAGED: Final = (
+    "the file is damaged ({exc}); a run would trust records that may be lost or wrong: restore it "
+    "from a backup (invites ledger backup), or settle what it still holds by hand"
+)
+#: Bytes the probe writes and commits at open: room for the first claims, or a clear refusal.
+PROBE_BYTES: Final = 64 * 1024
+
+
+def check(connection: sqlite3.Connection) -> None:
+    """Raise :class:`Untrusted` unless ``PRAGMA quick_check`` finds the file sound."""
+    try:
+        problems = [row[0] for row in connection.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as exc:
+        raise Untrusted(_DAMAGED.format(exc=exc)) from exc
+    if problems != ["ok"]:
+        raise Untrusted(_DAMAGED.format(exc="; ".join(map(str, problems))))
+
+
+def probe(connection: sqlite3.Connection) -> None:
+    """Commit a write of :data:`PROBE_BYTES` and take it back: raise ``sqlite3.Error`` when the
+    file cannot take a commit now (read-only, full, locked past the busy timeout)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS invites_ledger_probe (id INTEGER PRIMARY KEY, data BLOB)"
+        )
+        connection.execute(
+            "INSERT OR REPLACE INTO invites_ledger_probe VALUES (1, zeroblob(?))", (PROBE_BYTES,)
+        )
+        connection.execute("COMMIT")
+    finally:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+    connection.execute("DELETE FROM invites_ledger_probe")
+
+
+def checkpoint(connection: sqlite3.Connection, mode: str = "PASSIVE") -> None:
+    """Copy what the WAL holds into the file itself (``TRUNCATE`` also empties the WAL)."""
+    connection.execute(f"PRAGMA wal_checkpoint({mode})")
+
+
+def backup(source: str, target: str) -> int:
+    """Copy the ledger ``source`` to the new file ``target`` with SQLite's online backup (safe
+    while a run writes to it); return the records copied. Raises :class:`Untrusted` when the
+    source or the copy fails its check, ``FileExistsError`` when ``target`` exists."""
+    if os.path.exists(target):
+        raise FileExistsError(f"{target}: exists already; choose a new file")
+    source_connection = open_file(source, 30.0)
+    try:
+        check(source_connection)
+        copy = sqlite3.connect(target)
+        try:
+            source_connection.backup(copy)
+            check(copy)
+            copy.execute("PRAGMA journal_mode = WAL")
+            count: int = copy.execute("SELECT count(*) FROM invites_ledger").fetchone()[0]
+        finally:
+            copy.close()
+    finally:
+        source_connection.close()
+    return count
 
 
 def _set_up(connection: sqlite3.Connection) -> None:
@@ -98,8 +210,22 @@ def _set_up(connection: sqlite3.Connection) -> None:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 connection.execute(statement)
+        _upgrade(connection)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
+
+
+def _upgrade(connection: sqlite3.Connection) -> None:
+    """Add the columns a version 1 file lacks, inside the caller's write transaction.
+
+    Each is looked up first, so a file another process upgraded meanwhile (or one an older
+    library re-marked version 1) is left as it is. Adding a column rewrites no row: a record
+    written before reads ``claimed_at`` None (the budget then counts its ``updated_at``).
+    """
+    present = {row[1] for row in connection.execute("PRAGMA table_info(invites_ledger)")}
+    for name, declaration in _ADDED.items():
+        if name not in present:
+            connection.execute(f"ALTER TABLE invites_ledger ADD COLUMN {name} {declaration}")
 
 
 def read_rows(connection: sqlite3.Connection, keys: set[RecordKey]) -> Rows:
@@ -127,6 +253,26 @@ def _read_sql(count: int) -> str:
         "JOIN invites_ledger AS l "
         "ON l.run = k.column1 AND l.identity = k.column2 AND l.user_id = k.column3"
     )
+
+
+#: The rows of a user that may count as sends, in ``COLUMNS`` order (the budget).
+_USER_SQL: Final = (
+    f"SELECT {_KEYED_COLUMNS} FROM (VALUES {{values}}) AS u JOIN invites_ledger AS l "  # noqa: S608
+    "ON l.user_id = u.column2 AND l.identity = u.column1 "
+    "WHERE l.state IN ('intent', 'sent', 'unknown')"
+)
+
+
+def read_user_rows(connection: sqlite3.Connection, users: set[tuple[str, str]], rows: Rows) -> None:
+    """Add to ``rows`` every record of each (identity, user id) of ``users`` that may count
+    against its budget, in one statement (through the index on ``user_id``); a row ``rows``
+    holds already is kept as it is (a job of this transaction may have changed it)."""
+    if not users:
+        return
+    values = ", ".join(["(?, ?)"] * len(users))
+    params = [part for user in users for part in user]
+    for row in connection.execute(_USER_SQL.format(values=values), params):
+        rows.setdefault(RecordKey(row[0], row[1], row[2]), tuple(row))
 
 
 def write_rows(connection: sqlite3.Connection, rows: list[Row]) -> None:
