@@ -549,3 +549,37 @@ def test_a_route_template_names_the_ids_instead_of_holding_them(
     reporter = Reporter("vendor", None, ids)
 
     assert reporter.route(httpx.Request("GET", "https://vendor.example" + path), user_id) == route
+
+
+# -- the manual's example --------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "observability.md"
+
+
+def test_the_manuals_console_exporter_example_prints_the_resend_spans_and_metrics(
+    server: RunningSandbox, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    start = text.index("```python\nimport logging\n\nfrom opentelemetry import metrics")
+    example = text[start + len("```python\n") : text.index("```\n", start + 10)]
+    sandbox.inject(TENANT_USER_INVITED_2, Fault.RATE_LIMIT)
+    config = vendor_config("tenant_api", server.url)
+    script = tmp_path / "example.py"
+    script.write_text(f"CONFIG = {config!r}\nUSERS = {list(USERS)!r}\n" + example, "utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    child = subprocess.run(  # noqa: S603 (this interpreter, the manual's own example)
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.count('"name": "invites.resend"') == 4
+    assert child.stdout.count('"url.template": "/v1/users/{user_id}/resend-invite"') == 5
+    assert '"name": "invites.resends"' in child.stdout
+    assert '"name": "invites.resend.duration"' in child.stdout
+    assert TENANT_API_KEY not in child.stdout + child.stderr
