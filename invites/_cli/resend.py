@@ -362,11 +362,17 @@ def _stop_on_signals(run: _Run) -> Iterator[None]:
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """Run ``invites resend`` with parsed ``args``; returns the exit status."""
     profiles = open_profiles(args.config)
-    try:
-        _, provider = pick_profile(profiles, args.profile, args.config)
+    with contextlib.ExitStack() as stack:
+        stack.callback(profiles.close)
+        if args.via == "celery":  # the workers hold the token: only the identity is needed here
+            from .fanout import identity_provider
+
+            provider: InviteProvider = identity_provider(profiles, args.profile, args.config)
+            stack.callback(provider.close)
+        else:
+            _, provider = pick_profile(profiles, args.profile, args.config)
         run = _Run(args, provider, stdout, stderr)
         # Installed until the ledger and the output are closed: a signal then only sets a flag.
         with _stop_on_signals(run):
             return run.execute()
-    finally:
-        profiles.close()
+    raise AssertionError("unreachable")  # pragma: no cover

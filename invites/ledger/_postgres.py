@@ -185,9 +185,21 @@ class PostgresLedger(Ledger):
         return None if row is None else read_record(row)
 
     def records(self, *, run: str | None = None, user_id: str | None = None) -> Iterator[Record]:
+        return self._select(run=run, user_id=user_id)
+
+    def records_since(self, *, run: str, since: float) -> Iterator[Record]:
+        return self._select(run=run, since=since)
+
+    def _select(
+        self, *, run: str | None, user_id: str | None = None, since: float | None = None
+    ) -> Iterator[Record]:
         where = [
-            sql.SQL("{} = %s").format(sql.Identifier(name))
-            for name, value in (("run", run), ("user_id", user_id))
+            sql.SQL("{} {} %s").format(sql.Identifier(name), sql.SQL(operator))
+            for name, operator, value in (
+                ("run", "=", run),
+                ("user_id", "=", user_id),
+                ("updated_at", ">=", since),
+            )
             if value is not None
         ]
         statement = sql.SQL("SELECT {columns} FROM {table}{where} ORDER BY created_at, seq").format(
@@ -197,7 +209,7 @@ class PostgresLedger(Ledger):
             if where
             else sql.SQL(""),
         )
-        values = [value for value in (run, user_id) if value is not None]
+        values = [value for value in (run, user_id, since) if value is not None]
         self.flush()
         try:
             # A server-side cursor: a run of millions streams in pages.
