@@ -20,10 +20,11 @@ Recipe::
     from celery import Celery
     import invites.celery
 
-    app = Celery("invites", broker="amqp://guest:guest@127.0.0.1:5672//")
+    app = Celery("invites", broker=os.environ["INVITES_BROKER"])   # no password in ps
     invites.celery.configure(app, profiles="/etc/invites.toml")
 
-    # a worker:  celery -A tasks worker --pool threads --concurrency 16
+    # a worker (a node name of its own: two of one name on a broker cannot both run):
+    #   celery -A tasks worker --pool threads --concurrency 16 -n "invites-$RANDOM@%h"
     # one resend:  invites.celery.resend.delay("acme", {"user_id": "u-1"}, "welcome-u-1-2024-05")
     # a file:     for outcome in invites.celery.fan_out(app, rows, run="2024-05-monday"): ...
 """
