@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
+import attrs
 import httpx
 from typing_extensions import TypeVar
 
@@ -32,6 +33,7 @@ from ._engine import (
     Send,
     Sleep,
 )
+from ._identity import canonical_base_url, compute_identity
 from ._pacing import Pacer, Throttle
 from ._policy import RetryPolicy
 from ._settings import ProviderSettings
@@ -104,7 +106,9 @@ class BaseProvider(Generic[S]):
         base_url = settings.base_url or self.default_base_url
         if base_url is None:  # a vendor without a default_base_url: as any missing key
             raise ConfigurationError("base_url: is required", provider=self.name)
-        self.base_url = base_url.rstrip("/")
+        self.base_url = self.canonical_base_url(base_url)
+        # Computed once, before anything keyed by it (the shared pace below, the ledger's records).
+        self.identity: str = compute_identity(self.name, self.base_url, settings)
         timeout = timeout_for(settings)
         self._transport = Transport(timeout, client, async_client)
         self._credentials = Credentials(settings.token, settings.token_provider)
@@ -158,6 +162,24 @@ class BaseProvider(Generic[S]):
         """The header that carries the credential: called once per token, then reused."""
         return ("Authorization", "Bearer " + token)
 
+    def canonical_user_id(self, user_id: str) -> str:
+        """The one spelling of ``user_id`` the vendor gives the user it names; default: as written.
+
+        Every key a resend is known by uses it: the request URL, the ledger's record, a bulk
+        run's repeated-id check, and ``Outcome.user_id`` (``Outcome.input_id`` keeps what the
+        caller wrote). A vendor whose ids are UUIDs returns them lower-cased. Called with ids
+        that passed :func:`~invites.adapter.check_user_id`; an id the vendor would refuse is
+        returned as it is (the flow refuses it before sending).
+        """
+        return user_id
+
+    @classmethod
+    def canonical_base_url(cls, base_url: str) -> str:
+        """The one spelling of ``base_url`` the provider's identity uses: scheme and host
+        lower-cased, the default port dropped, trailing slashes stripped. A vendor extends it
+        with its own rules (SoftwareOne strips ``/public/v1``)."""
+        return canonical_base_url(base_url)
+
     # -- public API ------------------------------------------------------------------------------
 
     def resend_invite(
@@ -172,14 +194,14 @@ class BaseProvider(Generic[S]):
             raise self._closed()
         if idempotency_key is not None:
             ledger = _needs_ledger(self._ledger)
-            return ledger.resend(self, idempotency_key, as_invitee(invitee), self.resend_invite)
+            canonical = self._canonical(invitee)
+            return ledger.resend(self, idempotency_key, canonical, self.resend_invite)
         # The clients' sockets and body reading end by this instant, whatever the vendor sends.
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
             transport = self._transport
-            steps = self._engine.steps(
-                self.flow, as_invitee(invitee), transport.client().build_request, self.auth_header
-            )
+            build = transport.client().build_request
+            steps = self._engine.steps(self.flow, self._canonical(invitee), build, self.auth_header)
             send, perform = transport.send, self._perform
             reply: Reply = None
             while True:
@@ -198,7 +220,7 @@ class BaseProvider(Generic[S]):
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
         if self._transport.closed:
             raise self._closed()
-        invitee = as_invitee(invitee)
+        invitee = self._canonical(invitee)
         if idempotency_key is not None:
             ledger = _needs_ledger(self._ledger)
             return await ledger.aresend(self, idempotency_key, invitee, self.aresend_invite)
@@ -282,6 +304,14 @@ class BaseProvider(Generic[S]):
 
     # -- the drivers' work -----------------------------------------------------------------------
 
+    def _canonical(self, item: Invitee | str) -> Invitee:
+        """``item`` as an :class:`Invitee` whose id is the vendor's canonical spelling."""
+        invitee = as_invitee(item)
+        user_id = self.canonical_user_id(invitee.user_id)
+        if user_id != invitee.user_id:
+            invitee = attrs.evolve(invitee, user_id=user_id)
+        return invitee
+
     def _closed(self) -> RuntimeError:
         return RuntimeError(f"cannot resend, as the provider {self!r} has been closed")
 
@@ -355,12 +385,10 @@ def _store_pacer(provider: BaseProvider[Any], clock: Callable[[], float]) -> Red
             "rate_limit_store: needs redis-py, the redis extra (pip install 'invites[redis]')",
             provider=provider.name,
         ) from exc
-    from ._identity import provider_identity
-
     fallback = settings.rate_limit_fallback == "local"
     return RedisPacer(
         settings.rate_limit_store,
-        identity_key(settings.rate_limit_key_prefix, provider.name, provider_identity(provider)),
+        identity_key(settings.rate_limit_key_prefix, provider.name, provider.identity),
         settings.rate_limit,
         fallback=Throttle(settings.rate_limit, clock=clock) if fallback else None,
         clock=clock,

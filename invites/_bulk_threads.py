@@ -59,7 +59,7 @@ class ThreadRun:
         self.released = False
         self.lock = threading.Lock()
         self.ready: collections.deque[Outcome] = collections.deque()  # completed, not reported
-        self.repeats = Repeats(ledgered is not None)
+        self.repeats = Repeats(ledgered is not None, provider)
         self.in_flight = 0
         self.exhausted = False
 

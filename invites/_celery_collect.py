@@ -103,28 +103,26 @@ class Collector:
     def send(self, invitees: Iterable[Invitee | str]) -> Iterator[Outcome]:
         for item in invitees:
             invitee = as_invitee(item)
-            waiting = self.pending.get(invitee.user_id)
+            key = self.guard.key(self.run, invitee.user_id)  # the vendor's canonical user id
+            waiting = self.pending.get(key.user_id)
             if waiting is not None:
                 waiting.repeats += 1
                 continue
-            key = self.guard.key(self.run, invitee.user_id)
             record = self._ask(functools.partial(self.ledger.get, key))
-            final = self._final_before_sending(invitee, record)
+            final = self._final_before_sending(record)
             if final is not None:
-                yield self._emit(guarded_outcome(invitee, invitee.user_id, final))
+                yield self._emit(guarded_outcome(invitee, key.user_id, final))
                 continue
             if record is not None and record.state == "intent" and not self._expired(record):
                 # In flight elsewhere: await its outcome rather than send a task that would
                 # only report it in flight.
-                self.pending[invitee.user_id] = _Pending(
-                    invitee, key, record.claims - 1, intent=record
-                )
+                self.pending[key.user_id] = _Pending(invitee, key, record.claims - 1, intent=record)
                 continue
             claims = record.claims if record is not None else 0
             self._publish(invitee, claims)
-            self.pending[invitee.user_id] = _Pending(invitee, key, claims)
+            self.pending[key.user_id] = _Pending(invitee, key, claims)
 
-    def _final_before_sending(self, invitee: Invitee, record: Record | None) -> Guarded | None:
+    def _final_before_sending(self, record: Record | None) -> Guarded | None:
         if record is None or record.state == "failed":
             return None
         if record.state in SETTLED or (record.state == "unknown" and not self.guard.retry_unknown):
@@ -227,7 +225,7 @@ class Collector:
             late = OutcomeUnknown(
                 why,
                 provider=self.guard.provider_name,
-                user_id=waiting.invitee.user_id,
+                user_id=waiting.key.user_id,
                 details={"run": self.run},
             )
             yield from self._settled(waiting, Guarded(status="unknown", error=late))
@@ -236,9 +234,9 @@ class Collector:
     # -- helpers -------------------------------------------------------------------------------
 
     def _settled(self, waiting: _Pending, guarded: Guarded) -> Iterator[Outcome]:
-        del self.pending[waiting.invitee.user_id]
+        del self.pending[waiting.key.user_id]
         self.recorded += 1
-        user_id = waiting.invitee.user_id
+        user_id = waiting.key.user_id
         yield self._emit(guarded_outcome(waiting.invitee, user_id, guarded))
         for _ in range(waiting.repeats):
             yield self._emit(

@@ -67,9 +67,11 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
 
 
 def guarded_outcome(invitee: Invitee | None, user_id: str, guarded: Guarded) -> Outcome:
+    """The outcome of ``invitee`` (``user_id``: its id in the vendor's canonical spelling)."""
     return Outcome(
         invitee=invitee,
         user_id=user_id,
+        input_id=user_id if invitee is None else invitee.user_id,
         status=guarded.status,
         result=guarded.result,
         error=guarded.error,

@@ -9,12 +9,14 @@ under a ledger).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Literal, TypeAlias
 
 import attrs
 
+from ._identity import canonical_user_id
 from ._protocol import InviteProvider
 from .errors import InviteError, OutcomeUnknown
 from .ledger import Ledger
@@ -51,6 +53,10 @@ class Outcome:
     have, or it repeats an invitee of this call); ``resent_unknown`` is True when an earlier
     attempt's outcome was unknown and this call sent again (``retry_unknown``): the invitee may
     have the email twice.
+
+    ``user_id`` is the vendor's canonical spelling of the id (a UUID in lower case: see
+    :meth:`~invites.BaseProvider.canonical_user_id`), the one the ledger and the repeated-id
+    check go by; ``input_id`` is the id as the caller wrote it, to match outcomes to input rows.
     """
 
     invitee: Invitee | None
@@ -60,6 +66,7 @@ class Outcome:
     error: BaseException | None = None
     skipped: bool = False
     resent_unknown: bool = False
+    input_id: str = attrs.field(default=attrs.Factory(lambda self: self.user_id, takes_self=True))
 
     @property
     def ok(self) -> bool:
@@ -67,30 +74,48 @@ class Outcome:
         return self.status in ("sent", "already_verified")
 
 
-def user_id_of(item: object) -> str:
+def user_id_of(item: object, provider: object = None) -> str:
+    """The user id ``item`` names, in ``provider``'s canonical spelling when one is given."""
     if isinstance(item, Invitee):
-        return item.user_id
-    if isinstance(item, str | int):
-        return str(item)  # a numeric id reads as itself
-    # Anything else goes by its type's name: its repr could be long, or show what it holds.
-    return f"<{type(item).__name__}>"
+        user_id = item.user_id
+    elif isinstance(item, str | int):
+        user_id = str(item)  # a numeric id reads as itself
+    else:
+        # Anything else goes by its type's name: its repr could be long, or show what it holds.
+        return f"<{type(item).__name__}>"
+    return user_id if provider is None else canonical_user_id(provider, user_id)
 
 
-def _failed(item: object, error: BaseException) -> Outcome:
+def _failed(item: object, error: BaseException, provider: object = None) -> Outcome:
     invitee = item if isinstance(item, Invitee) else None
+    written = canonical = user_id_of(item)
+    if isinstance(item, Invitee | str):
+        with contextlib.suppress(Exception):  # an id the adapter cannot read keeps its spelling
+            canonical = canonical_user_id(provider, written)
     return Outcome(
-        invitee=invitee, user_id=user_id_of(item), status=outcome_status(error), error=error
+        invitee=invitee,
+        user_id=canonical,
+        input_id=written,
+        status=outcome_status(error),
+        error=error,
     )
 
 
-def _sent(invitee: Invitee, result: ResendResult) -> Outcome:
-    return Outcome(invitee=invitee, user_id=invitee.user_id, status="sent", result=result)
-
-
-def _guarded(invitee: Invitee, guarded: Guarded) -> Outcome:
+def _sent(invitee: Invitee, result: ResendResult, provider: InviteProvider) -> Outcome:
     return Outcome(
         invitee=invitee,
-        user_id=invitee.user_id,
+        user_id=canonical_user_id(provider, invitee.user_id),
+        input_id=invitee.user_id,
+        status="sent",
+        result=result,
+    )
+
+
+def _guarded(invitee: Invitee, guarded: Guarded, provider: InviteProvider) -> Outcome:
+    return Outcome(
+        invitee=invitee,
+        user_id=canonical_user_id(provider, invitee.user_id),
+        input_id=invitee.user_id,
         status=guarded.status,
         result=guarded.result,
         error=guarded.error,
@@ -114,11 +139,12 @@ class Ledgered:
         self.run = run
 
     def resend(self, invitee: Invitee) -> Outcome:
-        return _guarded(invitee, self.guard.run(self.run, invitee, self.provider.resend_invite))
+        guarded = self.guard.run(self.run, invitee, self.provider.resend_invite)
+        return _guarded(invitee, guarded, self.provider)
 
     async def aresend(self, invitee: Invitee) -> Outcome:
         guarded = await self.guard.arun(self.run, invitee, self.provider.aresend_invite)
-        return _guarded(invitee, guarded)
+        return _guarded(invitee, guarded, self.provider)
 
     def flush(self) -> None:
         """Wait until every outcome of the run is durable (they are committed in groups)."""
@@ -142,9 +168,9 @@ def resend_one(
         invitee = as_invitee(item)
         if ledgered is not None:
             return ledgered.resend(invitee)
-        return _sent(invitee, provider.resend_invite(invitee))
+        return _sent(invitee, provider.resend_invite(invitee), provider)
     except Exception as exc:
-        return _failed(item, exc)
+        return _failed(item, exc, provider)
 
 
 async def aresend_one(
@@ -155,11 +181,11 @@ async def aresend_one(
         invitee = as_invitee(item)
         if ledgered is not None:
             return await ledgered.aresend(invitee)
-        return _sent(invitee, await provider.aresend_invite(invitee))
+        return _sent(invitee, await provider.aresend_invite(invitee), provider)
     except asyncio.CancelledError:
         return cancelled(provider, item)
     except Exception as exc:
-        return _failed(item, exc)
+        return _failed(item, exc, provider)
 
 
 def cancelled(provider: InviteProvider, item: object) -> Outcome:
@@ -168,7 +194,7 @@ def cancelled(provider: InviteProvider, item: object) -> Outcome:
         provider=provider.name,
         user_id=user_id_of(item),
     )
-    return _failed(item, error)
+    return _failed(item, error, provider)
 
 
 class Hook:
@@ -191,23 +217,29 @@ class Hook:
 class Repeats:
     """With a ledger, a repeat of a user id in flight waits for its outcome instead of racing it.
 
-    Only user ids in flight are held, so memory stays bounded by the concurrency; a repeat that
-    comes after the first finished is settled by the ledger.
+    Ids compare in ``provider``'s canonical spelling (``A3E8…`` repeats ``a3e8…`` where the vendor
+    says so). Only user ids in flight are held, so memory stays bounded by the concurrency; a
+    repeat that comes after the first finished is settled by the ledger.
     """
 
-    def __init__(self, active: bool) -> None:
+    def __init__(self, active: bool, provider: object = None) -> None:
         self.active = active
+        self.provider = provider
         self.in_flight: dict[str, list[Invitee | str]] = {}
 
     def hold(self, item: Invitee | str) -> bool:
         """Start tracking ``item``'s user id; True when it is a repeat, held for later."""
         if not self.active:
             return False
-        held = self.in_flight.get(user_id_of(item))
+        try:
+            user_id = user_id_of(item, self.provider)
+        except Exception:  # the resend reports the bad id
+            return False
+        held = self.in_flight.get(user_id)
         if held is not None:
             held.append(item)
             return True
-        self.in_flight[user_id_of(item)] = []
+        self.in_flight[user_id] = []
         return False
 
     def expand(self, outcome: Outcome) -> list[Outcome]:
@@ -219,6 +251,7 @@ class Repeats:
             attrs.evolve(
                 outcome,
                 invitee=item if isinstance(item, Invitee) else outcome.invitee,
+                input_id=user_id_of(item),
                 skipped=True,
                 resent_unknown=False,
             )

@@ -190,7 +190,7 @@ class _TaskRun:
         self.done: collections.deque[tuple[asyncio.Task[Outcome], Outcome]] = collections.deque()
         self.waiter: asyncio.Future[None] | None = None
         self.ready: collections.deque[Outcome] = collections.deque()
-        self.repeats = Repeats(ledgered is not None)
+        self.repeats = Repeats(ledgered is not None, provider)
         self.exhausted = False
 
     async def fill(self) -> None:

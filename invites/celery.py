@@ -173,20 +173,21 @@ def resend(
         guard, provider = _RESOURCES.guard(self.app, profile, retry_unknown)
     except ConnectionFailed as exc:  # the ledger could not be opened: nothing claimed
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
+    key = guard.key(idempotency_key, parsed.user_id)
     if identity is not None and identity != guard.identity:
-        guarded = _wrong_identity(guard, idempotency_key, parsed.user_id, identity, profile)
-        return outcome_json(guarded_outcome(parsed, parsed.user_id, guarded))
+        guarded = _wrong_identity(guard, idempotency_key, key.user_id, identity, profile)
+        return outcome_json(guarded_outcome(parsed, key.user_id, guarded))
     try:
-        record = _settle_if_lost(guard, guard.key(idempotency_key, parsed.user_id))
+        record = _settle_if_lost(guard, key)
     except ConnectionFailed as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
     if claims is not None and record is not None and record.claims > claims:
-        return outcome_json(guarded_outcome(parsed, parsed.user_id, _replay(guard, record)))
+        return outcome_json(guarded_outcome(parsed, key.user_id, _replay(guard, record)))
     guarded = guard.run(idempotency_key, parsed, provider.resend_invite)
     error = guarded.error
     if guarded.status == "failed" and isinstance(error, ConnectionFailed) and _ledgers(error):
         raise self.retry(exc=error, countdown=_backoff(self.request.retries))
-    return outcome_json(guarded_outcome(parsed, parsed.user_id, guarded))
+    return outcome_json(guarded_outcome(parsed, key.user_id, guarded))
 
 
 def _backoff(retries: int) -> float:

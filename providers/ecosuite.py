@@ -53,7 +53,11 @@ class EcosuiteSettings(ProviderSettings):
 
 
 class EcosuiteProvider(BaseProvider[EcosuiteSettings]):
-    """Resend Ecosuite invitations."""
+    """Resend Ecosuite invitations.
+
+    User ids compare as written (case-sensitive): the API documents them only as server-generated
+    strings, so folding their case could merge two users.
+    """
 
     name = "ecosuite"
     settings_class = EcosuiteSettings

@@ -109,11 +109,6 @@ class SoftwareOneProvider(BaseProvider[SoftwareOneSettings]):
 
     def __init__(self, settings: SoftwareOneSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
-        # As the official client does: a base URL whose whole path is /public or /public/v1 means
-        # the host; any other path (e.g. /else/public) is kept as given.
-        parts = urllib.parse.urlsplit(self.base_url)
-        if parts.path in ("/public", _API):
-            self.base_url = urllib.parse.urlunsplit(parts._replace(path=""))
         account_id = self.settings.account_id
         self.legacy = account_id is None
         if account_id is None:
@@ -128,6 +123,17 @@ class SoftwareOneProvider(BaseProvider[SoftwareOneSettings]):
             self._members = (
                 self.base_url + _API + "/accounts/accounts/" + segment(account_id) + "/users/"
             )
+
+    @classmethod
+    def canonical_base_url(cls, base_url: str) -> str:
+        """As the official client does: a base URL whose whole path is /public or /public/v1 means
+        the host; any other path (e.g. /else/public) is kept as given. Ids are left as written:
+        the platform's ids (``USR-…``, ``AUSR-…``) are case-sensitive as far as its
+        documentation says (it does not say otherwise)."""
+        parts = urllib.parse.urlsplit(super().canonical_base_url(base_url))
+        if parts.path in ("/public", _API):
+            return urllib.parse.urlunsplit(parts._replace(path=""))
+        return urllib.parse.urlunsplit(parts)
 
     def flow(self, invitee: Invitee) -> Flow:
         user_id = invitee.user_id

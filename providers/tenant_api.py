@@ -74,6 +74,10 @@ class TenantApiProvider(BaseProvider[TenantApiSettings]):
             return ("Authorization", "Bearer " + token)
         return ("X-API-Key", token)
 
+    def canonical_user_id(self, user_id: str) -> str:
+        """A UUID in lower case (RFC 9562 compares UUIDs without case); anything else as given."""
+        return user_id.lower() if _UUID.fullmatch(user_id) else user_id
+
     def flow(self, invitee: Invitee) -> Flow:
         user_id = invitee.user_id
         # Only the 8-4-4-4-12 form: uuid.UUID() also takes braces, "urn:uuid:", bare hex and
@@ -84,8 +88,7 @@ class TenantApiProvider(BaseProvider[TenantApiSettings]):
                 provider=self.name,
                 user_id=user_id,
             )
-        user_uuid = user_id.lower()  # what str(uuid.UUID(user_id)) gives for this form
-        url = self._users + user_uuid + "/resend-invite"
+        url = self._users + self.canonical_user_id(user_id) + "/resend-invite"
         response = yield Call("POST", url, headers=self._headers)
         if response.status_code == 200:
             message = json_object(response, provider=self.name, user_id=user_id).get("message")

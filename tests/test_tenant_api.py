@@ -133,7 +133,7 @@ def test_an_upper_case_uuid_is_sent_in_canonical_form(
     )
 
     assert isinstance(outcome, ResendResult)
-    assert outcome.user_id == TENANT_USER_INVITED.upper()  # the caller's id, as given
+    assert outcome.user_id == TENANT_USER_INVITED  # the user's one id: UUIDs compare without case
     assert calls_of(sent) == [("POST", resend_path(TENANT_USER_INVITED))]
     assert sandbox.emails_snapshot() == {TENANT_USER_INVITED: 1}
 

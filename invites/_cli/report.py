@@ -29,7 +29,7 @@ def record_of(outcome: Outcome) -> dict[str, Any]:
     elif error is not None:
         message = str(error)
     return {
-        "user_id": outcome.user_id,
+        "user_id": outcome.input_id,  # as its row wrote it
         "outcome": outcome.status,
         "error": type(error).__name__ if error is not None else None,
         "message": message,

@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from .._base import BaseProvider
+from .._identity import canonical_user_id
 from .._protocol import InviteProvider
 from ..bulk import Outcome, resend_many
 from ..errors import ConfigurationError, InvalidInvitee, InviteError
@@ -89,10 +90,10 @@ class _Run:
         self.output: TextIO | None = None
         self.screen: Progress = progress_bar(stderr, None, "", show=False)
         self.tally = Tally()
-        # user id -> its first row; its output fields once known; repeats waiting for them
+        # canonical user id -> its first row; its output fields once known; repeats waiting
         self.first_row: dict[str, str] = {}
         self.settled: dict[str, tuple[Any, ...]] = {}
-        self.waiting: dict[str, list[str]] = {}
+        self.waiting: dict[str, list[tuple[str, str]]] = {}
         self.write_failure: str | None = None
         self.stopping: int | None = None  # the signal that asked to stop
         self.signals = 0
@@ -217,14 +218,14 @@ class _Run:
                 self._bad(row)
                 continue
             invitee = row.invitee
-            user_id = invitee.user_id
+            user_id = canonical_user_id(self.provider, invitee.user_id)
             if user_id in self.first_row:
-                self._repeat(row)
+                self._repeat(row, user_id)
                 continue
             self.first_row[user_id] = row.where
             problem = _vendor_problem(self.provider, invitee)
             if problem is not None:
-                self._bad(BadRow(row.where, user_id, problem))
+                self._bad(BadRow(row.where, invitee.user_id, problem), user_id)
                 continue
             if self.dry_run:
                 self._check(user_id)
@@ -235,7 +236,7 @@ class _Run:
         """Dry run: count what a real run would send, and what the journal would skip."""
         self.screen.advance()
         if self.ledger is not None:
-            key = RecordKey(self.args.run, provider_identity(self.provider), user_id)
+            key = RecordKey(self.args.run, provider_identity(self.provider), user_id)  # canonical
             record = self.ledger.get(key)
             status = None if record is None else record.status()
             if status in ("sent", "already_verified") or (
@@ -253,9 +254,10 @@ class _Run:
 
     # -- recording ---------------------------------------------------------------------------
 
-    def _bad(self, row: BadRow) -> None:
+    def _bad(self, row: BadRow, key: str | None = None) -> None:
         self.note(f"{self._where(row)}: {row.problem}")
         self._emit(
+            key,
             {
                 "user_id": row.user_id,
                 "row": row.where,
@@ -264,26 +266,28 @@ class _Run:
                 "message": f"{row.where}: {row.problem}",
                 "status_code": None,
                 "skipped": False,
-            }
+            },
         )
 
-    def _repeat(self, row: Row) -> None:
-        user_id = row.invitee.user_id
+    def _repeat(self, row: Row, key: str) -> None:
+        """``row`` names the user an earlier row named (``key``: their canonical id)."""
+        written = row.invitee.user_id
         self.tally.duplicates += 1
         self.screen.advance()
-        self.note(f"{self._where(row)}: user id {user_id!r} repeated; sent at most once")
-        if user_id in self.settled:
-            self._write_repeat(user_id, row.where)
+        first = self.first_row[key]
+        self.note(f"{self._where(row)}: user id {written!r} repeated ({first}); sent at most once")
+        if key in self.settled:
+            self._write_repeat(key, written, row.where)
         else:
-            self.waiting.setdefault(user_id, []).append(row.where)
+            self.waiting.setdefault(key, []).append((written, row.where))
 
-    def _write_repeat(self, user_id: str, where: str) -> None:
+    def _write_repeat(self, key: str, written: str, where: str) -> None:
         record = {
-            "user_id": user_id,
+            "user_id": written,
             "row": where,
-            **dict(zip(_COPIED, self.settled[user_id], strict=True)),
+            **dict(zip(_COPIED, self.settled[key], strict=True)),
         }
-        self._write({**record, "skipped": True, "duplicate_of": self.first_row[user_id]})
+        self._write(key, {**record, "skipped": True, "duplicate_of": self.first_row[key]})
 
     def _completed(self, outcome: Outcome) -> None:
         record = record_of(outcome)
@@ -292,19 +296,19 @@ class _Run:
         if outcome.skipped:
             self.tally.skipped[outcome.status] += 1
             self.screen.advance()
-            self._write(record)
+            self._write(outcome.user_id, record)
         else:
-            self._emit(record)
+            self._emit(outcome.user_id, record)
 
-    def _emit(self, record: dict[str, Any]) -> None:
+    def _emit(self, key: str | None, record: dict[str, Any]) -> None:
         self.tally.counts[record["outcome"], record["error"] or ""] += 1
         self.screen.advance()
-        self._write(record)
+        self._write(key, record)
 
-    def _write(self, record: dict[str, Any]) -> None:
-        user_id = record["user_id"]
-        if "duplicate_of" not in record and isinstance(user_id, str) and user_id:
-            self.settled[user_id] = tuple(record[name] for name in _COPIED)
+    def _write(self, key: str | None, record: dict[str, Any]) -> None:
+        """Write one output line; ``key``: the canonical id of its user (None: a bad row)."""
+        if "duplicate_of" not in record and key:
+            self.settled[key] = tuple(record[name] for name in _COPIED)
         output = self.output
         if output is not None and self.write_failure is None:
             try:
@@ -315,9 +319,9 @@ class _Run:
                     silence(output)
                 where = self.args.output or "standard output"
                 self.write_failure = f"{where}: cannot write ({exc.strerror})"
-        if "duplicate_of" not in record:
-            for where in self.waiting.pop(user_id, []):
-                self._write_repeat(user_id, where)
+        if "duplicate_of" not in record and key:
+            for written, where in self.waiting.pop(key, []):
+                self._write_repeat(key, written, where)
 
 
 def _open_journal(path: str, *, dry_run: bool) -> Ledger | None:

@@ -13,6 +13,7 @@ from typing import Final
 
 import attrs
 
+from .._identity import canonical_user_id
 from .._protocol import InviteProvider
 from ..errors import (
     AlreadyVerified,
@@ -111,11 +112,14 @@ class Guard:
         self.wait_for_outcomes = wait_for_outcomes
         self.provider_name = provider.name
         self.identity = _identity(provider)
+        self._provider = provider
         self.retry_unknown = retry_unknown
         self.lease = _lease_of(provider) if lease is None else lease
         self.owner = new_owner()
 
     def key(self, run: str, user_id: str) -> RecordKey:
+        """The record of ``user_id`` (in the vendor's canonical spelling) in ``run``."""
+        user_id = canonical_user_id(self._provider, user_id)
         return RecordKey(run=run, identity=self.identity, user_id=user_id)
 
     def run(self, run: str, invitee: Invitee, send: Callable[[Invitee], ResendResult]) -> Guarded:
