@@ -9,6 +9,7 @@ double and the sandbox when first used.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._base import AttemptEvent, BaseProvider, Call, Flow
@@ -31,6 +32,7 @@ from .errors import (
     PermissionDenied,
     ProviderUnavailable,
     RateLimited,
+    ResendTooSoon,
     TenantMismatch,
     UnexpectedResponse,
     UserNotFound,
@@ -43,6 +45,10 @@ if TYPE_CHECKING:
     from .ledger import Ledger, open_ledger
 
 __version__ = "0.1.0"
+
+# An application that configures no logging gets nothing from invites on stderr (not even
+# through logging's last resort); one that configures it gets every record as usual.
+logging.getLogger("invites").addHandler(logging.NullHandler())
 
 __all__ = [
     "Access",
@@ -71,6 +77,7 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "ResendResult",
+    "ResendTooSoon",
     "Secret",
     "TenantMismatch",
     "UnexpectedResponse",

@@ -36,7 +36,9 @@ from ._engine import (
 from ._identity import canonical_base_url, compute_identity
 from ._pacing import Pacer, Throttle
 from ._policy import RetryPolicy
+from ._reporting import route_ids
 from ._settings import ProviderSettings
+from ._telemetry import ACTIVE, Watch
 from ._transport import Transport, timeout_for
 from .errors import ConfigurationError, InviteError
 from .models import Invitee, ResendResult, as_invitee
@@ -133,10 +135,17 @@ class BaseProvider(Generic[S]):
             pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
             base_url=self.base_url,
             headers=self._default_headers(),
+            route_ids=route_ids(settings),
         )
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._ledger = _provider_ledger(settings, ledger)
+        if settings.per_user_limit is not None and self._ledger is None:
+            raise ConfigurationError(
+                "ledger: is required by per_user_limit (the ledger setting or argument: the "
+                "budget is counted over its records)",
+                provider=self.name,
+            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -183,25 +192,62 @@ class BaseProvider(Generic[S]):
     # -- public API ------------------------------------------------------------------------------
 
     def resend_invite(
-        self, invitee: Invitee | str, *, idempotency_key: str | None = None
+        self,
+        invitee: Invitee | str,
+        *,
+        idempotency_key: str | None = None,
+        ignore_budget: bool = False,
     ) -> ResendResult:
         """Resend the invitation, blocking. Raises an :class:`~invites.InviteError` subclass.
 
         With ``idempotency_key`` (needs a ledger), the resend is sent at most once for that key:
-        a later call with it returns the recorded result or raises the recorded error.
+        a later call with it returns the recorded result or raises the recorded error. Under a
+        ``per_user_limit``, every resend is counted in the ledger, and one over the budget raises
+        :class:`~invites.ResendTooSoon` before any request (``ignore_budget``: sent anyway, and
+        recorded so).
         """
         if self._transport.closed:
             raise self._closed()
-        if idempotency_key is not None:
-            ledger = _needs_ledger(self._ledger)
-            canonical = self._canonical(invitee)
-            return ledger.resend(self, idempotency_key, canonical, self.resend_invite)
+        invitee = self._canonical(invitee)
+        budgeted = idempotency_key is None and _budgeted(self)
+        watch = ACTIVE.get()
+        if watch is not None:  # an outer entry point (a bulk run, the ledger) reports the outcome
+            if budgeted:
+                return _needs_ledger(self._ledger).resend(
+                    self, None, invitee, self.resend_invite, ignore_budget=ignore_budget
+                )
+            return self._resend(invitee, watch)
+        watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
+        try:
+            if idempotency_key is None and not budgeted:
+                result = self._resend(invitee, watch)
+            else:
+                ledger = _needs_ledger(self._ledger)
+                active = ACTIVE.set(watch)
+                try:
+                    result = ledger.resend(
+                        self,
+                        idempotency_key,
+                        invitee,
+                        self.resend_invite,
+                        ignore_budget=ignore_budget,
+                    )
+                finally:
+                    ACTIVE.reset(active)
+        except BaseException as exc:
+            watch.raised(invitee, exc, skipped=not watch.engaged)
+            raise
+        watch.sent(invitee, result, skipped=not watch.engaged)
+        return result
+
+    def _resend(self, invitee: Invitee, watch: Watch) -> ResendResult:
         # The clients' sockets and body reading end by this instant, whatever the vendor sends.
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
             transport = self._transport
-            build = transport.client().build_request
-            steps = self._engine.steps(self.flow, self._canonical(invitee), build, self.auth_header)
+            steps = self._engine.steps(
+                self.flow, invitee, transport.client().build_request, self.auth_header, watch
+            )
             send, perform = transport.send, self._perform
             reply: Reply = None
             while True:
@@ -215,15 +261,48 @@ class BaseProvider(Generic[S]):
             DEADLINE.reset(deadline)
 
     async def aresend_invite(
-        self, invitee: Invitee | str, *, idempotency_key: str | None = None
+        self,
+        invitee: Invitee | str,
+        *,
+        idempotency_key: str | None = None,
+        ignore_budget: bool = False,
     ) -> ResendResult:
         """Resend the invitation from async code. Same contract as :meth:`resend_invite`."""
         if self._transport.closed:
             raise self._closed()
         invitee = self._canonical(invitee)
-        if idempotency_key is not None:
-            ledger = _needs_ledger(self._ledger)
-            return await ledger.aresend(self, idempotency_key, invitee, self.aresend_invite)
+        budgeted = idempotency_key is None and _budgeted(self)
+        watch = ACTIVE.get()
+        if watch is not None:
+            if budgeted:
+                return await _needs_ledger(self._ledger).aresend(
+                    self, None, invitee, self.aresend_invite, ignore_budget=ignore_budget
+                )
+            return await self._aresend(invitee, watch)
+        watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
+        try:
+            if idempotency_key is None and not budgeted:
+                result = await self._aresend(invitee, watch)
+            else:
+                ledger = _needs_ledger(self._ledger)
+                active = ACTIVE.set(watch)
+                try:
+                    result = await ledger.aresend(
+                        self,
+                        idempotency_key,
+                        invitee,
+                        self.aresend_invite,
+                        ignore_budget=ignore_budget,
+                    )
+                finally:
+                    ACTIVE.reset(active)
+        except BaseException as exc:
+            watch.raised(invitee, exc, skipped=not watch.engaged)
+            raise
+        watch.sent(invitee, result, skipped=not watch.engaged)
+        return result
+
+    async def _aresend(self, invitee: Invitee, watch: Watch) -> ResendResult:
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
         try:
             try:
@@ -231,7 +310,9 @@ class BaseProvider(Generic[S]):
             except InviteError as exc:  # a client of another event loop: refused, nothing sent
                 exc.provider, exc.user_id, exc.attempts = self.name, invitee.user_id, 0
                 raise
-            steps = self._engine.steps(self.flow, invitee, client.build_request, self.auth_header)
+            steps = self._engine.steps(
+                self.flow, invitee, client.build_request, self.auth_header, watch
+            )
             send, perform = self._transport.asend, self._aperform
             reply: Reply = None
             while True:
@@ -359,6 +440,16 @@ def _provider_ledger(settings: ProviderSettings, ledger: Ledger | None) -> Provi
     from .ledger._guard import ProviderLedger
 
     return ProviderLedger.build(settings.ledger, ledger)
+
+
+def _budgeted(provider: BaseProvider[Any]) -> bool:
+    """Whether a resend must be claimed for the provider's per-user budget: it has one, and no
+    guard (a bulk run's, a task's) has claimed this resend already."""
+    if provider.settings.per_user_limit is None:
+        return False
+    from .ledger._once import under_claim
+
+    return not under_claim()
 
 
 def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:

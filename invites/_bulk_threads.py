@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import queue
 import threading
 import weakref
@@ -76,7 +77,9 @@ class ThreadRun:
                 with self.lock:  # no item, and no worker, after the workers were told to stop
                     if self.released:  # the interpreter is shutting down
                         raise RuntimeError("cannot start resends after interpreter shutdown")
-                    put(item)
+                    # Each resend runs in a copy of the consumer's context: it joins the
+                    # consumer's trace, as a task of aresend_many does.
+                    put((contextvars.copy_context(), item))
                     self.in_flight += 1
                     if len(self.workers) < self.in_flight:
                         self._start_worker()
@@ -91,9 +94,10 @@ class ThreadRun:
     def _work(self) -> None:
         get, put = self.inbox.get, self.outbox.put
         provider, ledgered = self.provider, self.ledgered
-        while (item := get()) is not _STOP:
+        while (handed := get()) is not _STOP:
+            context, item = cast("tuple[contextvars.Context, Invitee | str]", handed)
             try:
-                put(resend_one(provider, cast("Invitee | str", item), ledgered))
+                put(context.run(resend_one, provider, item, ledgered))
             except BaseException as exc:  # as a future would hold it: raised to the consumer
                 put(_Raised(exc))
 

@@ -293,6 +293,18 @@ def ledger_url(value: object, _: object = None) -> str:
     return raw
 
 
+def user_limit(value: object, _: object = None) -> str:
+    """A ``per_user_limit``: ``"N/window"`` (units s, m, h, d), kept without outer spaces."""
+    from .ledger._budget import parse_limit  # loaded only when the key is set
+
+    raw = text(value)
+    try:
+        parse_limit(raw)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    return raw.strip()
+
+
 #: The older name of :func:`invites.errors.redact_url`.
 without_password = redact_url
 

@@ -28,6 +28,7 @@ from ._policy import CONNECT_ERRORS, DECIDED_STATUSES, DELIVER, Decision, RetryP
 from ._reporting import AttemptEvent, Reporter
 from ._secret import Secret
 from ._settings import AttemptHook
+from ._telemetry import Watch
 from ._urls import BaseUrl
 from .errors import ConnectionFailed, InviteError, OutcomeUnknown, RateLimited, UnexpectedResponse
 from .models import Invitee, ResendResult
@@ -156,13 +157,14 @@ class _Run:
     """One resend in progress: whose, since when, how many requests it has made, and whether one
     that may send the invitation (not a read) may have reached the vendor."""
 
-    __slots__ = ("attempts", "may_have_sent", "started", "user_id")
+    __slots__ = ("attempts", "may_have_sent", "started", "user_id", "watch")
 
-    def __init__(self, user_id: str, started: float) -> None:
+    def __init__(self, user_id: str, started: float, watch: Watch | None) -> None:
         self.user_id = user_id
         self.started = started
         self.attempts = 0
         self.may_have_sent = False
+        self.watch = watch
 
 
 #: Replies to a Send that prove the request never left.
@@ -196,6 +198,7 @@ class Engine:
         pacing_idle: Callable[[], bool] | None = None,
         base_url: str | None = None,
         headers: Mapping[str, str] | None = None,
+        route_ids: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         # Headers every request carries (User-Agent, Accept); a call's own headers override them.
@@ -207,7 +210,7 @@ class Engine:
         # read: cheaper than build_request(timeout=...), which rebuilds a Timeout every time.
         self._timeout = timeout.as_dict()
         self.clock = clock
-        self.report = Reporter(name, on_attempt)
+        self.report = Reporter(name, on_attempt, route_ids)
         # True while pacing could only answer "no pause, send now": the pacing actions are then
         # skipped (None: the pacer cannot tell, so it is always asked).
         self._pacing_idle = pacing_idle
@@ -221,9 +224,13 @@ class Engine:
         invitee: Invitee,
         build: Builder,
         auth_header: AuthHeader,
+        watch: Watch | None = None,
     ) -> Steps:
-        """Run ``flow(invitee)`` as actions; return its result or raise a completed error."""
-        run = _Run(invitee.user_id, self.clock())
+        """Run ``flow(invitee)`` as actions; return its result or raise a completed error.
+
+        ``watch`` hears of each attempt and adds up the attempts made.
+        """
+        run = _Run(invitee.user_id, self.clock(), watch)
         calls = flow(invitee)
         try:
             call = next(calls)
@@ -259,6 +266,9 @@ class Engine:
             ) from exc
         finally:
             calls.close()
+            if watch is not None:
+                watch.attempts += run.attempts
+                watch.engaged = True
 
     def _exchange(
         self, call: Call, run: _Run, build: Builder, auth_header: AuthHeader
@@ -284,17 +294,20 @@ class Engine:
             attempt += 1
             run.attempts += 1
             request = self._build(build, call, self._headers_for(call.headers, token, auth_header))
+            span = None if run.watch is None else self._sending(call, request, run, attempt)
             # An attempt is reported when the hook is set or DEBUG records are wanted as it leaves.
             timed = report.active()
             sent_at = self.clock() if timed else 0.0
             reply = yield Send(request)
             run.may_have_sent |= not (call.reads_only or isinstance(reply, _UNSENT))
             if type(reply) is httpx.Response and reply.status_code not in DECIDED_STATUSES:
+                self._answered(run, span, reply, None)
                 if timed:
                     took = self.clock() - sent_at
                     report.attempt(call.method, request, run.user_id, attempt, reply, took, None)
                 return credentials.scrubbed(reply)
             if isinstance(reply, InviteError):
+                self._answered(run, span, reply, None)
                 raise reply
             assert isinstance(reply, (httpx.Response, Exception))
             now = self.clock()
@@ -306,6 +319,7 @@ class Engine:
                 refreshable=credentials.source is not None and not refreshed,
             )
             elapsed = now - sent_at if timed else None
+            self._answered(run, span, reply, decision.wait)
             if decision.refresh:
                 # The vendor refused the credential, so nothing was sent: the attempt is not spent.
                 refreshed = True
@@ -323,6 +337,19 @@ class Engine:
                 return self._settle(call, request, run, attempt, reply, decision)
             if decision.pause is None:  # after a pause, the pacing above waits it out
                 yield Sleep(decision.wait)
+
+    def _sending(self, call: Call, request: httpx.Request, run: _Run, attempt: int) -> object:
+        """Tell the resend's watch an attempt leaves: its span, when attempts are traced."""
+        watch = run.watch
+        if watch is None or not watch.tracing:
+            return None
+        return watch.sending(call.method, request, self.report.route(request, run.user_id), attempt)
+
+    def _answered(
+        self, run: _Run, span: object, reply: httpx.Response | Exception, wait: float | None
+    ) -> None:
+        if run.watch is not None:
+            run.watch.answered(span, reply, wait)
 
     def _report(
         self,
@@ -371,6 +398,8 @@ class Engine:
                 wait = _seconds((yield RESERVE))
             if wait <= 0:
                 return
+            if run.watch is not None:
+                run.watch.paced(wait)
             yield Sleep(wait)
             paused = _seconds((yield PAUSED_FOR))
             if paused <= 0:

@@ -18,7 +18,8 @@ import attrs
 
 from ._identity import canonical_user_id
 from ._protocol import InviteProvider
-from .errors import InviteError, OutcomeUnknown
+from ._telemetry import ACTIVE, Watch
+from .errors import InviteError, OutcomeUnknown, ResendTooSoon
 from .ledger import Ledger
 from .ledger._guard import Guard, Guarded, outcome_status
 from .models import Invitee, ResendResult, as_invitee
@@ -52,7 +53,8 @@ class Outcome:
     True when the ledger settled it and this call sent nothing (an earlier attempt did, or may
     have, or it repeats an invitee of this call); ``resent_unknown`` is True when an earlier
     attempt's outcome was unknown and this call sent again (``retry_unknown``): the invitee may
-    have the email twice.
+    have the email twice. A resend the per-user budget refused is ``failed`` and ``skipped``
+    (nothing was sent), its ``error`` a :class:`~invites.ResendTooSoon` (see :attr:`too_soon`).
 
     ``user_id`` is the vendor's canonical spelling of the id (a UUID in lower case: see
     :meth:`~invites.BaseProvider.canonical_user_id`), the one the ledger and the repeated-id
@@ -72,6 +74,11 @@ class Outcome:
     def ok(self) -> bool:
         """True when the invitee needs nothing more: sent or already verified."""
         return self.status in ("sent", "already_verified")
+
+    @property
+    def too_soon(self) -> bool:
+        """True when the per-user budget refused this resend (nothing was sent)."""
+        return isinstance(self.error, ResendTooSoon)
 
 
 def user_id_of(item: object, provider: object = None) -> str:
@@ -98,6 +105,7 @@ def _failed(item: object, error: BaseException, provider: object = None) -> Outc
         input_id=written,
         status=outcome_status(error),
         error=error,
+        skipped=isinstance(error, ResendTooSoon),  # the provider's own budget refused it
     )
 
 
@@ -128,13 +136,24 @@ class Ledgered:
     """A :class:`~invites.ledger._guard.Guard` bound to one provider and one run."""
 
     def __init__(
-        self, ledger: Ledger, provider: InviteProvider, run: str | None, retry_unknown: bool
+        self,
+        ledger: Ledger,
+        provider: InviteProvider,
+        run: str | None,
+        retry_unknown: bool,
+        ignore_budget: bool = False,
     ) -> None:
         if not isinstance(run, str) or not run:
             raise ValueError("a ledger needs a run name: resend_many(..., ledger=, run='...')")
         # Outcomes are committed in groups while the next resends go out; each claim is still
         # durable before its request leaves, and closing the ledger commits what is queued.
-        self.guard = Guard(ledger, provider, retry_unknown=retry_unknown, wait_for_outcomes=False)
+        self.guard = Guard(
+            ledger,
+            provider,
+            retry_unknown=retry_unknown,
+            wait_for_outcomes=False,
+            ignore_budget=ignore_budget,
+        )
         self.provider = provider
         self.run = run
 
@@ -164,6 +183,19 @@ def resend_one(
     provider: InviteProvider, item: Invitee | str, ledgered: Ledgered | None = None
 ) -> Outcome:
     """Resend to one invitee and return its outcome; never raises for the invitee's sake."""
+    watch = _watch(provider, item)
+    active = ACTIVE.set(watch)
+    try:
+        outcome = _resend_one(provider, item, ledgered)
+    finally:
+        ACTIVE.reset(active)
+    _ended(watch, outcome)
+    return outcome
+
+
+def _resend_one(
+    provider: InviteProvider, item: Invitee | str, ledgered: Ledgered | None
+) -> Outcome:
     try:
         invitee = as_invitee(item)
         if ledgered is not None:
@@ -177,6 +209,19 @@ async def aresend_one(
     provider: InviteProvider, item: Invitee | str, ledgered: Ledgered | None = None
 ) -> Outcome:
     """Async twin of :func:`resend_one`; a cancelled resend is reported ``unknown``."""
+    watch = _watch(provider, item)
+    active = ACTIVE.set(watch)
+    try:
+        outcome = await _aresend_one(provider, item, ledgered)
+    finally:
+        ACTIVE.reset(active)
+    _ended(watch, outcome)
+    return outcome
+
+
+async def _aresend_one(
+    provider: InviteProvider, item: Invitee | str, ledgered: Ledgered | None
+) -> Outcome:
     try:
         invitee = as_invitee(item)
         if ledgered is not None:
@@ -186,6 +231,24 @@ async def aresend_one(
         return cancelled(provider, item)
     except Exception as exc:
         return _failed(item, exc, provider)
+
+
+def _watch(provider: InviteProvider, item: object) -> Watch:
+    """The watch of one bulk resend: the provider's resend reports to it, not on its own."""
+    hook = getattr(getattr(provider, "settings", None), "on_outcome", None)
+    return Watch(provider.name, user_id_of(item), hook if callable(hook) else None)
+
+
+def _ended(watch: Watch, outcome: Outcome) -> None:
+    watch.user_id = outcome.user_id  # the vendor's canonical spelling, once known
+    watch.end(
+        outcome.status,
+        invitee=outcome.invitee,
+        result=outcome.result,
+        error=outcome.error,
+        skipped=outcome.skipped,
+        outcome=outcome,
+    )
 
 
 def cancelled(provider: InviteProvider, item: object) -> Outcome:

@@ -7,13 +7,15 @@ transport error, attempt number and timing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import attrs
 import httpx
 
 from ._settings import AttemptHook
+from ._wire import segment
 
-__all__ = ["AttemptEvent", "Reporter"]
+__all__ = ["AttemptEvent", "Reporter", "route_ids", "route_template"]
 
 logger = logging.getLogger("invites")
 
@@ -23,7 +25,9 @@ class AttemptEvent:
     """What happened in one attempt, for metrics and tracing (see ``on_attempt``).
 
     ``status_code`` is None when no answer came (``error`` then names the transport failure);
-    ``will_retry`` says whether another attempt follows, after ``wait`` seconds.
+    ``will_retry`` says whether another attempt follows, after ``wait`` seconds. ``path`` is the
+    concrete path; ``route`` the same path with ``{user_id}`` (and ``{account_id}``, ...) in
+    place of the ids, a bounded label for metrics.
     """
 
     provider: str
@@ -36,16 +40,54 @@ class AttemptEvent:
     elapsed_ms: float
     will_retry: bool
     wait: float | None
+    route: str = ""
+
+
+def route_template(path: str, user_id: str, ids: tuple[tuple[str, str], ...] = ()) -> str:
+    """``path`` (percent-encoded) with ``{user_id}`` in place of the user's segment (the last
+    one that names it) and ``{name}`` in place of each segment that ``ids`` maps to a name."""
+    parts = path.split("/")
+    user = segment(user_id)
+    for index in range(len(parts) - 1, 0, -1):
+        if parts[index] == user:
+            parts[index] = "{user_id}"
+            break
+    for encoded, name in ids:
+        parts = [name if part == encoded else part for part in parts]
+    return "/".join(parts)
+
+
+def route_ids(settings: object) -> dict[str, str]:
+    """The ids a provider's settings put in its paths: each field marked ``identity`` (an
+    account id), by name."""
+    kind = type(settings)
+    if not attrs.has(kind):
+        return {}
+    ids: dict[str, str] = {}
+    for field in attrs.fields(kind):
+        value = getattr(settings, field.name)
+        if field.metadata.get("identity") and isinstance(value, str) and value:
+            ids[field.name] = value
+    return ids
 
 
 class Reporter:
     """Reports one provider's attempts as DEBUG records and ``AttemptEvent`` objects."""
 
-    __slots__ = ("hook", "name")
+    __slots__ = ("hook", "ids", "name")
 
-    def __init__(self, name: str, hook: AttemptHook | None) -> None:
+    def __init__(
+        self, name: str, hook: AttemptHook | None, route_ids: Mapping[str, str] | None = None
+    ) -> None:
         self.name = name
         self.hook = hook
+        # The provider's own ids in its paths (an account id), as they appear there.
+        self.ids = tuple((segment(value), f"{{{key}}}") for key, value in (route_ids or {}).items())
+
+    def route(self, request: httpx.Request, user_id: str) -> str:
+        """The request's path as a route template: no user or account id in it."""
+        path = request.url.raw_path.decode("ascii").partition("?")[0]
+        return route_template(path, user_id, self.ids)
 
     def active(self) -> bool:
         """Whether an attempt is reported: the hook is set, or DEBUG records are wanted."""
@@ -72,6 +114,7 @@ class Reporter:
         else:
             error = type(reply).__name__
         path = request.url.path
+        route = self.route(request, user_id)
         elapsed_ms = round(elapsed * 1000.0, 3)
         if debug:
             logger.debug(
@@ -86,6 +129,7 @@ class Reporter:
                     "vendor": self.name,
                     "method": method,
                     "path": path,
+                    "route": route,
                     "status_code": status,
                     "error": error,
                     "attempt": attempt,
@@ -105,6 +149,7 @@ class Reporter:
                 elapsed_ms=elapsed_ms,
                 will_retry=wait is not None,
                 wait=wait,
+                route=route,
             )
             self._call(hook, event)
 
@@ -125,7 +170,8 @@ class Reporter:
             )
 
     def give_up(self, method: str, path: str, user_id: str, attempt: int, why: str) -> None:
-        logger.warning(
+        # INFO: the resend's outcome record follows, a WARNING.
+        logger.info(
             "%s %s %s: giving up after %d attempt(s): %s",
             self.name,
             method,

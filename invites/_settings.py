@@ -38,6 +38,7 @@ from ._checks import (
     store_label,
     store_url,
     text,
+    user_limit,
     uuid_text,
     variable_name,
     without_password,
@@ -235,8 +236,12 @@ class ProviderSettings:
     #: Appended to the ``User-Agent`` every request carries (``invites/<v> httpx/<v>``).
     user_agent: str | None = setting(header_text, default=None)
     on_attempt: AttemptHook | None = setting(callable_or_path, default=None, repr=False)
+    #: Called with an ``invites.Outcome`` for each resend of this provider, single or bulk.
+    on_outcome: AttemptHook | None = setting(callable_or_path, default=None, repr=False)
     #: Path or URL of the ledger that ``resend_invite(..., idempotency_key=...)`` records in.
     ledger: str | None = setting(ledger_url, default=None, repr=_ledger_repr)
+    #: At most N resends to one user per sliding window, across every run sharing the ledger.
+    per_user_limit: str | None = setting(user_limit, default=None)
 
     def __attrs_post_init__(self) -> None:
         problems, bad = _check_keys(self)

@@ -56,9 +56,25 @@ def _within_pool(provider: InviteProvider, concurrency: int, *, asynchronous: bo
     return concurrency if most is None else min(concurrency, most)
 
 
-def _check_arguments(invitees: object, concurrency: int) -> None:
+def _ledgered(
+    ledger: Ledger | None,
+    provider: InviteProvider,
+    run: str | None,
+    retry_unknown: bool,
+    ignore_budget: bool,
+) -> Ledgered | None:
+    if ledger is None:
+        return None
+    return Ledgered(ledger, provider, run, retry_unknown, ignore_budget)
+
+
+def _check_arguments(
+    invitees: object, concurrency: int, ledger: Ledger | None, ignore_budget: bool
+) -> None:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
+    if ignore_budget and ledger is None:
+        raise ValueError("ignore_budget needs the run's ledger: resend_many(..., ledger=, run=)")
     if isinstance(invitees, str | bytes | Mapping):
         # Iterating one would resend to each character, or to each key.
         raise TypeError(
@@ -75,6 +91,7 @@ def resend_many(
     ledger: Ledger | None = None,
     run: str | None = None,
     retry_unknown: bool = False,
+    ignore_budget: bool = False,
 ) -> Generator[Outcome, None, None]:
     """Resend to every invitee on up to ``concurrency`` threads; yield outcomes as they complete.
 
@@ -87,10 +104,15 @@ def resend_many(
     is sent: one the run settled is not sent again (``skipped``), and one whose earlier attempt
     left no outcome is reported ``unknown`` unless ``retry_unknown``. A user id repeated in the
     input is sent at most once; each repeat gets the first one's outcome, ``skipped``.
+
+    Under the provider's ``per_user_limit``, each claim also asks the budget, over the records
+    of every run in the ledger: an invitee it refuses is ``failed``, ``skipped``, with
+    :class:`~invites.ResendTooSoon` (nothing sent). ``ignore_budget`` (with a ledger) sends
+    anyway for this run, and the ledger records each resend that went over the budget.
     """
-    _check_arguments(invitees, concurrency)
+    _check_arguments(invitees, concurrency, ledger, ignore_budget)
     concurrency = _within_pool(provider, concurrency, asynchronous=False)
-    ledgered = None if ledger is None else Ledgered(ledger, provider, run, retry_unknown)
+    ledgered = _ledgered(ledger, provider, run, retry_unknown, ignore_budget)
     return _resend_many(provider, iter(invitees), concurrency, Hook(on_outcome), ledgered)
 
 
@@ -126,6 +148,7 @@ async def aresend_many(
     ledger: Ledger | None = None,
     run: str | None = None,
     retry_unknown: bool = False,
+    ignore_budget: bool = False,
 ) -> AsyncIterator[Outcome]:
     """Async twin of :func:`resend_many`: up to ``concurrency`` tasks, outcomes as they complete.
 
@@ -135,9 +158,9 @@ async def aresend_many(
     inside ``contextlib.aclosing(...)``: an abandoned async generator is closed only when it is
     garbage-collected.
     """
-    _check_arguments(invitees, concurrency)
+    _check_arguments(invitees, concurrency, ledger, ignore_budget)
     concurrency = _within_pool(provider, concurrency, asynchronous=True)
-    ledgered = None if ledger is None else Ledgered(ledger, provider, run, retry_unknown)
+    ledgered = _ledgered(ledger, provider, run, retry_unknown, ignore_budget)
     hook = Hook(on_outcome)
     tasks = _TaskRun(provider, invitees, concurrency, hook, ledgered)
     try:

@@ -35,11 +35,13 @@ already_verified | failed | unknown), error (exception class or null), message, 
 skipped (true when nothing was sent for this row: the journal settled it, or it repeats an earlier
 row, named by duplicate_of).
 
-journal: a ledger file (SQLite). Each resend is claimed in it before it is sent and its outcome
-recorded after; a rerun with the same --journal and --run skips invitees already sent or verified
-and reports those whose earlier outcome is unknown (the email may have gone) without resending
-them. List them with `invites ledger show FILE --state unknown`; settle each with
-`invites ledger settle FILE USER_ID --as sent|failed` once checked.
+journal: a ledger (a SQLite path, sqlite:///... or postgresql://...; without --journal, the
+profile's `ledger` key; stderr names the one used). Each resend is claimed in it before it is sent
+and its outcome recorded after; a rerun with the same ledger and --run skips invitees already sent
+or verified and reports those whose earlier outcome is unknown (the email may have gone) without
+resending them. A ledger that cannot be opened or read stops the run before anything is sent
+(exit status 2). List them with `invites ledger show LEDGER --state unknown`; settle each with
+`invites ledger settle LEDGER USER_ID --as sent|failed` once checked.
 
 exit status: 0 all sent or already verified, 1 any failed or unknown, 2 usage or configuration
 error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); after a stop the resends in flight
@@ -137,10 +139,10 @@ def _resend_command(commands: Any) -> None:
     )
     resend.add_argument(
         "--journal",
-        metavar="FILE",
-        help="record each resend in the ledger FILE (SQLite) before it is sent and its outcome "
-        "after; a rerun skips invitees it shows as sent or already verified (and unknown, "
-        "unless --retry-unknown)",
+        metavar="LEDGER",
+        help="record each resend in LEDGER (a SQLite path, sqlite:/// or postgresql:// URL; "
+        "default: the profile's ledger) before it is sent and its outcome after; a rerun skips "
+        "invitees it shows as sent or already verified (and unknown, unless --retry-unknown)",
     )
     resend.add_argument(
         "--run",
@@ -209,7 +211,7 @@ def _ledger_commands(commands: Any) -> None:
         "settle", help="record what became of a resend after checking it by hand"
     )
     for parser in (show, export, settle):
-        parser.add_argument("file", metavar="FILE", help="the ledger (the --journal file)")
+        _ledger_target(parser)
     for parser in (show, export):
         parser.add_argument("--run", metavar="NAME", help="only this run")
         parser.add_argument(
@@ -234,6 +236,22 @@ def _ledger_commands(commands: Any) -> None:
         "ledger does the same; this runs it ahead, e.g. from a deployment.",
     )
     migrate.add_argument("url", metavar="URL", help="postgresql://... or a SQLite path")
+
+
+def _ledger_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file",
+        nargs="?",
+        metavar="LEDGER",
+        help="the ledger: a SQLite path, sqlite:///... or postgresql://... (default: the "
+        "profile's ledger, with --config)",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML profiles file whose profile names the ledger"
+    )
+    parser.add_argument(
+        "--profile", metavar="NAME", help="the profile to use (default: the file's default)"
+    )
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:

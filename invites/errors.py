@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Final
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "PermissionDenied",
     "ProviderUnavailable",
     "RateLimited",
+    "ResendTooSoon",
     "TenantMismatch",
     "UnexpectedResponse",
     "UserNotFound",
@@ -270,6 +272,21 @@ class OutcomeUnknown(InviteError):
 
 class UnexpectedResponse(InviteError):
     """An answer the adapter does not understand; ``details["body"]`` keeps a short excerpt."""
+
+
+class ResendTooSoon(InviteError):
+    """Not sent: the user had ``per_user_limit`` resends within its window already (across every
+    run sharing the ledger). ``retry_after``: seconds until one more fits; ``last_sent_at``: when
+    the latest of them was sent (Unix time in ``details``, a UTC datetime here)."""
+
+    default_retryable = True
+
+    @property
+    def last_sent_at(self) -> datetime | None:
+        at = self.details.get("last_sent_at")
+        if not isinstance(at, int | float):
+            return None
+        return datetime.fromtimestamp(at, tz=UTC)
 
 
 class InvalidInvitee(InviteError, ValueError):

@@ -39,7 +39,10 @@ def test_reading_a_group_of_keys_searches_the_primary_key(tmp_path: Path) -> Non
 
 def test_keys_differing_in_any_part_read_their_own_rows(tmp_path: Path) -> None:
     connection = open_file(str(tmp_path / "ledger.db"), 5.0)
-    upsert = "INSERT INTO invites_ledger VALUES (?, ?, ?, 'sent', 'o', 0, 1, NULL, NULL, 0, 0)"
+    upsert = (
+        "INSERT INTO invites_ledger (run, identity, user_id, state, owner, lease_until, claims, "
+        "created_at, updated_at) VALUES (?, ?, ?, 'sent', 'o', 0, 1, 0, 0)"
+    )
     stored = [key("u-1"), key("u-1", run="run-2"), RecordKey("run-1", "other", "u-1")]
     connection.executemany(upsert, [(k.run, k.identity, k.user_id) for k in stored])
     rows = read_rows(connection, {*stored, key("u-2")})

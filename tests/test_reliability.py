@@ -39,6 +39,7 @@ from invites.errors import AlreadyVerified, InvalidRequest
 from invites.sandbox import (
     ECOSUITE_TOKEN,
     ECOSUITE_USER_1,
+    SOFTWAREONE_ACCOUNT_ID,
     SOFTWAREONE_TOKEN,
     SOFTWAREONE_USER_ACTIVE,
     SOFTWAREONE_USER_INVITED,
@@ -319,7 +320,7 @@ def test_retries_end_at_max_attempts_with_the_facts_on_the_error(
     provider = make(vendor, server.url, fake)
     sandbox.inject(USERS[vendor], fault, fault, fault, fault)
 
-    with caplog.at_level(logging.WARNING, logger="invites"):
+    with caplog.at_level(logging.INFO, logger="invites"):
         error = failure(one(mode, provider, invitee(vendor)), cls)
 
     assert error.status_code == status
@@ -329,9 +330,15 @@ def test_retries_end_at_max_attempts_with_the_facts_on_the_error(
     assert fake.waits == [1.0, 1.0]
     assert len(requests_for(sandbox, USERS[vendor])) == 3
     assert sandbox.emails_sent(USERS[vendor]) == 0
-    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert warning.attempt == 3  # type: ignore[attr-defined]
-    assert warning.error == f"HTTP {status}"  # type: ignore[attr-defined]
+    [gave_up, warning] = caplog.records
+    assert gave_up.levelno == logging.INFO
+    assert gave_up.attempt == 3  # type: ignore[attr-defined]
+    assert gave_up.error == f"HTTP {status}"  # type: ignore[attr-defined]
+    assert warning.levelno == logging.WARNING
+    assert warning.outcome == "failed"  # type: ignore[attr-defined]
+    assert warning.attempts == 3  # type: ignore[attr-defined]
+    assert warning.error_type == cls.__name__  # type: ignore[attr-defined]
+    assert warning.status_code == status  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -1237,8 +1244,9 @@ def test_one_debug_record_per_attempt_with_extra_fields_and_no_secrets(
     with caplog.at_level(logging.DEBUG, logger="invites"):
         assert isinstance(one(mode, provider, invitee(vendor)), ResendResult)
 
-    records = [r for r in caplog.records if r.name == "invites"]
-    assert [r.levelno for r in records] == [logging.DEBUG, logging.DEBUG]
+    levels = [r.levelno for r in caplog.records if r.name == "invites"]
+    assert levels == [logging.DEBUG, logging.DEBUG, logging.INFO]  # INFO: the outcome
+    records = [r for r in caplog.records if r.levelno == logging.DEBUG]
     facts = [
         (r.vendor, r.method, r.path, r.status_code, r.attempt, r.will_retry)  # type: ignore[attr-defined]
         for r in records
@@ -1250,6 +1258,13 @@ def test_one_debug_record_per_attempt_with_extra_fields_and_no_secrets(
         (vendor, method, path, 200, 2, False),
     ]
     assert user_id in path
+    for event in events:  # the route names no user or account
+        assert "{user_id}" in event.route
+        assert user_id not in event.route
+        assert SOFTWAREONE_ACCOUNT_ID not in event.route
+        assert event.route == event.path.replace(user_id, "{user_id}").replace(
+            SOFTWAREONE_ACCOUNT_ID, "{account_id}"
+        )
     for record, event in zip(records, events, strict=True):
         assert isinstance(record.elapsed_ms, float)  # type: ignore[attr-defined]
         assert record.elapsed_ms >= 0  # type: ignore[attr-defined]
@@ -1268,7 +1283,7 @@ def test_one_debug_record_per_attempt_with_extra_fields_and_no_secrets(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_failures_and_refreshes_log_no_token_and_warn_when_giving_up(
+def test_failures_and_refreshes_log_no_token_and_warn_of_the_failed_outcome(
     server: RunningSandbox, sandbox: Sandbox, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     tokens = Tokens(WRONG_TOKEN, SOFTWAREONE_TOKEN)
@@ -1286,8 +1301,10 @@ def test_failures_and_refreshes_log_no_token_and_warn_when_giving_up(
         (logging.DEBUG, 503),
         (logging.DEBUG, 503),
         (logging.DEBUG, 503),
-        (logging.WARNING, None),
+        (logging.INFO, None),  # giving up
+        (logging.WARNING, 503),  # the outcome: failed
         (logging.DEBUG, 200),
+        (logging.INFO, None),  # the outcome: sent
     ]
     for record in caplog.records:
         text = _record_text(record)

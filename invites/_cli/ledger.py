@@ -8,28 +8,49 @@ by a rerun. A person checks it (the vendor's console, the user), then settles it
 from __future__ import annotations
 
 import argparse
+import functools
+import itertools
 import json
-import os
+import re
 import time
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
-from ..errors import ConfigurationError, InviteError
-from ..ledger import Ledger, Record, open_ledger
+from .._identity import canonical_user_id
+from .._protocol import InviteProvider
+from ..errors import InviteError
+from ..ledger import Ledger, Record
 from ..models import ResendResult
-from .common import EXIT_OK, EXIT_USAGE, UsageError
+from .common import EXIT_OK, EXIT_USAGE, UsageError, open_profiles, pick_profile
 from .display import table
+from .where import label, open_target
 
 __all__ = ["run"]
 
+#: Records read before a table's column widths are fixed; a longer selection streams after them.
+_PAGE = 500
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
-def _open(path: str) -> Ledger:
-    if not os.path.isfile(path):
-        raise UsageError(f"{path}: no such ledger file")
+
+def _target(args: argparse.Namespace) -> tuple[str, InviteProvider | None]:
+    """The ledger the command names (``LEDGER``, or the profile's with ``--config``), and the
+    profile's provider when one was named."""
+    if args.file is not None:
+        if args.config is not None:
+            raise UsageError("give the ledger or --config, not both")
+        return args.file, None
+    if args.config is None:
+        raise UsageError("which ledger? give its path or URL, or --config (and --profile)")
+    profiles = open_profiles(args.config)
     try:
-        return open_ledger(path)
-    except (InviteError, ConfigurationError) as exc:
-        raise UsageError(f"{path}: {exc}") from None
+        name, provider = pick_profile(profiles, args.profile, args.config)
+        ledger = provider.settings.ledger
+    finally:
+        profiles.close()
+    if ledger is None:
+        raise UsageError(f"profile {name!r} in {args.config} has no ledger")
+    return ledger, provider
 
 
 def _when(timestamp: float) -> str:
@@ -45,20 +66,42 @@ def _reads(record: Record, now: float) -> str:
     return record.state
 
 
-def _selected(ledger: Ledger, args: argparse.Namespace) -> list[Record]:
-    return [
-        record
-        for record in ledger.records(run=args.run)
-        if args.state is None or record.status() == args.state
-    ]
+def _selected(ledger: Ledger, args: argparse.Namespace) -> Iterator[Record]:
+    """The records the command selects, streamed from the ledger."""
+    for record in ledger.records(run=args.run):
+        if args.state is None or record.status() == args.state:
+            yield record
 
 
 def _vendor(record: Record) -> str:
+    return _vendor_of(record.key.identity)
+
+
+@functools.lru_cache(maxsize=64)
+def _vendor_of(identity: str) -> str:
     try:
-        vendor = json.loads(record.key.identity).get("vendor")
+        vendor = json.loads(identity).get("vendor")
     except (ValueError, AttributeError):
         vendor = None
-    return vendor if isinstance(vendor, str) else record.key.identity
+    return vendor if isinstance(vendor, str) else identity
+
+
+@functools.lru_cache(maxsize=64)
+def _identity_of(identity: str) -> dict[str, Any]:
+    parsed = json.loads(identity)
+    return parsed if isinstance(parsed, dict) else {"identity": parsed}
+
+
+def _written(stdout: TextIO, lines: Iterator[str]) -> None:
+    """Write ``lines`` in batches: one write per line costs more than building it, unbuffered."""
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= _PAGE:
+            stdout.write("".join(batch))
+            batch.clear()
+    if batch:
+        stdout.write("".join(batch))
 
 
 def _message(record: Record) -> str:
@@ -69,32 +112,60 @@ def _message(record: Record) -> str:
     return ""
 
 
+_HEADERS: Final = ("run", "vendor", "user_id", "state", "updated", "claims", "message")
+
+
+class _Counted:
+    """The rows of ``records`` for a table, counting records and unknown ones on the way."""
+
+    def __init__(self, records: Iterator[Record]) -> None:
+        self.records = records
+        self.total = 0
+        self.unknown = 0
+        self.now = time.time()
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for r in self.records:
+            self.total += 1
+            self.unknown += r.status() == "unknown"
+            yield [
+                r.key.run,
+                _vendor(r),
+                r.key.user_id,
+                _reads(r, self.now),
+                _when(r.updated_at),
+                str(r.claims),
+                _message(r),
+            ]
+
+
 def _show(ledger: Ledger, args: argparse.Namespace, stdout: TextIO) -> int:
-    now = time.time()
-    records = _selected(ledger, args)
-    rows = [
-        [
-            r.key.run,
-            _vendor(r),
-            r.key.user_id,
-            _reads(r, now),
-            _when(r.updated_at),
-            str(r.claims),
-            _message(r),
-        ]
-        for r in records
-    ]
-    if rows:
-        headers = ["run", "vendor", "user_id", "state", "updated", "claims", "message"]
-        table(stdout, headers, rows, right={5})
-    unknown = sum(1 for r in records if r.status() == "unknown")
-    stdout.write(f"{len(records)} records, {unknown} unknown\n")
-    if unknown:
+    """A table of the selected records: drawn whole when they fit in one page, otherwise in
+    columns as wide as the first page's, streamed (memory stays flat, however many there are)."""
+    rows = _Counted(_selected(ledger, args))
+    stream = iter(rows)
+    page = list(itertools.islice(stream, _PAGE))
+    if len(page) < _PAGE:
+        if page:
+            table(stdout, _HEADERS, page, right={5})
+    else:
+        widths = [max(len(h), *(len(row[i]) for row in page)) for i, h in enumerate(_HEADERS)]
+        stdout.write(_line(_HEADERS, widths) + "\n" + "  ".join("-" * w for w in widths) + "\n")
+        _written(stdout, (_line(row, widths) + "\n" for row in itertools.chain(page, stream)))
+    stdout.write(f"{rows.total} records, {rows.unknown} unknown\n")
+    if rows.unknown:
         stdout.write(
             "unknown: the email may have gone out. Check each, then settle it with: "
-            f"invites ledger settle {args.file} USER_ID --as sent|failed\n"
+            f"invites ledger settle {args.shown} USER_ID --as sent|failed\n"
         )
     return EXIT_OK
+
+
+def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    parts = [
+        cell.rjust(widths[i]) if i == 5 else cell.ljust(widths[i]) for i, cell in enumerate(cells)
+    ]
+    return "  ".join(parts).rstrip()
 
 
 def export_record(record: Record, now: float) -> dict[str, Any]:
@@ -102,7 +173,7 @@ def export_record(record: Record, now: float) -> dict[str, Any]:
     error = record.error
     return {
         "run": record.key.run,
-        "identity": json.loads(record.key.identity),
+        "identity": dict(_identity_of(record.key.identity)),
         "user_id": record.key.user_id,
         "state": record.state,
         "reads": record.status(),
@@ -134,32 +205,45 @@ def _result(result: ResendResult) -> dict[str, Any]:
 
 def _export(ledger: Ledger, args: argparse.Namespace, stdout: TextIO) -> int:
     now = time.time()
-    for record in _selected(ledger, args):
-        stdout.write(json.dumps(export_record(record, now), ensure_ascii=False) + "\n")
+    dumps = json.dumps
+    records = _selected(ledger, args)
+    _written(stdout, (dumps(export_record(r, now), ensure_ascii=False) + "\n" for r in records))
     return EXIT_OK
 
 
+def _matches(ledger: Ledger, args: argparse.Namespace) -> list[Record]:
+    """The records of ``args.user_id``: as written, else (a UUID) in its canonical lower case."""
+    user_id = args.user_id
+    if args.provider is not None:
+        user_id = canonical_user_id(args.provider, user_id)
+    matches = list(itertools.islice(ledger.records(run=args.run, user_id=user_id), 20))
+    if not matches and _UUID.fullmatch(user_id) and user_id.lower() != user_id:
+        lower = ledger.records(run=args.run, user_id=user_id.lower())
+        matches = list(itertools.islice(lower, 20))
+    return matches
+
+
 def _settle(ledger: Ledger, args: argparse.Namespace, stdout: TextIO) -> int:
-    matches = list(ledger.records(run=args.run, user_id=args.user_id))
+    matches = _matches(ledger, args)
     if not matches:
         where = f" in run {args.run!r}" if args.run is not None else ""
-        raise UsageError(f"{args.file}: no record of user {args.user_id!r}{where}")
+        raise UsageError(f"{args.shown}: no record of user {args.user_id!r}{where}")
     if len(matches) > 1:
         runs = ", ".join(sorted({f"{r.key.run!r} ({_vendor(r)})" for r in matches}))
         raise UsageError(
-            f"{args.file}: user {args.user_id!r} has {len(matches)} records ({runs}); "
+            f"{args.shown}: user {args.user_id!r} has {len(matches)} records ({runs}); "
             "choose one with --run"
         )
     (record,) = matches
     note = f"settled by hand as {args.state}" + (f": {args.note}" if args.note else "")
     if args.state == "sent":
-        result = ResendResult(provider=_vendor(record), user_id=args.user_id, message=note)
+        result = ResendResult(provider=_vendor(record), user_id=record.key.user_id, message=note)
         ledger.settle(record.key, "sent", owner=None, result=result)
     else:
-        error = InviteError(note, provider=_vendor(record), user_id=args.user_id)
+        error = InviteError(note, provider=_vendor(record), user_id=record.key.user_id)
         ledger.settle(record.key, "failed", owner=None, error=error)
     was = _reads(record, time.time())
-    stdout.write(f"{args.user_id} (run {record.key.run!r}): {was} -> {args.state}\n")
+    stdout.write(f"{record.key.user_id} (run {record.key.run!r}): {was} -> {args.state}\n")
     return EXIT_OK
 
 
@@ -169,5 +253,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     action = actions.get(args.ledger_command)
     if action is None:  # pragma: no cover - argparse requires one of them
         return EXIT_USAGE
-    with _open(args.file) as ledger:
+    target, provider = _target(args)
+    args.shown = label(target)
+    args.provider = provider
+    with open_target(target, must_exist=True) as ledger:
         return action(ledger, args, stdout)

@@ -5,9 +5,11 @@ naming its row (``"row": "line 7"``); a repeated user id gets its own line carry
 row's outcome and ``duplicate_of``. People read stderr: bad rows with their line numbers, a
 progress bar when it is a terminal, and a summary.
 
-``--journal FILE`` is a ledger (:mod:`invites.ledger`, SQLite): each resend is claimed in it
-before it is sent and its outcome recorded after, so a rerun with the same file and ``--run``
-resumes without emailing anyone twice, however the earlier run ended. SIGTERM is handled like
+``--journal LEDGER`` (a path, ``sqlite:///`` or ``postgresql://`` URL; without it, the profile's
+``ledger``) is a ledger (:mod:`invites.ledger`): each resend is claimed in it before it is sent and
+its outcome recorded after, so a rerun with the same ledger and ``--run`` resumes without
+emailing anyone twice, however the earlier run ended. A ledger that cannot be opened or read stops
+the run before anything is sent (exit status 2). SIGTERM is handled like
 Ctrl-C: nothing new starts, the resends in flight finish and are recorded, and a second signal
 only repeats that it is stopping.
 """
@@ -30,8 +32,8 @@ from .._base import BaseProvider
 from .._identity import canonical_user_id
 from .._protocol import InviteProvider
 from ..bulk import Outcome, resend_many
-from ..errors import ConfigurationError, InvalidInvitee, InviteError
-from ..ledger import Ledger, RecordKey, open_ledger, provider_identity
+from ..errors import InvalidInvitee
+from ..ledger import Ledger, RecordKey, provider_identity
 from ..models import Invitee
 from .common import (
     EXIT_FAILED,
@@ -47,6 +49,7 @@ from .common import (
 from .display import Progress, progress_bar
 from .report import Tally, record_of, silence
 from .rows import BadRow, InputError, InputFile, Row, Rows, from_arguments
+from .where import label, open_target, probe, sqlite_path
 
 __all__ = ["record_of", "run"]
 
@@ -79,10 +82,16 @@ class _Run:
     """One ``resend`` invocation: reads rows, resends, writes outcomes, counts."""
 
     def __init__(
-        self, args: argparse.Namespace, provider: InviteProvider, stdout: TextIO, stderr: TextIO
+        self,
+        args: argparse.Namespace,
+        provider: InviteProvider,
+        stdout: TextIO,
+        stderr: TextIO,
+        profile: str = "",
     ) -> None:
         self.args = args
         self.provider = provider
+        self.profile = profile
         self.stdout = stdout
         self.stderr = stderr
         self.dry_run: bool = args.dry_run
@@ -118,10 +127,9 @@ class _Run:
                 sources.append(input_file.rows())
             elif not args.user_ids:
                 raise UsageError("nothing to resend: give user ids or --input FILE")
-            if args.journal is not None:
-                self.ledger = _open_journal(args.journal, dry_run=self.dry_run)
-                if self.ledger is not None:
-                    stack.callback(self.ledger.close)
+            self.ledger = self._open_ledger()
+            if self.ledger is not None:
+                stack.callback(self.ledger.close)
             if not self.dry_run:
                 if args.output is None:
                     self.output = self.stdout
@@ -232,6 +240,27 @@ class _Run:
                 continue
             yield invitee
 
+    def _open_ledger(self) -> Ledger | None:
+        """The run's ledger: ``--journal``, else the profile's ``ledger`` (None: neither).
+
+        It must answer a read before anything is sent: one that cannot stops the run (exit 2).
+        A dry run reads an existing SQLite file only, and never creates one.
+        """
+        target, origin = self.args.journal, "--journal"
+        if target is None and self.args.via == "local":
+            target = getattr(getattr(self.provider, "settings", None), "ledger", None)
+            origin = f"the ledger of profile {self.profile!r}"
+        if not isinstance(target, str):
+            return None
+        path = sqlite_path(target)
+        if self.dry_run and path is not None and not os.path.exists(path):
+            self.note(f"ledger {label(target)} ({origin}) does not exist yet: nothing recorded")
+            return None
+        ledger = open_target(target, must_exist=False)
+        probe(ledger, target, RecordKey(self.args.run, provider_identity(self.provider), ""))
+        self.note(f"ledger {label(target)} ({origin}), run {self.args.run!r}")
+        return ledger
+
     def _check(self, user_id: str) -> None:
         """Dry run: count what a real run would send, and what the journal would skip."""
         self.screen.advance()
@@ -324,18 +353,6 @@ class _Run:
                 self._write_repeat(key, written, where)
 
 
-def _open_journal(path: str, *, dry_run: bool) -> Ledger | None:
-    """The ledger at ``path``; a dry run reads an existing one only and never creates it."""
-    if dry_run and not os.path.exists(path):
-        return None
-    if os.path.isdir(path):
-        raise UsageError(f"journal {path}: is a directory")
-    try:
-        return open_ledger(path)
-    except (InviteError, ConfigurationError) as exc:
-        raise UsageError(f"journal {path}: {exc}") from None
-
-
 @contextlib.contextmanager
 def _stop_on_signals(run: _Run) -> Iterator[None]:
     """SIGINT and SIGTERM ask the run to stop: nothing new starts, what is in flight finishes.
@@ -371,11 +388,12 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         if args.via == "celery":  # the workers hold the token: only the identity is needed here
             from .fanout import identity_provider
 
+            name = args.profile or profiles.default_name or ""
             provider: InviteProvider = identity_provider(profiles, args.profile, args.config)
             stack.callback(provider.close)
         else:
-            _, provider = pick_profile(profiles, args.profile, args.config)
-        run = _Run(args, provider, stdout, stderr)
+            name, provider = pick_profile(profiles, args.profile, args.config)
+        run = _Run(args, provider, stdout, stderr, name)
         # Installed until the ledger and the output are closed: a signal then only sets a flag.
         with _stop_on_signals(run):
             return run.execute()

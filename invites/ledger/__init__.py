@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import json
 import os
 import socket
 import uuid
@@ -47,11 +46,14 @@ from typing import Any, Final, Literal, TypeAlias
 import attrs
 
 from .._identity import provider_identity
-from ..errors import ERROR_FIELDS, ConfigurationError, InviteError
+from ..errors import ConfigurationError, InviteError
 from ..models import ResendResult
+from ._budget import Budget, TooSoon
+from ._json import dump_error, dump_result, load_error, load_result
 from ._owners import owner_gone
 
 __all__ = [
+    "Budget",
     "Claim",
     "Ledger",
     "OutcomeState",
@@ -59,6 +61,7 @@ __all__ = [
     "Record",
     "RecordKey",
     "State",
+    "TooSoon",
     "dump_error",
     "dump_result",
     "load_error",
@@ -103,7 +106,10 @@ class Record:
     ``owner`` is who last claimed it and ``lease_until`` (Unix time) until when that claim is
     presumed in flight; ``claims`` counts the claims granted so far (a failed record is claimed
     again). ``result`` is set for ``sent``, ``error`` for ``failed`` and ``unknown`` (and, for
-    ``already_verified``, the vendor's refusal). ``created_at`` / ``updated_at`` are Unix times.
+    ``already_verified``, the vendor's refusal). ``created_at`` / ``updated_at`` are Unix times;
+    ``claimed_at`` is when the latest claim was granted (None: never, or recorded before the
+    ledger kept it), and ``budget_overridden`` says that claim went over the per-user budget
+    because its caller ignored it (``ignore_budget``).
     """
 
     key: RecordKey
@@ -115,6 +121,8 @@ class Record:
     error: InviteError | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    claimed_at: float | None = None
+    budget_overridden: bool = False
 
     def status(self) -> ReadStatus:
         """How the record reads: its outcome, or ``unknown`` for an intent with no outcome."""
@@ -134,13 +142,15 @@ class Claim:
     the record a granted claim replaced (a ``failed`` one, or an ``unknown`` one taken over with
     ``retry_unknown``), None when the key was new or the claim was refused. ``in_flight``: the
     claim was refused because the record is an intent whose lease still ran by the store's clock
-    (another caller may be sending right now).
+    (another caller may be sending right now). ``too_soon``: the claim was refused by the budget
+    (the record then is ``failed`` with :class:`~invites.ResendTooSoon`, unless it held more).
     """
 
     granted: bool
     record: Record
     previous: Record | None = None
     in_flight: bool = False
+    too_soon: TooSoon | None = None
 
 
 class Ledger(abc.ABC):
@@ -154,7 +164,13 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     def claim(
-        self, key: RecordKey, *, owner: str, lease: float, retry_unknown: bool = False
+        self,
+        key: RecordKey,
+        *,
+        owner: str,
+        lease: float,
+        retry_unknown: bool = False,
+        budget: Budget | None = None,
     ) -> Claim:
         """Take ``key`` for ``owner``, in one atomic, durable step; say whether it was granted.
 
@@ -163,6 +179,12 @@ class Ledger(abc.ABC):
         ``retry_unknown``, when it is ``unknown`` or an intent whose lease has run out. Refused
         for ``sent`` and ``already_verified``, for ``unknown`` without ``retry_unknown``, and for
         any intent whose lease still runs (in flight, also when ``owner`` is the holder).
+
+        With ``budget``, a claim the key allows is also refused (``too_soon``) when the records of
+        every run for ``key.identity`` and ``key.user_id`` hold ``budget.limit`` sends claimed
+        within ``budget.window`` (:mod:`invites.ledger._budget`), checked in the same atomic step;
+        such a refusal is recorded as ``failed`` (unless the record holds an unknown outcome).
+        With ``budget.ignore`` it is granted, its record marked ``budget_overridden``.
         """
 
     @abc.abstractmethod
@@ -223,11 +245,18 @@ class Ledger(abc.ABC):
         """Release the store. Idempotent."""
 
     async def aclaim(
-        self, key: RecordKey, *, owner: str, lease: float, retry_unknown: bool = False
+        self,
+        key: RecordKey,
+        *,
+        owner: str,
+        lease: float,
+        retry_unknown: bool = False,
+        budget: Budget | None = None,
     ) -> Claim:
         """:meth:`claim` without blocking the event loop."""
+        extra = {} if budget is None else {"budget": budget}  # an implementation without budgets
         return await asyncio.to_thread(
-            self.claim, key, owner=owner, lease=lease, retry_unknown=retry_unknown
+            self.claim, key, owner=owner, lease=lease, retry_unknown=retry_unknown, **extra
         )
 
     async def asettle(
@@ -330,19 +359,13 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-# -- outcomes as JSON text, for implementations -------------------------------------------------
-
-
-def dump_result(result: ResendResult | None) -> str | None:
-    """``result`` as JSON text (None stays None)."""
-    if result is None:
-        return None
-    return json.dumps(attrs.asdict(result), sort_keys=True)
+# -- rows, for implementations --------------------------------------------------------------------
 
 
 def read_record(row: Sequence[Any]) -> Record:
     """The :class:`Record` a stored row holds: run, identity, user id, state, owner, lease_until,
-    claims, result, error, created_at, updated_at (in that order; anything after is ignored)."""
+    claims, result, error, created_at, updated_at, then optionally claimed_at and
+    budget_overridden (in that order; anything after is ignored)."""
     run, identity, user_id, state, owner, lease_until, claims, result, error, created, updated = (
         row[:11]
     )
@@ -356,44 +379,6 @@ def read_record(row: Sequence[Any]) -> Record:
         error=load_error(error),
         created_at=created,
         updated_at=updated,
+        claimed_at=row[11] if len(row) > 11 else None,
+        budget_overridden=bool(row[12]) if len(row) > 12 else False,
     )
-
-
-def load_result(text: str | None) -> ResendResult | None:
-    """The :class:`~invites.ResendResult` :func:`dump_result` wrote."""
-    if text is None:
-        return None
-    fields = json.loads(text)
-    return ResendResult(**fields)
-
-
-def dump_error(error: BaseException | None) -> str | None:
-    """``error`` as JSON text: its class name, message and :class:`~invites.InviteError` fields.
-
-    An exception from outside the library keeps only its class name and message.
-    """
-    if error is None:
-        return None
-    if isinstance(error, InviteError):
-        data: dict[str, Any] = {name: getattr(error, name) for name in ERROR_FIELDS}
-        data["message"] = error.message
-    else:
-        data = {"message": f"{type(error).__name__}: {error}"}
-    data["type"] = type(error).__name__
-    return json.dumps(data, sort_keys=True, default=str)
-
-
-def load_error(text: str | None) -> InviteError | None:
-    """The error :func:`dump_error` wrote, as its :class:`~invites.InviteError` class (the base
-    class when it was not one of the library's)."""
-    if text is None:
-        return None
-    from .. import errors
-
-    data = json.loads(text)
-    cls = getattr(errors, str(data.pop("type", "")), None)
-    if not (isinstance(cls, type) and issubclass(cls, InviteError)):
-        cls = InviteError
-    message = str(data.pop("message", ""))
-    fields = {name: data[name] for name in ERROR_FIELDS if name in data}
-    return cls(message, **fields)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Awaitable, Callable
 
 from .._protocol import InviteProvider
-from ..errors import ConfigurationError, InviteError
+from ..errors import ConfigurationError, InviteError, ResendTooSoon
 from ..models import Invitee, ResendResult
 from . import Ledger, Record, open_ledger
 from ._once import DEFAULT_LEASE, Guard, Guarded, outcome_status
@@ -33,6 +34,9 @@ class ProviderLedger:
     or from a :class:`~invites.ledger.Ledger` the caller passed (left open: the caller owns it).
     A key names one resend: a second call with it sends nothing and returns the recorded result
     or raises the recorded error (``OutcomeUnknown`` while no outcome is recorded).
+    Under a ``per_user_limit``, a resend without a key is claimed too, under a key of its own
+    (``resend_invite:<random>``), so that the budget counts it and may refuse it
+    (:class:`~invites.ResendTooSoon`, nothing sent).
     """
 
     def __init__(self, ledger: Ledger | None, *, setting: str | None = None) -> None:
@@ -73,30 +77,40 @@ class ProviderLedger:
     def resend(
         self,
         provider: InviteProvider,
-        idempotency_key: str,
+        idempotency_key: str | None,
         invitee: Invitee,
         send: Callable[[Invitee], ResendResult],
+        *,
+        ignore_budget: bool = False,
     ) -> ResendResult:
         guard = self.guard(provider)
-        key = guard.key(_check_key(idempotency_key), invitee.user_id)
-        failed = _recorded_failure(guard.ledger.get(key))
-        if failed is not None:
-            return failed.unwrap()
-        return guard.run(idempotency_key, invitee, send).unwrap()
+        if idempotency_key is None:  # a budgeted resend: its own key, never recorded before
+            run = _own_key()
+        else:
+            run = _check_key(idempotency_key)
+            failed = _recorded_failure(guard.ledger.get(guard.key(run, invitee.user_id)))
+            if failed is not None:
+                return failed.unwrap()
+        return guard.run(run, invitee, send, ignore_budget=ignore_budget).unwrap()
 
     async def aresend(
         self,
         provider: InviteProvider,
-        idempotency_key: str,
+        idempotency_key: str | None,
         invitee: Invitee,
         send: Callable[[Invitee], Awaitable[ResendResult]],
+        *,
+        ignore_budget: bool = False,
     ) -> ResendResult:
         guard = self.guard(provider)
-        key = guard.key(_check_key(idempotency_key), invitee.user_id)
-        failed = _recorded_failure(await guard.ledger.aget(key))
-        if failed is not None:
-            return failed.unwrap()
-        guarded = await guard.arun(idempotency_key, invitee, send)
+        if idempotency_key is None:
+            run = _own_key()
+        else:
+            run = _check_key(idempotency_key)
+            failed = _recorded_failure(await guard.ledger.aget(guard.key(run, invitee.user_id)))
+            if failed is not None:
+                return failed.unwrap()
+        guarded = await guard.arun(run, invitee, send, ignore_budget=ignore_budget)
         if guarded.cancelled:
             raise asyncio.CancelledError
         return guarded.unwrap()
@@ -111,10 +125,15 @@ class ProviderLedger:
             ledger.close()
 
 
+def _own_key() -> str:
+    return f"resend_invite:{uuid.uuid4().hex}"
+
+
 def _recorded_failure(record: Record | None) -> Guarded | None:
     # A key names one resend: its recorded failure is replayed, not retried (a bulk run's rerun,
-    # by contrast, claims a failed record again).
-    if record is None or record.state != "failed":
+    # by contrast, claims a failed record again). A budget's refusal is not the resend's outcome:
+    # the key is claimed again, and the budget asked again.
+    if record is None or record.state != "failed" or isinstance(record.error, ResendTooSoon):
         return None
     error = record.error or InviteError("the ledger records this resend as failed")
     return Guarded(status="failed", error=error, skipped=True)

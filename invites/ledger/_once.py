@@ -7,14 +7,16 @@ One :class:`Guard` serves the bulk runner (a run name per call) and a provider's
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, TypeVar
 
 import attrs
 
 from .._identity import canonical_user_id
 from .._protocol import InviteProvider
+from .._telemetry import ClaimResult, claimed
 from ..errors import (
     AlreadyVerified,
     InviteError,
@@ -23,6 +25,7 @@ from ..errors import (
 )
 from ..models import Invitee, ResendResult
 from . import (
+    Budget,
     Claim,
     Ledger,
     OutcomeState,
@@ -33,8 +36,21 @@ from . import (
     owner_gone,
 )
 from . import provider_identity as _identity
+from ._budget import budget_of, too_soon_error
 
-__all__ = ["DEFAULT_LEASE", "Guard", "Guarded", "outcome_status"]
+__all__ = ["DEFAULT_LEASE", "Guard", "Guarded", "outcome_status", "under_claim"]
+
+_T = TypeVar("_T")
+
+#: True while a guard's granted claim is being sent: the provider's own per-user budget must
+#: not claim the same resend a second time.
+_CLAIMED: Final = contextvars.ContextVar("invites_claimed", default=False)
+
+
+def under_claim() -> bool:
+    """Whether the running code sends a resend a guard has claimed (and counted) already."""
+    return _CLAIMED.get()
+
 
 logger = logging.getLogger("invites.ledger")
 
@@ -80,6 +96,19 @@ class Guarded:
         raise OutcomeUnknown("the ledger holds no usable outcome for this resend")
 
 
+def _budget_of(provider: object, ignore: bool) -> Budget | None:
+    limit = getattr(getattr(provider, "settings", None), "per_user_limit", None)
+    return budget_of(limit, ignore=ignore) if isinstance(limit, str) else None
+
+
+def _claim_result(claim: Claim) -> ClaimResult:
+    if claim.granted:
+        return "granted"
+    if claim.too_soon is not None:
+        return "too_soon"
+    return "in_flight" if claim.in_flight else "settled"
+
+
 def _lease_of(provider: object) -> float:
     settings = getattr(provider, "settings", None)
     deadline = getattr(settings, "deadline", None)
@@ -96,7 +125,11 @@ class Guard:
     have gone: the invitee may get it twice). ``lease`` defaults to the provider's deadline plus
     its timeout and a margin: the longest a resend may be in flight. Without
     ``wait_for_outcomes``, an outcome is queued (:meth:`Ledger.settle_soon`) and the caller goes
-    on; a claim is always durable before anything is sent.
+    on; a claim is always durable before anything is sent. The provider's ``per_user_limit``
+    setting is checked with each claim (:mod:`invites.ledger._budget`); a claim it refuses
+    sends nothing and is reported ``failed``, ``skipped``, with :class:`~invites.ResendTooSoon`.
+    ``ignore_budget`` overrides it for every resend of this guard (recorded on each record that
+    went over it).
     """
 
     def __init__(
@@ -107,6 +140,7 @@ class Guard:
         retry_unknown: bool = False,
         lease: float | None = None,
         wait_for_outcomes: bool = True,
+        ignore_budget: bool = False,
     ) -> None:
         self.ledger = ledger
         self.wait_for_outcomes = wait_for_outcomes
@@ -116,25 +150,45 @@ class Guard:
         self.retry_unknown = retry_unknown
         self.lease = _lease_of(provider) if lease is None else lease
         self.owner = new_owner()
+        self.budget = _budget_of(provider, ignore_budget)
+
+    def _claim_options(self, ignore_budget: bool) -> dict[str, object]:
+        budget = self.budget
+        if budget is None:
+            return {}  # a ledger implementation without budgets keeps working
+        return {"budget": attrs.evolve(budget, ignore=True) if ignore_budget else budget}
 
     def key(self, run: str, user_id: str) -> RecordKey:
         """The record of ``user_id`` (in the vendor's canonical spelling) in ``run``."""
         user_id = canonical_user_id(self._provider, user_id)
         return RecordKey(run=run, identity=self.identity, user_id=user_id)
 
-    def run(self, run: str, invitee: Invitee, send: Callable[[Invitee], ResendResult]) -> Guarded:
+    def run(
+        self,
+        run: str,
+        invitee: Invitee,
+        send: Callable[[Invitee], ResendResult],
+        *,
+        ignore_budget: bool = False,
+    ) -> Guarded:
         """Claim, send when granted, record the outcome; never raises for the invitee's sake."""
         key = self.key(run, invitee.user_id)
         try:
             claim = self.ledger.claim(
-                key, owner=self.owner, lease=self.lease, retry_unknown=self.retry_unknown
+                key,
+                owner=self.owner,
+                lease=self.lease,
+                retry_unknown=self.retry_unknown,
+                **self._claim_options(ignore_budget),  # type: ignore[arg-type]
             )
         except InviteError as exc:
+            claimed(self.provider_name, "error")
             return Guarded(status="failed", error=exc)  # nothing was claimed, nothing sent
+        claimed(self.provider_name, _claim_result(claim))
         if not claim.granted:
             return self.replay(claim)
         try:
-            result = send(invitee)
+            result = _sending(send, invitee)
         except Exception as exc:
             state = outcome_status(exc)
             self._settled(key, state, None, exc)
@@ -143,13 +197,22 @@ class Guard:
         return self._done(claim, "sent", result=result)
 
     async def arun(
-        self, run: str, invitee: Invitee, send: Callable[[Invitee], Awaitable[ResendResult]]
+        self,
+        run: str,
+        invitee: Invitee,
+        send: Callable[[Invitee], Awaitable[ResendResult]],
+        *,
+        ignore_budget: bool = False,
     ) -> Guarded:
         """:meth:`run` from async code; a cancellation is recorded, then reported ``cancelled``."""
         key = self.key(run, invitee.user_id)
         claiming = asyncio.ensure_future(
             self.ledger.aclaim(
-                key, owner=self.owner, lease=self.lease, retry_unknown=self.retry_unknown
+                key,
+                owner=self.owner,
+                lease=self.lease,
+                retry_unknown=self.retry_unknown,
+                **self._claim_options(ignore_budget),  # type: ignore[arg-type]
             )
         )
         try:
@@ -157,11 +220,13 @@ class Guard:
         except asyncio.CancelledError:
             return await self._cancelled_before_sending(key, claiming)
         except InviteError as exc:
+            claimed(self.provider_name, "error")
             return Guarded(status="failed", error=exc)
+        claimed(self.provider_name, _claim_result(claim))
         if not claim.granted:
             return self.replay(claim)
         try:
-            result = await send(invitee)
+            result = await _asending(send, invitee)
         except asyncio.CancelledError as exc:
             unknown = OutcomeUnknown(
                 "cancelled while the resend was in flight; it may have been sent",
@@ -183,6 +248,11 @@ class Guard:
     def replay(self, claim: Claim) -> Guarded:
         """The outcome a refused claim stands for; nothing is sent."""
         record = claim.record
+        if claim.too_soon is not None and self.budget is not None:
+            too_soon = too_soon_error(
+                record.key.user_id, self.budget, claim.too_soon, provider=self.provider_name
+            )
+            return Guarded(status="failed", error=too_soon, skipped=True)
         if record.state == "sent":
             return Guarded(status="sent", result=record.result, skipped=True)
         if record.state == "already_verified":
@@ -314,3 +384,21 @@ class Guard:
             key.run,
             state,
         )
+
+
+def _sending(send: Callable[[Invitee], _T], invitee: Invitee) -> _T:
+    """``send(invitee)`` marked as claimed: the provider's own budget does not claim it again."""
+    token = _CLAIMED.set(True)
+    try:
+        return send(invitee)
+    finally:
+        _CLAIMED.reset(token)
+
+
+async def _asending(send: Callable[[Invitee], Awaitable[_T]], invitee: Invitee) -> _T:
+    """:func:`_sending` for a coroutine: marked for as long as it is awaited."""
+    token = _CLAIMED.set(True)
+    try:
+        return await send(invitee)
+    finally:
+        _CLAIMED.reset(token)

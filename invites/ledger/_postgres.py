@@ -37,17 +37,19 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import ConnectionFailed
 from ..models import ResendResult
-from . import Claim, Ledger, OutcomeState, Record, RecordKey, dump_error, dump_result, read_record
+from . import Budget, Claim, Ledger, OutcomeState, Record, RecordKey, read_record
+from ._json import dump_error, dump_result
+from ._postgres_budget import budget_claim, migrate, select_function
+from ._postgres_budget import claim_params as budget_params
 from ._postgres_pool import LoopPool, check_lent, ping
 from ._postgres_soon import Outcome, Queued
 from ._postgres_sql import (
-    COLUMNS,
-    SCHEMA,
     TABLE,
     claim_params,
     key_params,
     ledger_label,
     previous_record,
+    select_records,
     settle_many,
     split_url,
     statements,
@@ -88,6 +90,7 @@ class PostgresLedger(Ledger):
         self._async_pools: dict[asyncio.AbstractEventLoop, LoopPool] = {}
         self._closed = False
         self._sql = statements(self._table)
+        self._budgeted = select_function(self.schema)
         self._queued = Queued(self._settle_many, self._asettle_many)
         self.migrate()
 
@@ -97,35 +100,33 @@ class PostgresLedger(Ledger):
     # -- the schema ------------------------------------------------------------------------------
 
     def migrate(self) -> None:
-        """Create the schema, table and index unless they exist; safe from many processes at once
-        (they queue on an advisory lock, so concurrent ``CREATE ... IF NOT EXISTS`` never race)."""
-        ddl = sql.SQL(SCHEMA).format(
-            schema=sql.Identifier(self.schema),
-            table=self._table,
-            user_index=sql.Identifier(f"{TABLE}_user"),
-        )
+        """Create the schema, table, index and budget function unless they exist, and upgrade a
+        table an older version created (:mod:`invites.ledger._postgres_budget`); safe from many
+        processes at once (they queue on an advisory lock)."""
         try:
             with psycopg.connect(self._conninfo, **self._connect_args) as connection:
-                name = self._table.as_string(connection)  # quoted: a mixed-case schema too
-                exists = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
-                if exists.fetchone() == (True,):
-                    return
-                with connection.transaction():
-                    connection.execute(
-                        "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"invites-ledger:{name}",)
-                    )
-                    connection.execute(ddl)
+                migrate(connection, self.schema, self._table)
         except psycopg.Error as exc:
             raise self._failure(exc) from None
 
     # -- the interface ---------------------------------------------------------------------------
 
     def claim(
-        self, key: RecordKey, *, owner: str, lease: float, retry_unknown: bool = False
+        self,
+        key: RecordKey,
+        *,
+        owner: str,
+        lease: float,
+        retry_unknown: bool = False,
+        budget: Budget | None = None,
     ) -> Claim:
         params = claim_params(key, owner, lease, retry_unknown)
         try:
             with self._sync_pool().connection() as connection:
+                if budget is not None:
+                    arguments = budget_params(key, owner, lease, retry_unknown, budget)
+                    row = connection.execute(self._budgeted, arguments).fetchone()
+                    return budget_claim(key, row, budget)
                 for _ in range(3):
                     row = connection.execute(self._sql["claim"], params).fetchone()
                     if row is not None:
@@ -193,23 +194,7 @@ class PostgresLedger(Ledger):
     def _select(
         self, *, run: str | None, user_id: str | None = None, since: float | None = None
     ) -> Iterator[Record]:
-        where = [
-            sql.SQL("{} {} %s").format(sql.Identifier(name), sql.SQL(operator))
-            for name, operator, value in (
-                ("run", "=", run),
-                ("user_id", "=", user_id),
-                ("updated_at", ">=", since),
-            )
-            if value is not None
-        ]
-        statement = sql.SQL("SELECT {columns} FROM {table}{where} ORDER BY created_at, seq").format(
-            columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
-            table=self._table,
-            where=sql.SQL(" WHERE ").join([sql.SQL(""), sql.SQL(" AND ").join(where)])
-            if where
-            else sql.SQL(""),
-        )
-        values = [value for value in (run, user_id, since) if value is not None]
+        statement, values = select_records(self._table, run=run, user_id=user_id, since=since)
         self.flush()
         try:
             # A server-side cursor: a run of millions streams in pages.
@@ -238,11 +223,21 @@ class PostgresLedger(Ledger):
     # -- async -----------------------------------------------------------------------------------
 
     async def aclaim(
-        self, key: RecordKey, *, owner: str, lease: float, retry_unknown: bool = False
+        self,
+        key: RecordKey,
+        *,
+        owner: str,
+        lease: float,
+        retry_unknown: bool = False,
+        budget: Budget | None = None,
     ) -> Claim:
         params = claim_params(key, owner, lease, retry_unknown)
         try:
             async with (await self._async_pool()).connection() as connection:
+                if budget is not None:
+                    arguments = budget_params(key, owner, lease, retry_unknown, budget)
+                    cursor = await connection.execute(self._budgeted, arguments)
+                    return budget_claim(key, await cursor.fetchone(), budget)
                 for _ in range(3):
                     row = await (await connection.execute(self._sql["claim"], params)).fetchone()
                     if row is not None:

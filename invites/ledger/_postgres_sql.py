@@ -29,6 +29,8 @@ COLUMNS: Final = (
     "error",
     "created_at",
     "updated_at",
+    "claimed_at",
+    "budget_overridden",
 )
 _NOW: Final = "extract(epoch FROM clock_timestamp())::float8"
 
@@ -49,6 +51,8 @@ CREATE TABLE IF NOT EXISTS {table} (
     previous    jsonb,
     created_at  double precision NOT NULL,
     updated_at  double precision NOT NULL,
+    claimed_at  double precision,
+    budget_overridden boolean NOT NULL DEFAULT false,
     PRIMARY KEY (run, identity, user_id)
 );
 CREATE INDEX IF NOT EXISTS {user_index} ON {table} (user_id);
@@ -57,9 +61,10 @@ CREATE INDEX IF NOT EXISTS {user_index} ON {table} (user_id);
 # The WHERE of the upsert is may_claim() as SQL, evaluated on the locked, current row.
 _CLAIM: Final = """
 INSERT INTO {table} AS t
-    (run, identity, user_id, state, owner, lease_until, claims, created_at, updated_at)
+    (run, identity, user_id, state, owner, lease_until, claims, created_at, updated_at,
+     claimed_at)
 SELECT %(run)s, %(identity)s, %(user_id)s, 'intent', %(owner)s, now.t + %(lease)s, 1,
-       now.t, now.t
+       now.t, now.t, now.t
 FROM (SELECT {now} AS t) AS now
 ON CONFLICT (run, identity, user_id) DO UPDATE SET
     state = 'intent',
@@ -69,10 +74,13 @@ ON CONFLICT (run, identity, user_id) DO UPDATE SET
     result = NULL,
     error = NULL,
     updated_at = excluded.updated_at,
+    claimed_at = excluded.claimed_at,
+    budget_overridden = false,
     previous = jsonb_build_object(
         'state', t.state, 'owner', t.owner, 'lease_until', t.lease_until, 'claims', t.claims,
         'result', t.result, 'error', t.error, 'created_at', t.created_at,
-        'updated_at', t.updated_at)
+        'updated_at', t.updated_at, 'claimed_at', t.claimed_at,
+        'budget_overridden', t.budget_overridden)
 WHERE t.state = 'failed'
    OR (%(retry_unknown)s AND (t.state = 'unknown'
        OR (t.state = 'intent' AND t.lease_until <= excluded.updated_at)))
@@ -123,7 +131,8 @@ def ledger_label(url: str) -> str:
 def previous_record(key: RecordKey, data: dict[str, Any] | None) -> Record | None:
     if data is None:
         return None
-    return read_record([key.run, key.identity, key.user_id, *(data[c] for c in COLUMNS[3:])])
+    # A takeover by an older version of the library recorded fewer columns.
+    return read_record([key.run, key.identity, key.user_id, *(data.get(c) for c in COLUMNS[3:])])
 
 
 def key_params(key: RecordKey) -> dict[str, Any]:
@@ -163,3 +172,24 @@ def statements(table: sql.Identifier) -> dict[str, sql.Composed]:
         "settle": sql.SQL(_SETTLE).format(**names, held=sql.SQL("")),
         "settle_held": sql.SQL(_SETTLE).format(**names, held=sql.SQL(_HELD)),
     }
+
+
+def select_records(
+    table: sql.Composable, *, run: str | None, user_id: str | None, since: float | None
+) -> tuple[sql.Composed, list[Any]]:
+    """The query for the records of ``run`` and/or ``user_id`` (written at or after ``since``),
+    oldest first, and its parameters."""
+    conditions = (("run", "=", run), ("user_id", "=", user_id), ("updated_at", ">=", since))
+    where = [
+        sql.SQL("{} {} %s").format(sql.Identifier(name), sql.SQL(operator))
+        for name, operator, value in conditions
+        if value is not None
+    ]
+    statement = sql.SQL("SELECT {columns} FROM {table}{where} ORDER BY created_at, seq").format(
+        columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+        table=table,
+        where=sql.SQL(" WHERE ").join([sql.SQL(""), sql.SQL(" AND ").join(where)])
+        if where
+        else sql.SQL(""),
+    )
+    return statement, [value for _, _, value in conditions if value is not None]

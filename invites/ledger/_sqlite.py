@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import ConnectionFailed
 from ..models import ResendResult
 from . import (
+    Budget,
     Claim,
     Ledger,
     OutcomeState,
@@ -30,10 +31,10 @@ from . import (
     RecordKey,
     dump_error,
     dump_result,
-    may_claim,
     read_record,
 )
-from ._sqlite_file import COLUMNS, Row, Rows, key_params, open_file, path_of
+from ._sqlite_claim import claim_work
+from ._sqlite_file import COLUMNS, Row, Rows, open_file, path_of
 from ._sqlite_writer import Work, Writer
 from ._unsettled import log_unsettled
 
@@ -66,9 +67,16 @@ class SQLiteLedger(Ledger):
     # -- the interface ---------------------------------------------------------------------------
 
     def claim(
-        self, key: RecordKey, *, owner: str, lease: float, retry_unknown: bool = False
+        self,
+        key: RecordKey,
+        *,
+        owner: str,
+        lease: float,
+        retry_unknown: bool = False,
+        budget: Budget | None = None,
     ) -> Claim:
-        claim: Claim = self._run(key, self._claim_work(key, owner, lease, retry_unknown)).result()
+        work = claim_work(key, owner, lease, retry_unknown, budget)
+        claim: Claim = self._run(key, work, user=budget is not None).result()
         return claim
 
     def settle(
@@ -152,11 +160,16 @@ class SQLiteLedger(Ledger):
         self._writer.close()
 
     async def aclaim(
-        self, key: RecordKey, *, owner: str, lease: float, retry_unknown: bool = False
+        self,
+        key: RecordKey,
+        *,
+        owner: str,
+        lease: float,
+        retry_unknown: bool = False,
+        budget: Budget | None = None,
     ) -> Claim:
-        claim: Claim = await asyncio.wrap_future(
-            self._run(key, self._claim_work(key, owner, lease, retry_unknown))
-        )
+        work = claim_work(key, owner, lease, retry_unknown, budget)
+        claim: Claim = await asyncio.wrap_future(self._run(key, work, user=budget is not None))
         return claim
 
     async def asettle(
@@ -178,32 +191,6 @@ class SQLiteLedger(Ledger):
     # -- the work, run on the writer thread inside a transaction ---------------------------------
 
     @staticmethod
-    def _claim_work(key: RecordKey, owner: str, lease: float, retry_unknown: bool) -> Work:
-        def work(rows: Rows, now: float) -> Claim:
-            row = rows[key]
-            previous = None if row is None else read_record(row)
-            if not may_claim(previous, now=now, retry_unknown=retry_unknown):
-                assert previous is not None
-                return Claim(granted=False, record=previous, in_flight=previous.in_flight(now))
-            claims = 1 if row is None else row[6] + 1
-            created = now if row is None else row[9]
-            new = (
-                *key_params(key),
-                "intent",
-                owner,
-                now + lease,
-                claims,
-                None,
-                None,
-                created,
-                now,
-            )
-            rows[key] = new
-            return Claim(granted=True, record=read_record(new), previous=previous)
-
-        return work
-
-    @staticmethod
     def _settle_work(
         key: RecordKey,
         state: OutcomeState,
@@ -215,7 +202,7 @@ class SQLiteLedger(Ledger):
             row = rows[key]
             if row is None or (owner is not None and (row[3] != "intent" or row[4] != owner)):
                 return None
-            new = (*row[:3], state, row[4], row[5], row[6], result, error, row[9], now)
+            new = (*row[:3], state, row[4], row[5], row[6], result, error, row[9], now, *row[11:])
             rows[key] = new
             return new  # a Record only for a caller who waits for it
 
@@ -235,8 +222,10 @@ class SQLiteLedger(Ledger):
             details={"ledger": self.path},
         )
 
-    def _run(self, key: RecordKey | None, work: Work, *, lazy: bool = False) -> Future[Any]:
-        return self._writer.submit(key, work, lazy=lazy)
+    def _run(
+        self, key: RecordKey | None, work: Work, *, lazy: bool = False, user: bool = False
+    ) -> Future[Any]:
+        return self._writer.submit(key, work, lazy=lazy, user=user)
 
 
 def _record(row: Row | None) -> Record | None:

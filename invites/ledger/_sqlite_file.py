@@ -10,7 +10,8 @@ from typing import Any, Final, TypeAlias
 
 from . import RecordKey
 
-SCHEMA_VERSION: Final = 1
+#: 1: the table; 2: ``claimed_at`` and ``budget_overridden`` (the per-user budget).
+SCHEMA_VERSION: Final = 2
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS invites_ledger (
     run         TEXT NOT NULL,
@@ -25,20 +26,28 @@ CREATE TABLE IF NOT EXISTS invites_ledger (
     error       TEXT,
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL,
+    claimed_at  REAL,
+    budget_overridden INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run, identity, user_id)
 );
 CREATE INDEX IF NOT EXISTS invites_ledger_user ON invites_ledger (user_id);
 """
+#: Columns a file of schema version 1 lacks, added by the upgrade to version 2.
+_ADDED: Final = {
+    "claimed_at": "REAL",
+    "budget_overridden": "INTEGER NOT NULL DEFAULT 0",
+}
 COLUMNS: Final = (
     "run, identity, user_id, state, owner, lease_until, claims, result, error, created_at, "
-    "updated_at"
+    "updated_at, claimed_at, budget_overridden"
 )
 _UPSERT_TAIL: Final = (
     " ON CONFLICT (run, identity, user_id) DO UPDATE SET state = excluded.state, "
     "owner = excluded.owner, lease_until = excluded.lease_until, claims = excluded.claims, "
-    "result = excluded.result, error = excluded.error, updated_at = excluded.updated_at"
+    "result = excluded.result, error = excluded.error, updated_at = excluded.updated_at, "
+    "claimed_at = excluded.claimed_at, budget_overridden = excluded.budget_overridden"
 )
-_ROW_PARAMS: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ROW_PARAMS: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def path_of(target: str) -> str:
@@ -98,8 +107,22 @@ def _set_up(connection: sqlite3.Connection) -> None:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 connection.execute(statement)
+        _upgrade(connection)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
+
+
+def _upgrade(connection: sqlite3.Connection) -> None:
+    """Add the columns a version 1 file lacks, inside the caller's write transaction.
+
+    Each is looked up first, so a file another process upgraded meanwhile (or one an older
+    library re-marked version 1) is left as it is. Adding a column rewrites no row: a record
+    written before reads ``claimed_at`` None (the budget then counts its ``updated_at``).
+    """
+    present = {row[1] for row in connection.execute("PRAGMA table_info(invites_ledger)")}
+    for name, declaration in _ADDED.items():
+        if name not in present:
+            connection.execute(f"ALTER TABLE invites_ledger ADD COLUMN {name} {declaration}")
 
 
 def read_rows(connection: sqlite3.Connection, keys: set[RecordKey]) -> Rows:
@@ -127,6 +150,26 @@ def _read_sql(count: int) -> str:
         "JOIN invites_ledger AS l "
         "ON l.run = k.column1 AND l.identity = k.column2 AND l.user_id = k.column3"
     )
+
+
+#: The rows of a user that may count as sends, in ``COLUMNS`` order (the budget).
+_USER_SQL: Final = (
+    f"SELECT {_KEYED_COLUMNS} FROM (VALUES {{values}}) AS u JOIN invites_ledger AS l "  # noqa: S608
+    "ON l.user_id = u.column2 AND l.identity = u.column1 "
+    "WHERE l.state IN ('intent', 'sent', 'unknown')"
+)
+
+
+def read_user_rows(connection: sqlite3.Connection, users: set[tuple[str, str]], rows: Rows) -> None:
+    """Add to ``rows`` every record of each (identity, user id) of ``users`` that may count
+    against its budget, in one statement (through the index on ``user_id``); a row ``rows``
+    holds already is kept as it is (a job of this transaction may have changed it)."""
+    if not users:
+        return
+    values = ", ".join(["(?, ?)"] * len(users))
+    params = [part for user in users for part in user]
+    for row in connection.execute(_USER_SQL.format(values=values), params):
+        rows.setdefault(RecordKey(row[0], row[1], row[2]), tuple(row))
 
 
 def write_rows(connection: sqlite3.Connection, rows: list[Row]) -> None:

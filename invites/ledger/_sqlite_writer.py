@@ -6,7 +6,9 @@ statement reads the rows of all their keys, the jobs run in the order they came,
 writes the rows they changed, and one synced commit makes them durable; only then is each job
 answered. A *lazy* job (an outcome nobody waits for) starts no commit: it waits for the next job
 somebody waits for (a claim, a read, a flush) and shares its commit, or is committed on its own
-after ``LINGER`` seconds when none comes.
+after ``LINGER`` seconds when none comes. A job that checks the per-user budget also gets the
+rows of every run for its key's user (read by the same transaction, so the check and the claim
+are one atomic step for every process sharing the file).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from concurrent.futures import Future
 from typing import Any, Final, TypeAlias
 
 from . import RecordKey
-from ._sqlite_file import Rows, read_rows, write_rows
+from ._sqlite_file import Rows, read_rows, read_user_rows, write_rows
 
 __all__ = ["BATCH", "LINGER", "Work", "Writer"]
 
@@ -36,12 +38,13 @@ Work: TypeAlias = Callable[[Rows, float], Any]
 
 
 class _Job:
-    __slots__ = ("future", "key", "lazy", "work")
+    __slots__ = ("future", "key", "lazy", "user", "work")
 
-    def __init__(self, key: RecordKey | None, work: Work, lazy: bool) -> None:
+    def __init__(self, key: RecordKey | None, work: Work, lazy: bool, user: bool) -> None:
         self.key = key
         self.work = work
         self.lazy = lazy
+        self.user = user
         self.future: Future[Any] = Future()
 
 
@@ -70,10 +73,13 @@ class Writer:
         )
         self._thread.start()
 
-    def submit(self, key: RecordKey | None, work: Work, *, lazy: bool = False) -> Future[Any]:
-        """Queue ``work`` on the rows of ``key``; its future holds what it returned, once the
-        commit that ran it is synced (or the error that commit raised)."""
-        job = _Job(key, work, lazy)
+    def submit(
+        self, key: RecordKey | None, work: Work, *, lazy: bool = False, user: bool = False
+    ) -> Future[Any]:
+        """Queue ``work`` on the rows of ``key`` (with ``user``, and on those of every run for
+        its identity and user id that may count as sends); its future holds what it returned,
+        once the commit that ran it is synced (or the error that commit raised)."""
+        job = _Job(key, work, lazy, user)
         if self._closed:
             job.future.set_exception(self._failure(RuntimeError("closed")))
         else:
@@ -150,6 +156,8 @@ class Writer:
             connection.execute("BEGIN IMMEDIATE")
             now = self._clock()
             rows = read_rows(connection, {job.key for job in batch if job.key is not None})
+            users = {(job.key.identity, job.key.user_id) for job in batch if job.user and job.key}
+            read_user_rows(connection, users, rows)
             before = dict(rows)
             for job in batch:
                 try:

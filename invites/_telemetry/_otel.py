@@ -1,0 +1,171 @@
+"""The OpenTelemetry side of a resend: its spans, its metrics, ``traceparent`` on its requests.
+
+Imported only once the application has loaded the OpenTelemetry API (see
+:mod:`invites._telemetry`). The tracer and meter come from the global providers through the API's
+proxies, so an SDK configured after ``invites`` was imported is still used.
+
+Spans: ``invites.resend`` (INTERNAL) per resend, and one CLIENT span per HTTP attempt under it
+named ``{method} {url.template}``, with the current HTTP client semantic conventions. Metric
+attributes come from a small closed set (vendor, outcome, status class, claim result): never a
+user id, an account id or a token.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import httpx
+from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
+
+from ..models import ResendResult
+
+__all__ = ["ResendTrace", "claimed"]
+
+_SCOPE: Final = "invites"
+_SECONDS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+_tracer: Final = trace.get_tracer(_SCOPE)
+_meter: Final = metrics.get_meter(_SCOPE)
+
+RESENDS: Final = _meter.create_counter(
+    "invites.resends", unit="{resend}", description="Resends by vendor and outcome."
+)
+DURATION: Final = _meter.create_histogram(
+    "invites.resend.duration",
+    unit="s",
+    description="Time from a resend's start to its outcome, retries and waits included.",
+    explicit_bucket_boundaries_advisory=_SECONDS,
+)
+ATTEMPTS: Final = _meter.create_counter(
+    "invites.attempts", unit="{request}", description="HTTP attempts by vendor and status class."
+)
+RATE_LIMITED: Final = _meter.create_counter(
+    "invites.rate_limited", unit="{response}", description="429 answers from the vendor."
+)
+PACING_WAIT: Final = _meter.create_histogram(
+    "invites.pacing.wait",
+    unit="s",
+    description="Each wait of an attempt for the pace or a provider-wide pause.",
+    explicit_bucket_boundaries_advisory=_SECONDS,
+)
+CLAIMS: Final = _meter.create_counter(
+    "invites.ledger.claims", unit="{claim}", description="Ledger claims by result."
+)
+
+_METHODS: Final = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"))
+_DEFAULT_PORTS: Final = {"https": 443, "http": 80}
+
+
+def claimed(vendor: str, result: str) -> None:
+    CLAIMS.add(1, {"invites.vendor": vendor, "invites.claim": result})
+
+
+def _status_class(reply: httpx.Response | Exception) -> str:
+    if isinstance(reply, httpx.Response):
+        return f"{reply.status_code // 100}xx"
+    return "none"
+
+
+def _error_type(error: BaseException) -> str:
+    kind = type(error)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+class ResendTrace:
+    """One resend's span (current while the resend runs) and the metrics of its outcome."""
+
+    __slots__ = ("span", "token", "tracing", "vendor")
+
+    def __init__(self, vendor: str, user_id: str) -> None:
+        self.vendor = vendor
+        span = _tracer.start_span(
+            "invites.resend",
+            kind=SpanKind.INTERNAL,
+            attributes={"invites.vendor": vendor, "invites.user_id": user_id},
+        )
+        self.span = span
+        # No SDK: the API's invalid span, and nothing more to do.
+        self.tracing = span.get_span_context().is_valid
+        self.token = context.attach(trace.set_span_in_context(span)) if self.tracing else None
+
+    def sending(self, method: str, request: httpx.Request, route: str, attempt: int) -> Span:
+        url = request.url
+        attributes: dict[str, str | int] = {
+            "http.request.method": method if method in _METHODS else "_OTHER",
+            "url.full": str(url),
+            "url.template": route,
+            "server.address": url.host,
+            "server.port": url.port or _DEFAULT_PORTS.get(url.scheme, 443),
+            "invites.attempt": attempt,
+        }
+        if method not in _METHODS:
+            attributes["http.request.method_original"] = method
+        if attempt > 1:
+            attributes["http.request.resend_count"] = attempt - 1
+        span = _tracer.start_span(
+            f"{method} {route}",
+            context=trace.set_span_in_context(self.span),
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+        )
+        propagate.inject(request.headers, context=trace.set_span_in_context(span))
+        return span
+
+    def answered(self, span: object, reply: httpx.Response | Exception, wait: float | None) -> None:
+        labels = {"invites.vendor": self.vendor}
+        if isinstance(reply, httpx.Response) and reply.status_code == 429:
+            RATE_LIMITED.add(1, labels)
+        ATTEMPTS.add(1, {**labels, "invites.status_class": _status_class(reply)})
+        if not isinstance(span, Span):
+            return
+        if isinstance(reply, httpx.Response):
+            status = reply.status_code
+            span.set_attribute("http.response.status_code", status)
+            if status >= 400:
+                span.set_attribute("error.type", str(status))
+                span.set_status(StatusCode.ERROR)
+        else:
+            span.set_attribute("error.type", _error_type(reply))
+            span.set_status(StatusCode.ERROR)
+        if wait is not None:
+            span.add_event("invites.retry", {"invites.retry.wait": wait})
+            span.set_attribute("invites.retry.wait", wait)
+        span.end()
+
+    def paced(self, seconds: float) -> None:
+        PACING_WAIT.record(seconds, {"invites.vendor": self.vendor})
+        if self.tracing:
+            self.span.add_event("invites.pacing", {"invites.pacing.wait": seconds})
+
+    def end(
+        self,
+        status: str,
+        elapsed: float,
+        attempts: int,
+        result: ResendResult | None,
+        error: BaseException | None,
+        skipped: bool,
+        request_id: str | None,
+    ) -> None:
+        labels = {"invites.vendor": self.vendor, "invites.outcome": status}
+        RESENDS.add(1, labels)
+        DURATION.record(elapsed, labels)
+        if not self.tracing:
+            return
+        span = self.span
+        span.set_attribute("invites.outcome", status)
+        span.set_attribute("invites.attempts", attempts)
+        span.set_attribute("invites.renewed", result is not None and result.renewed)
+        span.set_attribute("invites.ledger.skipped", skipped)
+        if request_id is not None:
+            span.set_attribute("invites.vendor.request_id", request_id)
+        if error is not None and status in ("failed", "unknown"):
+            span.set_attribute("error.type", _error_type(error))
+            span.set_status(StatusCode.ERROR, type(error).__name__)
+        span.end()
+        if self.token is not None:
+            context.detach(self.token)
+            self.token = None

@@ -1,0 +1,103 @@
+"""The per-user budget: at most N invitation emails to one user per sliding window.
+
+``per_user_limit = "N/window"`` (``"1/24h"``, ``"3/7d"``; units s, m, h, d) is counted by the ledger
+over its records of every run for one provider identity and user id: a record reads as a send when
+it is ``sent``, ``unknown`` or an intent (its email may have gone), at the time it was claimed.
+``already_verified`` and ``failed`` records, and refused claims, are not sends. The ledger checks
+the budget in the same atomic step as the claim (see :meth:`invites.ledger.Ledger.claim`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, Final
+
+import attrs
+
+from ..errors import ResendTooSoon
+
+__all__ = ["COUNTED", "Budget", "TooSoon", "budget_of", "parse_limit", "too_soon_error"]
+
+_LIMIT: Final = re.compile(r"\s*([0-9]+)\s*/\s*([0-9]+(?:\.[0-9]+)?)?\s*([smhd])\s*\Z")
+_UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: States whose records count as sends: their email went, or may have.
+COUNTED: Final = frozenset({"intent", "sent", "unknown"})
+
+
+@attrs.frozen
+class Budget:
+    """At most ``limit`` sends per user in any ``window`` seconds; ``text`` as configured.
+
+    ``ignore``: this claim is granted over the budget (``ignore_budget``), and its record says so
+    when the budget would have refused it.
+    """
+
+    limit: int
+    window: float
+    text: str = ""
+    ignore: bool = False
+
+    def refusal(self, sends: Iterable[float], now: float) -> TooSoon | None:
+        """Why a send at ``now`` would exceed the budget, given the times of the user's sends;
+        None when it fits."""
+        recent = sorted((at for at in sends if at > now - self.window), reverse=True)
+        if len(recent) < self.limit:
+            return None
+        # The send that must leave the window for one more to fit: the limit-th most recent.
+        return TooSoon(
+            retry_after=max(recent[self.limit - 1] + self.window - now, 0.0),
+            last_sent_at=recent[0],
+            sends=len(recent),
+        )
+
+
+@attrs.frozen
+class TooSoon:
+    """A claim the budget refused: ``sends`` in the window, the latest at ``last_sent_at`` (Unix
+    time); one more fits in ``retry_after`` seconds."""
+
+    retry_after: float
+    last_sent_at: float
+    sends: int
+
+
+def parse_limit(text: str) -> tuple[int, float]:
+    """``"N/window"`` as (N, seconds); ValueError naming the expected form otherwise.
+
+    The window's number may be left out (``"1/h"``: one per hour).
+    """
+    match = _LIMIT.match(text)
+    if match is None:
+        raise ValueError('expected "N/window", e.g. "1/24h" or "3/7d" (units s, m, h, d)')
+    count, amount, unit = match.groups()
+    window = float(amount or 1) * _UNITS[unit]
+    if int(count) < 1 or window <= 0:
+        raise ValueError("the count and the window must both be above zero")
+    return int(count), window
+
+
+def budget_of(text: str | None, *, ignore: bool = False) -> Budget | None:
+    """The :class:`Budget` a ``per_user_limit`` setting names; None when it is unset."""
+    if text is None:
+        return None
+    limit, window = parse_limit(text)
+    return Budget(limit=limit, window=window, text=text, ignore=ignore)
+
+
+def too_soon_error(
+    user_id: str, budget: Budget, too_soon: TooSoon | None, *, provider: str | None = None
+) -> ResendTooSoon:
+    """The error a claim the budget refused stands for (without ``too_soon``: the part a store
+    fills in, ``retry_after`` and ``details["last_sent_at"]``)."""
+    details: dict[str, Any] = {"per_user_limit": budget.text, "sends": budget.limit}
+    if too_soon is not None:
+        details.update(sends=too_soon.sends, last_sent_at=too_soon.last_sent_at)
+    return ResendTooSoon(
+        f"per_user_limit {budget.text} reached for this user (every run sharing the ledger "
+        "counts); nothing was sent",
+        provider=provider,
+        user_id=user_id,
+        retry_after=None if too_soon is None else round(too_soon.retry_after, 3),
+        details=details,
+    )
