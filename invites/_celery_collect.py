@@ -30,7 +30,7 @@ from kombu import Queue
 
 from ._celery_json import guarded_outcome, invitee_to_json
 from .bulk import Outcome
-from .errors import ConnectionFailed, InviteError, OutcomeUnknown
+from .errors import ConnectionFailed, InviteError, OutcomeUnknown, ResendTooSoon
 from .ledger import SETTLED, Record, RecordKey, owner_gone
 from .ledger._guard import Guard, Guarded
 from .models import Invitee, as_invitee
@@ -59,6 +59,7 @@ class _Pending:
     invitee: Invitee
     key: RecordKey
     claims_before: int  # the outcome awaited is that of a claim after this count
+    written_before: float = 0.0  # when its record was last written, as the sender saw it
     repeats: int = 0
     intent: Record | None = None  # the awaited claim's intent, once seen
 
@@ -120,7 +121,8 @@ class Collector:
                 continue
             claims = record.claims if record is not None else 0
             self._publish(invitee, claims)
-            self.pending[key.user_id] = _Pending(invitee, key, claims)
+            written = record.updated_at if record is not None else 0.0
+            self.pending[key.user_id] = _Pending(invitee, key, claims, written)
 
     def _final_before_sending(self, record: Record | None) -> Guarded | None:
         if record is None or record.state == "failed":
@@ -179,9 +181,12 @@ class Collector:
 
     def _seen(self, record: Record) -> Iterator[Outcome]:
         waiting = self.pending.get(record.key.user_id)
-        if waiting is None or record.key != waiting.key or record.claims <= waiting.claims_before:
-            if waiting is not None and record.key == waiting.key and record.state in SETTLED:
-                yield from self._settled(waiting, _replayed(record))  # settled by someone else
+        if waiting is None or record.key != waiting.key:
+            return
+        if record.claims <= waiting.claims_before:
+            # No claim of its task: settled by someone else, or refused by the per-user budget.
+            if record.state in SETTLED or _refused_by_budget(record, waiting):
+                yield from self._settled(waiting, _replayed(record))
             return
         if record.state == "intent":
             waiting.intent = record
@@ -299,6 +304,15 @@ def queue_consumers(app: Celery, queue: str) -> int | None:
 
 def _message(error: ConnectionFailed) -> str:
     return error.message if isinstance(error, InviteError) else str(error)
+
+
+def _refused_by_budget(record: Record, waiting: _Pending) -> bool:
+    """Whether the task's claim was refused by the per-user budget (nothing claimed or sent)."""
+    return (
+        record.state == "failed"
+        and isinstance(record.error, ResendTooSoon)
+        and record.updated_at > waiting.written_before
+    )
 
 
 def _replayed(record: Record) -> Guarded:
