@@ -111,10 +111,17 @@ class SandboxProcess:
 
 @contextmanager
 def sandbox_process(
-    *, rate_limit: float | None = None, tenant_users: int = 0, startup_timeout: float = 20.0
+    *,
+    rate_limit: float | None = None,
+    tenant_users: int = 0,
+    latency: float = 0.0,
+    startup_timeout: float = 20.0,
 ) -> Iterator[SandboxProcess]:
-    """Start the sandbox in a child process on a free loopback port; stop it on exit."""
-    command = [sys.executable, str(HERE / "_server.py"), "--port", "0"]
+    """Start the sandbox in a child process on a free loopback port; stop it on exit.
+
+    ``latency``: seconds the sandbox waits before every answer, as a vendor's server takes.
+    """
+    command = [sys.executable, str(HERE / "_server.py"), "--port", "0", "--latency", str(latency)]
     if rate_limit is not None:
         command += ["--rate-limit", str(rate_limit)]
     if tenant_users:

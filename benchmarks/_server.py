@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import bench_tenant_users
 
-from invites.sandbox import Sandbox, create_app
+from invites.sandbox import Fault, Sandbox, create_app
 
 _JSON = [(b"content-type", b"application/json")]
 
@@ -73,9 +73,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--rate-limit", type=float, default=None)
     parser.add_argument("--tenant-users", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     args = parser.parse_args()
     # Keep the request log bounded: a long run must not grow the server's memory.
-    sandbox = Sandbox(rate_limit=args.rate_limit, request_log_limit=1000)
+    slow = {"fault_rate": 1.0, "faults": [Fault.SLOW], "slow_seconds": args.latency}
+    sandbox = Sandbox(
+        rate_limit=args.rate_limit, request_log_limit=1000, **(slow if args.latency else {})
+    )
     widened = _add_tenant_users(sandbox, args.tenant_users) if args.tenant_users else False
     app = _with_bench_routes(create_app(sandbox), sandbox, widened)
     config = uvicorn.Config(

@@ -31,7 +31,6 @@ import attrs
 import httpx
 from _harness import (
     Row,
-    at_least,
     at_most,
     bench_tenant_users,
     median,
@@ -195,8 +194,8 @@ def _row(mode: str, concurrency: int, count: int, results: dict[str, list[Round]
         raw=median(rate["raw"]),
         unit="resends/s",
         ratio=ratio,
-        target=">= 0.95x",
-        passed=bool(at_least(ratio, 0.95)) and not any(failures.values()),
+        target="info",
+        passed=None if not any(failures.values()) else False,
         note=note,
         detail={"rate": rate, "failures": failures},
     )

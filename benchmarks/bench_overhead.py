@@ -34,7 +34,8 @@ from invites.sandbox import (
 )
 
 BASE_URL = "https://vendor.example"
-TARGETS = {"tenant_api": 1.05, "ecosuite": 1.05, "softwareone": 1.05}
+#: Information with a guard: what a vendor's latency dwarfs (see bench_vendor for what users pay).
+TARGETS = {"tenant_api": 1.25, "ecosuite": 1.25, "softwareone": 1.25}
 
 
 @attrs.frozen

@@ -35,11 +35,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Row
 
-SUITES = ("overhead", "bulk", "ratelimit", "coldstart", "memory", "ledger", "ledger-postgres")
+SUITES = (
+    "vendor",
+    "overhead",
+    "bulk",
+    "ratelimit",
+    "coldstart",
+    "memory",
+    "ledger",
+    "ledger-postgres",
+)
 OPTIONAL = ("shared",)
 
 
 def _suite(name: str) -> Callable[[bool], list[Row]]:
+    if name == "vendor":
+        import bench_vendor
+
+        return bench_vendor.run
     if name == "overhead":
         import bench_overhead
 

@@ -36,6 +36,7 @@ from ._engine import (
 from ._identity import canonical_base_url, compute_identity
 from ._pacing import Pacer, Throttle
 from ._policy import RetryPolicy
+from ._proxies import Route
 from ._reporting import route_ids
 from ._settings import ProviderSettings
 from ._telemetry import ACTIVE, Watch
@@ -112,7 +113,7 @@ class BaseProvider(Generic[S]):
         # Computed once, before anything keyed by it (the shared pace below, the ledger's records).
         self.identity: str = compute_identity(self.name, self.base_url, settings)
         timeout = timeout_for(settings)
-        self._transport = Transport(timeout, client, async_client)
+        self._transport = Transport(timeout, _route(self), client, async_client)
         self._credentials = Credentials(settings.token, settings.token_provider)
         self._store_pacer = _store_pacer(self, clock) if pacer is None else None
         self._pacer: Pacer = (
@@ -133,7 +134,6 @@ class BaseProvider(Generic[S]):
             on_attempt=settings.on_attempt,
             # Only this process's own throttle can tell for sure, without I/O, that it is idle.
             pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
-            base_url=self.base_url,
             headers=self._default_headers(),
             route_ids=route_ids(settings),
         )
@@ -376,11 +376,9 @@ class BaseProvider(Generic[S]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _connection_limit(self, *, asynchronous: bool) -> int | None:
-        """Most connections the provider's own client opens (None: the caller's client).
-
-        Bulk runs keep their concurrency within it.
-        """
+    def connection_limit(self, *, asynchronous: bool) -> int | None:
+        """Most connections the provider's own client opens to its vendor (None: the caller's
+        client). Bulk runs keep their concurrency within it."""
         return self._transport.connection_limit(asynchronous=asynchronous)
 
     # -- the drivers' work -----------------------------------------------------------------------
@@ -461,6 +459,17 @@ def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:
 
 
 # -- a pace shared through a store (logic in invites._pacing_redis; loaded only when configured) --
+
+
+def _route(provider: BaseProvider[Any]) -> Route:
+    """The proxies of the provider's own clients: the ``proxy`` setting, else the environment's.
+
+    One that cannot be used is refused here, before anything is sent.
+    """
+    try:
+        return Route(provider.settings.proxy)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc), provider=provider.name) from None
 
 
 def _store_pacer(provider: BaseProvider[Any], clock: Callable[[], float]) -> RedisPacer | None:

@@ -5,7 +5,7 @@ between chunks (:mod:`invites._deadline`)."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Final, TypeGuard, TypeVar
 
 import httpx
@@ -17,12 +17,12 @@ from .errors import UnexpectedResponse
 __all__ = [
     "BODY_LIMIT",
     "JSON_TYPED",
-    "AsyncDeadlineBound",
     "Body",
     "DeadlineBound",
     "fits",
     "from_network",
     "json_typed",
+    "past_deadline",
     "read_failure",
     "too_large",
     "undecodable",
@@ -54,29 +54,11 @@ class DeadlineBound(httpx.SyncByteStream):
         for chunk in self._stream:
             left = time_left()
             if left is not None and left <= 0:
-                raise _past_deadline(self._request)
+                raise past_deadline(self._request)
             yield chunk
 
     def close(self) -> None:
         self._stream.close()
-
-
-class AsyncDeadlineBound(httpx.AsyncByteStream):
-    """:class:`DeadlineBound` for async clients."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, request: httpx.Request) -> None:
-        self._stream = stream
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            left = time_left()
-            if left is not None and left <= 0:
-                raise _past_deadline(self._request)
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
 
 
 class Body:
@@ -176,7 +158,7 @@ def unsupported(response: httpx.Response, exc: Unsupported) -> Exception:
     )
 
 
-def _past_deadline(request: httpx.Request) -> httpx.ReadTimeout:
+def past_deadline(request: httpx.Request) -> httpx.ReadTimeout:
     # A read timeout: the request may have left, so the policy decides as for any lost answer.
     return httpx.ReadTimeout(
         "the resend's deadline passed before the answer was read", request=request

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import contextvars
 import queue
 import threading
@@ -87,6 +86,7 @@ class ThreadRun:
     def _start_worker(self) -> None:
         if not self.workers:
             _open_runs.add(self)
+            _watch_main_thread()
         worker = threading.Thread(target=self._work, name=f"invites_{len(self.workers)}")
         worker.start()
         self.workers.append(worker)
@@ -142,11 +142,27 @@ class ThreadRun:
 
 
 def _release_open_runs() -> None:
+    """Wait for the main thread to end, then tell every open run's workers to stop.
+
+    The interpreter marks the main thread ended before it joins the other threads (as
+    ``concurrent.futures`` relies on): a worker waiting for work would otherwise keep the process
+    from exiting.
+    """
+    threading.main_thread().join()
     for run in list(_open_runs):
         run.release()
 
 
-# Called just before the interpreter joins non-daemon threads, as concurrent.futures registers
-# its own shutdown: a worker waiting for work would otherwise keep the process from exiting.
-with contextlib.suppress(RuntimeError):  # imported while the interpreter shuts down
-    getattr(threading, "_register_atexit")(_release_open_runs)  # noqa: B009 (not in typeshed)
+_watch_lock = threading.Lock()
+_watching = False
+
+
+def _watch_main_thread() -> None:
+    """Start the one daemon thread of :func:`_release_open_runs` (once per process)."""
+    global _watching
+    with _watch_lock:
+        if not _watching:
+            threading.Thread(
+                target=_release_open_runs, name="invites_exit_watch", daemon=True
+            ).start()
+            _watching = True

@@ -1,11 +1,11 @@
 """The resend's deadline, enforced inside the provider's own clients' socket operations.
 
 httpx's read timeout applies to each socket read, so an answer trickled a byte at a time never
-times out. The provider's own clients use an httpcore network backend whose streams cap the
-timeout of every connect, read and write at the time left before the running resend's deadline,
-held in :data:`DEADLINE` (a monotonic instant; None outside a resend). Past it, the operation fails
-with httpcore's own timeout, which httpx maps to ``ConnectTimeout``, ``ReadTimeout`` or
-``WriteTimeout``: whether the request left is known exactly.
+times out. The provider's own clients (:mod:`invites._http`) use an httpcore network backend
+whose streams cap the timeout of every connect, read and write at the time left before the
+running resend's deadline, held in :data:`DEADLINE` (a monotonic instant; None outside a resend).
+Past it, the operation fails with httpcore's own timeout, mapped to httpx's ``ConnectTimeout``,
+``ReadTimeout`` or ``WriteTimeout``: whether the request left is known exactly.
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ import time
 import typing
 from collections.abc import Iterable
 from contextvars import ContextVar
-from typing import Any, Final
+from typing import Final
 
 import httpcore
-import httpx
 
-from ._pool import AsyncPool, SyncPool, placeholder_context
-
-__all__ = ["DEADLINE", "async_transport", "sync_transport", "time_left"]
+__all__ = ["DEADLINE", "AsyncDeadlineBackend", "DeadlineBackend", "time_left"]
 
 #: The monotonic instant the running resend must end by (per thread and per task).
 DEADLINE: Final[ContextVar[float | None]] = ContextVar("invites_deadline", default=None)
@@ -72,13 +69,18 @@ class _Stream(httpcore.NetworkStream):
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
         timeout = _capped(timeout, httpcore.ConnectTimeout)
-        return _Stream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+        try:
+            return _Stream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+        except OSError as exc:  # a refused certificate: raised as it is by some httpcore 1.0
+            raise httpcore.ConnectError(str(exc)) from exc
 
     def get_extra_info(self, info: str) -> typing.Any:
         return self._stream.get_extra_info(info)
 
 
-class _Backend(httpcore.NetworkBackend):
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sync backend, its streams' operations capped at the deadline."""
+
     def __init__(self) -> None:
         self._backend = httpcore.SyncBackend()
 
@@ -131,13 +133,19 @@ class _AsyncStream(httpcore.AsyncNetworkStream):
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
         timeout = _capped(timeout, httpcore.ConnectTimeout)
-        return _AsyncStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+        try:
+            tls = await self._stream.start_tls(ssl_context, server_hostname, timeout)
+        except OSError as exc:  # as in the sync stream
+            raise httpcore.ConnectError(str(exc)) from exc
+        return _AsyncStream(tls)
 
     def get_extra_info(self, info: str) -> typing.Any:
         return self._stream.get_extra_info(info)
 
 
-class _AsyncBackend(httpcore.AsyncNetworkBackend):
+class AsyncDeadlineBackend(httpcore.AsyncNetworkBackend):
+    """:class:`DeadlineBackend` over anyio's backend, as httpx uses under asyncio."""
+
     def __init__(self) -> None:
         self._backend = httpcore.AnyIOBackend()
 
@@ -165,27 +173,3 @@ class _AsyncBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._backend.sleep(seconds)
-
-
-def sync_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
-    """An httpx transport whose socket operations end by the running resend's deadline."""
-    transport = httpx.HTTPTransport(verify=placeholder_context(), limits=limits)
-    # httpx takes no network backend, so its pool is replaced by an equal one that has ours.
-    transport._pool = SyncPool(network_backend=_Backend(), **_pool_options(limits))
-    return transport
-
-
-def async_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """:func:`sync_transport` for asyncio (anyio's backend, as httpx uses under asyncio)."""
-    transport = httpx.AsyncHTTPTransport(verify=placeholder_context(), limits=limits)
-    transport._pool = AsyncPool(network_backend=_AsyncBackend(), **_pool_options(limits))
-    return transport
-
-
-def _pool_options(limits: httpx.Limits) -> dict[str, Any]:
-    """What httpx itself gives the pool it builds for these limits, but the TLS context."""
-    return {
-        "max_connections": limits.max_connections,
-        "max_keepalive_connections": limits.max_keepalive_connections,
-        "keepalive_expiry": limits.keepalive_expiry,
-    }

@@ -29,7 +29,6 @@ from ._reporting import AttemptEvent, Reporter
 from ._secret import Secret
 from ._settings import AttemptHook
 from ._telemetry import Watch
-from ._urls import BaseUrl
 from .errors import ConnectionFailed, InviteError, OutcomeUnknown, RateLimited, UnexpectedResponse
 from .models import Invitee, ResendResult
 
@@ -196,14 +195,12 @@ class Engine:
         clock: Callable[[], float],
         on_attempt: AttemptHook | None,
         pacing_idle: Callable[[], bool] | None = None,
-        base_url: str | None = None,
         headers: Mapping[str, str] | None = None,
         route_ids: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         # Headers every request carries (User-Agent, Accept); a call's own headers override them.
         self._default_headers = dict(headers or {})
-        self._base_url = BaseUrl(base_url)
         self.policy = policy
         self.credentials = credentials
         # Given to each request as httpx's "timeout" request extension, which its transports
@@ -428,8 +425,9 @@ class Engine:
         # The timeouts also apply over a caller's own client.
         extensions = {"timeout": self._timeout.copy()}
         try:
-            url = self._base_url.join(call.url)
-            return build(call.method, url, json=call.json, headers=headers, extensions=extensions)
+            return build(
+                call.method, call.url, json=call.json, headers=headers, extensions=extensions
+            )
         except (UnicodeError, httpx.InvalidURL) as exc:
             # e.g. a cookie a vendor set in the caller's own client that cannot be sent back
             raise UnexpectedResponse(

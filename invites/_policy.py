@@ -27,7 +27,13 @@ __all__ = [
 ]
 
 #: Transport failures raised before the request left: retrying them cannot send twice.
-CONNECT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+#: Failures before anything reached the vendor: a proxy refusing the tunnel is one.
+CONNECT_ERRORS: Final = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+)
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
@@ -190,6 +196,11 @@ class RetryPolicy:
 def _failed(failure: Exception, connect: bool, reads_only: bool) -> Decision:
     """Giving up after a transport failure: what the caller is told about the email."""
     name = type(failure).__name__
+    if isinstance(failure, httpx.ProxyError):
+        message = f"the proxy did not reach the vendor ({failure}); nothing was sent"
+        if str(failure).startswith("407"):
+            message += " (configure the proxy's credentials: http://user:password@host:port)"
+        return Decision(gave_up=True, error=ConnectionFailed, message=message)
     if connect:
         message = f"could not reach the vendor ({name}); nothing was sent"
         return Decision(gave_up=True, error=ConnectionFailed, message=message)

@@ -43,6 +43,7 @@ from ._checks import (
     variable_name,
     without_password,
 )
+from ._proxies import proxy_setting
 from ._secret import Secret
 from .errors import ConfigurationError
 
@@ -235,6 +236,8 @@ class ProviderSettings:
     allow_insecure_http: bool = False
     #: Appended to the ``User-Agent`` every request carries (``invites/<v> httpx/<v>``).
     user_agent: str | None = setting(header_text, default=None)
+    #: The http:// proxy the provider's own clients go through (else HTTPS_PROXY and the rest).
+    proxy: str | None = setting(proxy_setting, default=None, repr=_ledger_repr)
     on_attempt: AttemptHook | None = setting(callable_or_path, default=None, repr=False)
     #: Called with an ``invites.Outcome`` for each resend of this provider, single or bulk.
     on_outcome: AttemptHook | None = setting(callable_or_path, default=None, repr=False)

@@ -5,7 +5,9 @@ decoding, which is done in bounded pieces (:mod:`invites._bodies`); a body that 
 refused unread. The clients a provider creates follow no redirect, keep no cookie (so the
 credential is never replayed to another place), advertise only the codings decoded here, and end
 every socket operation by the resend's deadline (:mod:`invites._deadline`). With a caller's own
-client the deadline is checked between body chunks; its own timeouts bound the rest.
+``AsyncClient`` the event loop's timeout bounds the whole exchange by the deadline; with a
+caller's own sync ``Client`` the deadline is checked between body chunks, and the client's own
+timeouts bound each connect, write and read.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ import httpx
 
 from ._bodies import (
     BODY_LIMIT,
-    AsyncDeadlineBound,
     Body,
     DeadlineBound,
     fits,
     from_network,
+    past_deadline,
     read_failure,
     too_large,
 )
-from ._deadline import async_transport, sync_transport
+from ._deadline import time_left
 from ._decoding import ACCEPT_ENCODING
+from ._http import AsyncTransport, SyncTransport
 from ._loops import LoopOwned
+from ._proxies import Route
 from ._settings import ProviderSettings
 from .errors import ConnectionFailed
 
@@ -38,12 +42,13 @@ if TYPE_CHECKING:
 
 __all__ = ["BODY_LIMIT", "Transport", "timeout_for"]
 
-#: The provider's own clients' pool: httpx's default shape, but each connection kept idle at most
-#: 1.5 s, under the keep-alive timeouts vendors' servers commonly use (gunicorn 2 s; uvicorn,
-#: Node.js and Apache 5 s; more behind nginx or a cloud load balancer): a server that closes an
-#: idle connection just as it is reused resets the request, whose outcome is then unknown.
+#: The provider's own clients' pools (one per origin): httpx's default of 100 connections, every
+#: one of which may stay idle (see :mod:`invites._http`), but at most 1.5 s, under the keep-alive
+#: timeouts vendors' servers commonly use (gunicorn 2 s; uvicorn, Node.js and Apache 5 s; more
+#: behind nginx or a cloud load balancer): a server that closes an idle connection just as it is
+#: reused resets the request, whose outcome is then unknown.
 LIMITS: Final = httpx.Limits(
-    max_connections=100, max_keepalive_connections=20, keepalive_expiry=1.5
+    max_connections=100, max_keepalive_connections=100, keepalive_expiry=1.5
 )
 
 
@@ -61,10 +66,12 @@ class Transport:
     def __init__(
         self,
         timeout: httpx.Timeout,
+        route: Route,
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.timeout = timeout
+        self._route = route
         self._client = client
         self._owns_client = client is None
         self._foreign_async = async_client
@@ -90,7 +97,7 @@ class Transport:
                     self._client = httpx.Client(
                         timeout=self.timeout,
                         headers={"Accept-Encoding": ACCEPT_ENCODING},
-                        transport=sync_transport(LIMITS),
+                        transport=SyncTransport(LIMITS, self._route),
                         follow_redirects=False,
                         cookies=_no_cookies(),
                         event_hooks={"response": [_forget_redirect_target]},
@@ -170,7 +177,7 @@ class Transport:
         client = httpx.AsyncClient(
             timeout=self.timeout,
             headers={"Accept-Encoding": ACCEPT_ENCODING},
-            transport=async_transport(LIMITS),
+            transport=AsyncTransport(LIMITS, self._route),
             follow_redirects=False,
             cookies=_no_cookies(),
             event_hooks={"response": [_aforget_redirect_target]},
@@ -207,6 +214,9 @@ class Transport:
             # Such as the InvalidURL a caller's own client raises for an answer's Location, after
             # the request left: the retry policy reads it as an answer that may have been lost.
             return exc
+        if response.status_code == 407:
+            response.close()
+            return proxy_refused(request)
         held = False
         try:
             if response.is_stream_consumed:
@@ -236,24 +246,41 @@ class Transport:
         self, request: httpx.Request, client: httpx.AsyncClient | None = None
     ) -> httpx.Response | Exception:
         """:meth:`send` from async code, through ``client`` when the caller has looked it up
-        already (the running loop's, from :meth:`async_client`)."""
+        already (the running loop's, from :meth:`async_client`).
+
+        With a caller's own client, the event loop's timeout bounds the whole exchange by the
+        resend's deadline: its sockets do not know the deadline.
+        """
+        left = time_left() if self._foreign_async is not None else None
+        if left is None:
+            return await self._asend(request, client)
+        import asyncio  # loaded already: only async code gets here
+
+        try:
+            async with asyncio.timeout(left):
+                return await self._asend(request, client)
+        except TimeoutError:
+            # Anything may have been under way, sending included: a lost answer to the policy.
+            return past_deadline(request)
+
+    async def _asend(
+        self, request: httpx.Request, client: httpx.AsyncClient | None
+    ) -> httpx.Response | Exception:
         try:
             if client is None or self.closed:  # closed meanwhile: refused as before any send
                 client = self.async_client()
             response = await client.send(request, stream=True, follow_redirects=False)
         except Exception as exc:  # as in send()
             return exc
+        if response.status_code == 407:  # as in send()
+            await response.aclose()
+            return proxy_refused(request)
         held = False
         try:
             if response.is_stream_consumed:  # as in send()
                 await response.aread()
                 held = True
                 return response
-            stream = response.stream
-            if self._foreign_async is not None and from_network(stream, httpx.AsyncByteStream):
-                # As in send(). An asyncio timeout per request would bound the headers too, but
-                # costs about a sixth of a resend's client-side work (measured).
-                response.stream = AsyncDeadlineBound(stream, request)
             if fits(response):
                 await response.aread()
                 return response
@@ -267,6 +294,11 @@ class Transport:
         finally:
             if not (held or response.is_closed):  # reading to the end closed it already
                 await response.aclose()
+
+
+def proxy_refused(request: httpx.Request) -> httpx.ProxyError:
+    """A proxy's own 407: it forwarded nothing (no vendor answers 407)."""
+    return httpx.ProxyError("407 Proxy Authentication Required", request=request)
 
 
 def _running_loop() -> AbstractEventLoop:

@@ -51,7 +51,7 @@ def _within_pool(provider: InviteProvider, concurrency: int, *, asynchronous: bo
     grows with the queue, until they fail with ``PoolTimeout``; a caller's own client keeps the
     limits the caller gave it.
     """
-    limit = getattr(provider, "_connection_limit", None)
+    limit = getattr(provider, "connection_limit", None)
     most = limit(asynchronous=asynchronous) if callable(limit) else None
     return concurrency if most is None else min(concurrency, most)
 

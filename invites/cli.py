@@ -236,6 +236,14 @@ def _ledger_commands(commands: Any) -> None:
         "ledger does the same; this runs it ahead, e.g. from a deployment.",
     )
     migrate.add_argument("url", metavar="URL", help="postgresql://... or a SQLite path")
+    backup = actions.add_parser(
+        "backup",
+        help="copy a SQLite ledger, complete and checked, even while a run writes to it",
+        description="Copy a SQLite ledger with SQLite's online backup and check the copy. Never "
+        "copy the .db file alone while a run is live: records still in its -wal file are lost.",
+    )
+    backup.add_argument("source", metavar="SRC", help="the ledger: a path or sqlite:///path")
+    backup.add_argument("target", metavar="DEST", help="the new file to write")
 
 
 def _ledger_target(parser: argparse.ArgumentParser) -> None:
@@ -309,6 +317,10 @@ def _dispatch(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         from ._cli import migrate
 
         return migrate.run(args.url, stdout, stderr)
+    if args.command == "ledger" and args.ledger_command == "backup":
+        from ._cli.ledger import backup
+
+        return backup(args.source, args.target, stdout)
     if args.command == "ledger":
         from ._cli import ledger
 

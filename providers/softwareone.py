@@ -17,11 +17,12 @@ vendor documents for it ("Sends a new invitation if the original invite has expi
 
 from __future__ import annotations
 
+import inspect
 import os
-import sys
 import urllib.parse
 import warnings
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import attrs
@@ -227,13 +228,16 @@ _LIBRARY_DIRS = tuple(
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning issued by our caller name the user's own code."""
     level = 1  # the frame that calls warnings.warn
-    frame = sys._getframe(1)
-    while frame.f_back is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(
-        _LIBRARY_DIRS
-    ):
+    here = inspect.currentframe()
+    frame = here.f_back if here is not None else None  # our caller's
+    while frame is not None and frame.f_back is not None and _library_frame(frame):
         frame = frame.f_back
         level += 1
     return level
+
+
+def _library_frame(frame: FrameType) -> bool:
+    return str(Path(frame.f_code.co_filename).resolve()).startswith(_LIBRARY_DIRS)
 
 
 def _text(value: object) -> str | None:

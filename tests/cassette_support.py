@@ -28,12 +28,14 @@ replace personal data (emails, names) and a self-hosted tenant API's host.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from unittest import mock
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -56,6 +58,7 @@ from invites import (
     TenantMismatch,
     UserNotFound,
 )
+from invites._http import AsyncTransport, SyncTransport
 from invites.models import Access
 from invites.registry import provider_class
 from invites.sandbox import (
@@ -771,7 +774,7 @@ def cassette_vcr(*, base_url: str = CASSETTE_BASE_URL, personal: bool = False) -
     if personal:
         request_filters.append(_scrub_personal_request)
         response_filters.append(_response_body_filter(_scrub_personal))
-    recorder = vcr.VCR(
+    recorder = _VCR(
         serializer="yaml",
         match_on=MATCH_ON,
         filter_headers=[
@@ -785,6 +788,35 @@ def cassette_vcr(*, base_url: str = CASSETTE_BASE_URL, personal: bool = False) -
     )
     recorder.register_matcher("vendor_headers", _vendor_headers)
     return recorder
+
+
+@contextlib.contextmanager
+def _through_httpx_transports() -> Iterator[None]:
+    """vcrpy records and replays httpx's own transports: meanwhile, the provider's own transports
+    hand every request to one of those."""
+    sync_transport, async_transport = httpx.HTTPTransport(), httpx.AsyncHTTPTransport()
+
+    def handle(self: SyncTransport, request: httpx.Request) -> httpx.Response:
+        return sync_transport.handle_request(request)
+
+    async def ahandle(self: AsyncTransport, request: httpx.Request) -> httpx.Response:
+        return await async_transport.handle_async_request(request)
+
+    with (
+        mock.patch.object(SyncTransport, "handle_request", handle),
+        mock.patch.object(AsyncTransport, "handle_async_request", ahandle),
+    ):
+        yield
+    sync_transport.close()
+
+
+class _VCR(vcr.VCR):  # type: ignore[misc]  # vcrpy has no type hints
+    """vcrpy's VCR, with the provider's own transports going through its cassettes."""
+
+    @contextlib.contextmanager
+    def use_cassette(self, path: Any = None, **kwargs: Any) -> Iterator[Any]:
+        with _through_httpx_transports(), super().use_cassette(path, **kwargs) as cassette:
+            yield cassette
 
 
 def recorded_requests(path: Path) -> list[dict[str, Any]]:

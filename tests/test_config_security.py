@@ -7,12 +7,10 @@ Nothing here touches the network: requests go to an ``httpx.MockTransport`` that
 from __future__ import annotations
 
 import asyncio
-import ssl
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-import httpcore
 import httpx
 import pytest
 from support import VENDORS, vendor_config
@@ -25,6 +23,7 @@ from invites import (
     InviteError,
     UnexpectedResponse,
 )
+from invites._http import AsyncTransport, SyncTransport
 
 TENANT = "f1d47ff5-fb86-4c2c-a055-bd273415770b"
 TENANT_USER = "a3e8b3cd-92f7-4c96-8976-5afdb2e921bc"
@@ -338,12 +337,7 @@ def test_the_providers_own_clients_verify_tls(
         for kwargs in client_kwargs:
             assert kwargs.get("verify", True) is True
             assert kwargs.get("follow_redirects", False) is False
-        for client in clients:
-            pool = client._transport._pool  # type: ignore[attr-defined]
-            pool.create_connection(httpcore.Origin(b"https", b"vendor.example", 443))
-            context = pool._ssl_context  # loaded at the first TLS connection
-            assert context.verify_mode == ssl.CERT_REQUIRED
-            assert context.check_hostname is True
+        for client in clients:  # their TLS context: tests/test_tls_context.py
             assert client.follow_redirects is False
         await provider.aclose()
 
@@ -424,7 +418,7 @@ def test_a_redirect_with_a_malformed_location_is_unexpected(
     def handler(transport: Any, request: httpx.Request) -> httpx.Response:
         return httpx.Response(302, headers=[(b"location", location.encode())])
 
-    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handler)
+    monkeypatch.setattr(SyncTransport, "handle_request", handler)
     with (
         invites.from_config(_config("tenant_api")) as provider,
         pytest.raises(InviteError) as caught,
@@ -455,8 +449,8 @@ def vendor_over_fake_sockets(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Requ
     async def answer_async(self: Any, request: httpx.Request) -> httpx.Response:
         return answer(request)
 
-    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", lambda self, r: answer(r))
-    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", answer_async)
+    monkeypatch.setattr(SyncTransport, "handle_request", lambda self, r: answer(r))
+    monkeypatch.setattr(AsyncTransport, "handle_async_request", answer_async)
     return sent
 
 

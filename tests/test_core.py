@@ -27,8 +27,6 @@ from invites.sandbox import (
     SOFTWAREONE_ACCOUNT_ID,
     SOFTWAREONE_MEMBERSHIP_INVITED,
     TENANT_USER_INVITED,
-    RunningSandbox,
-    Sandbox,
 )
 from invites.testing import FakeProvider
 
@@ -276,30 +274,6 @@ def test_the_configured_timeout_applies_per_request_on_an_injected_client() -> N
         "write": 4.0,
         "pool": 4.0,
     }
-
-
-@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
-def test_the_providers_own_clients_ignore_proxy_variables(
-    server: RunningSandbox, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, asynchronous: bool
-) -> None:
-    # A proxy in the environment would be a path the provider's deadline does not guard.
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    config = vendor_config("tenant_api", server.url)
-
-    async def resend() -> invites.ResendResult:
-        async with invites.from_config(config) as provider:
-            return await provider.aresend_invite(TENANT_USER_INVITED)
-
-    if asynchronous:
-        result = asyncio.run(resend())
-    else:
-        with invites.from_config(config) as provider:
-            result = provider.resend_invite(TENANT_USER_INVITED)
-    assert result.status_code == 200
-    assert sandbox.emails_sent(TENANT_USER_INVITED) == 1
 
 
 def test_with_block_leaves_an_injected_client_open() -> None:

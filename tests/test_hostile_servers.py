@@ -229,8 +229,8 @@ def test_a_callers_own_sync_client_bounds_the_body_between_chunks(
     assert elapsed <= DEADLINE + TIMEOUT + MARGIN
 
 
-@pytest.mark.parametrize("handler", BODY_TRICKLES, ids=lambda handler: handler.__name__)
-def test_a_callers_own_async_client_bounds_the_body_between_chunks(
+@pytest.mark.parametrize("handler", TRICKLES, ids=lambda handler: handler.__name__)
+def test_a_callers_own_async_client_ends_a_trickled_answer_by_the_deadline(
     serve: Callable[[Handler], RawServer], handler: Handler
 ) -> None:
     server = serve(handler)

@@ -1,65 +1,77 @@
-"""The library's own clients verify TLS with one context, loaded at the first TLS connection.
+"""The library's own clients verify TLS with one context, loaded when a client first needs TLS.
 
-Loading the CA bundle is most of what creating an httpx client costs, so a provider's clients
-defer it until a connection needs TLS, and the sync client and every event loop's async client
-share the one context.
+Loading the CA bundle is most of what creating an httpx client costs: a client that only speaks
+plain HTTP never loads it, and the sync client and every event loop's async client share it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from collections.abc import Iterator
 
-import httpcore
-import httpx
+import pytest
+import trustme
+from proxy_support import Origin, serving
 from support import vendor_config
 
 import invites
-from invites._pool import verifying_context
+from invites import _http
+from invites._http import verifying_context
+from invites.errors import ConnectionFailed
+from invites.sandbox import TENANT_USER_INVITED, RunningSandbox
 
-HTTPS = httpcore.Origin(b"https", b"vendor.invalid", 443)
-HTTP = httpcore.Origin(b"http", b"vendor.invalid", 80)
-
-
-def _pool(client: httpx.Client | httpx.AsyncClient) -> Any:
-    return client._transport._pool  # type: ignore[union-attr]
+USER = "0badc0de-0000-4000-8000-000000000000"
 
 
-def _provider(base_url: str) -> invites.BaseProvider:
-    return invites.from_config(vendor_config("tenant_api", base_url))
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    ca = trustme.CA()
+    with serving(lambda loop: Origin(loop, ca)) as served:
+        yield served
 
 
-def test_a_new_client_holds_no_tls_context_and_plain_http_never_loads_one() -> None:
-    with _provider("http://127.0.0.1:9") as provider:
-        pool = _pool(provider._transport.client())
-        assert pool._ssl_context is None
-        pool.create_connection(HTTP)
-        assert pool._ssl_context is None
+def _resend(url: str, asynchronous: bool, user: str = USER) -> invites.ResendResult:
+    config = vendor_config("tenant_api", url, max_attempts=1)
+    if not asynchronous:
+        with invites.from_config(config) as provider:
+            return provider.resend_invite(user)
+
+    async def run() -> invites.ResendResult:
+        async with invites.from_config(config) as provider:
+            return await provider.aresend_invite(user)
+
+    return asyncio.run(run())
 
 
-def test_the_first_tls_connection_takes_the_shared_verifying_context() -> None:
-    with _provider("https://vendor.invalid") as provider:
-        pool = _pool(provider._transport.client())
-        pool.create_connection(HTTPS)
-        context = pool._ssl_context
-    assert context is verifying_context()
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_plain_http_never_loads_the_tls_context(
+    server: RunningSandbox, monkeypatch: pytest.MonkeyPatch, asynchronous: bool
+) -> None:
+    def refuse() -> ssl.SSLContext:
+        raise AssertionError("the TLS context was loaded")
+
+    monkeypatch.setattr(_http, "verifying_context", refuse)
+    assert _resend(server.url, asynchronous, TENANT_USER_INVITED).status_code == 200
+
+
+def test_the_shared_context_verifies_servers() -> None:
+    context = verifying_context()
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
 
 
-def test_every_event_loops_client_shares_the_sync_clients_context() -> None:
-    provider = _provider("https://vendor.invalid")
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_server_the_context_does_not_trust_is_refused_before_sending(
+    origin: Origin, asynchronous: bool
+) -> None:
+    with pytest.raises(ConnectionFailed, match="nothing was sent"):
+        _resend(origin.url, asynchronous)
+    assert origin.requests == []
 
-    async def loop_context() -> object:
-        try:
-            pool = _pool(provider._transport.async_client())
-            pool.create_connection(HTTPS)
-            return pool._ssl_context
-        finally:
-            await provider.aclose()
 
-    first = asyncio.run(loop_context())
-    provider = _provider("https://vendor.invalid")
-    second = asyncio.run(loop_context())
-    assert first is second is verifying_context()
+def test_every_client_takes_what_the_shared_context_trusts(origin: Origin) -> None:
+    origin.ca.configure_trust(verifying_context())
+    assert _resend(origin.url, asynchronous=False).status_code == 200
+    assert _resend(origin.url, asynchronous=True).status_code == 200
+    assert len(origin.requests) == 2

@@ -11,7 +11,9 @@ import argparse
 import functools
 import itertools
 import json
+import os
 import re
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -19,14 +21,14 @@ from typing import Any, Final, TextIO
 
 from .._identity import canonical_user_id
 from .._protocol import InviteProvider
-from ..errors import InviteError
+from ..errors import InviteError, redact_url
 from ..ledger import Ledger, Record
 from ..models import ResendResult
 from .common import EXIT_OK, EXIT_USAGE, UsageError, open_profiles, pick_profile
 from .display import table
 from .where import label, open_target
 
-__all__ = ["run"]
+__all__ = ["backup", "run"]
 
 #: Records read before a table's column widths are fixed; a longer selection streams after them.
 _PAGE = 500
@@ -258,3 +260,27 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     args.provider = provider
     with open_target(target, must_exist=True) as ledger:
         return action(ledger, args, stdout)
+
+
+def backup(source: str, target: str, stdout: TextIO) -> int:
+    """``invites ledger backup SRC DEST``: a complete copy of a SQLite ledger, safe while a run
+    writes to it (SQLite's online backup), checked before it is reported done."""
+    from ..ledger._sqlite_file import Untrusted, path_of
+    from ..ledger._sqlite_file import backup as copy_ledger
+
+    if "://" in source and not source.lower().startswith("sqlite://"):
+        raise UsageError(f"{redact_url(source)}: backup copies a SQLite ledger only")
+    try:
+        source_path, target_path = path_of(source), path_of(target)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not os.path.isfile(source_path):
+        raise UsageError(f"{source_path}: no such ledger file")
+    try:
+        count = copy_ledger(source_path, target_path)
+    except (Untrusted, FileExistsError) as exc:
+        raise UsageError(f"{source_path}: {exc}") from None
+    except (sqlite3.Error, OSError) as exc:
+        raise UsageError(f"{source_path} -> {target_path}: {type(exc).__name__}: {exc}") from None
+    stdout.write(f"{target_path}: a checked copy of {source_path} ({count} records)\n")
+    return EXIT_OK

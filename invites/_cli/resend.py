@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Generator, Iterator
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from .._base import BaseProvider
 from .._identity import canonical_user_id
@@ -353,6 +353,10 @@ class _Run:
                 self._write_repeat(key, written, where)
 
 
+#: Seconds a stopping run still waits for a ledger write that does not return.
+LEDGER_GIVE_UP: Final = 2.5
+
+
 @contextlib.contextmanager
 def _stop_on_signals(run: _Run) -> Iterator[None]:
     """SIGINT and SIGTERM ask the run to stop: nothing new starts, what is in flight finishes.
@@ -370,6 +374,10 @@ def _stop_on_signals(run: _Run) -> Iterator[None]:
         if run.stopping is None:
             run.stopping = signum
         run.signals += 1
+        # A ledger write that does not return (a frozen file system) must not hold the stop.
+        give_up = getattr(run.ledger, "give_up_within", None)
+        if callable(give_up):
+            give_up(LEDGER_GIVE_UP)
 
     handled = (signal.SIGINT, signal.SIGTERM)
     previous = {signum: signal.signal(signum, stop) for signum in handled}

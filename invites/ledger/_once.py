@@ -37,6 +37,7 @@ from . import (
 )
 from . import provider_identity as _identity
 from ._budget import budget_of, too_soon_error
+from ._owners import owned_by
 
 __all__ = ["DEFAULT_LEASE", "Guard", "Guarded", "outcome_status", "under_claim"]
 
@@ -150,6 +151,7 @@ class Guard:
         self.retry_unknown = retry_unknown
         self.lease = _lease_of(provider) if lease is None else lease
         self.owner = new_owner()
+        owned_by(self.owner, self)  # alive to other claimers on this host while this guard is
         self.budget = _budget_of(provider, ignore_budget)
 
     def _claim_options(self, ignore_budget: bool) -> dict[str, object]:
@@ -183,7 +185,8 @@ class Guard:
             )
         except InviteError as exc:
             claimed(self.provider_name, "error")
-            return Guarded(status="failed", error=exc)  # nothing was claimed, nothing sent
+            # Nothing was sent; an unfinished claim (OutcomeUnknown) may still read unknown.
+            return Guarded(status=outcome_status(exc), error=exc)
         claimed(self.provider_name, _claim_result(claim))
         if not claim.granted:
             return self.replay(claim)
@@ -221,7 +224,7 @@ class Guard:
             return await self._cancelled_before_sending(key, claiming)
         except InviteError as exc:
             claimed(self.provider_name, "error")
-            return Guarded(status="failed", error=exc)
+            return Guarded(status=outcome_status(exc), error=exc)
         claimed(self.provider_name, _claim_result(claim))
         if not claim.granted:
             return self.replay(claim)

@@ -4,9 +4,36 @@ from __future__ import annotations
 
 import os
 import socket
+import weakref
 from pathlib import Path
 
-__all__ = ["owner_gone"]
+__all__ = ["owned_by", "owner_alive", "owner_gone"]
+
+# The owners of this process whose claimer still exists, each to its claimer.
+_LIVE: weakref.WeakValueDictionary[str, object] = weakref.WeakValueDictionary()
+
+
+def owned_by(owner: str, claimer: object) -> None:
+    """Record that ``claimer`` claims as ``owner`` for as long as it exists."""
+    _LIVE[owner] = claimer
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the claimer behind ``owner`` is known to run: on this host, its process runs
+    (and, for this very process, the object claiming as it still exists). False when that cannot
+    be known (another host, an owner not made by :func:`~invites.ledger.new_owner`).
+
+    A live owner's intent is never taken over, whatever its lease says: the lease is wall-clock
+    time, and a clock set ahead must not let a second process send what the first is sending. A
+    reused process id reads alive too, which errs on the side of sending nothing.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    if int(pid_text) == os.getpid():
+        return owner in _LIVE
+    return not owner_gone(owner)
 
 
 def owner_gone(owner: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import Budget, Claim, RecordKey, may_claim, read_record
 from ._budget import COUNTED, too_soon_error
 from ._json import dump_error
+from ._owners import owner_alive
 from ._sqlite_file import Row, Rows, key_params
 from ._sqlite_writer import Work
 
@@ -29,6 +30,9 @@ def claim_work(
         if not may_claim(previous, now=now, retry_unknown=retry_unknown):
             assert previous is not None
             return Claim(granted=False, record=previous, in_flight=previous.in_flight(now))
+        if previous is not None and previous.state == "intent" and owner_alive(previous.owner):
+            # Its lease ran out by this clock, but its owner runs: it may be sending right now.
+            return Claim(granted=False, record=previous, in_flight=True)
         overridden = False
         if budget is not None:
             too_soon = budget.refusal(_sends(rows, key), now)

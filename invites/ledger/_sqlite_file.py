@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
@@ -67,11 +68,25 @@ Row: TypeAlias = tuple[Any, ...]
 Rows: TypeAlias = dict[RecordKey, "Row | None"]
 
 
+class Untrusted(Exception):
+    """The file is no ledger this library can trust: the message says why and what to do."""
+
+
 def open_file(path: str, busy_timeout: float) -> sqlite3.Connection:
-    """Connect to the ledger file at ``path`` in WAL mode, creating its table when missing."""
+    """Connect to the ledger file at ``path`` in WAL mode, creating its table when missing.
+
+    Raises :class:`Untrusted` for an existing empty file or one that fails SQLite's
+    ``quick_check``: a ledger that lost its records would send every invitation again.
+    """
     directory = Path(path).parent
     if not directory.is_dir():
         raise FileNotFoundError(f"no directory {str(directory)!r}")
+    if _stays_empty(path):
+        raise Untrusted(
+            "the file exists but is empty: its records are lost, and a run would send every "
+            "invitation again; restore it from a backup (invites ledger backup), or delete it to "
+            "start a new ledger on purpose"
+        )
     connection = sqlite3.connect(
         path,
         timeout=busy_timeout,
@@ -95,6 +110,94 @@ def open_file(path: str, busy_timeout: float) -> sqlite3.Connection:
                 connection.close()
                 raise
             time.sleep(random.uniform(0.005, 0.05))
+        except sqlite3.DatabaseError as exc:  # not a database, malformed
+            connection.close()
+            raise Untrusted(_DAMAGED.format(exc=exc)) from exc
+
+
+#: How long an existing empty file may take to get its header from the process creating it.
+EMPTY_GRACE: Final = 1.0
+
+
+def _stays_empty(path: str) -> bool:
+    """Whether ``path`` is an existing file that stays empty for :data:`EMPTY_GRACE` seconds.
+
+    SQLite creates a new file empty and writes its header within milliseconds: a file still empty
+    after that lost its content (truncated by a crash, emptied by a tool), so it is no new ledger.
+    """
+    give_up = time.monotonic() + EMPTY_GRACE
+    while True:
+        try:
+            if os.path.getsize(path) > 0:
+                return False
+        except OSError:
+            return False  # no file: a new ledger
+        if time.monotonic() >= give_up:
+            return True
+        time.sleep(0.05)
+
+
+_DAMAGED: Final = (
+    "the file is damaged ({exc}); a run would trust records that may be lost or wrong: restore it "
+    "from a backup (invites ledger backup), or settle what it still holds by hand"
+)
+#: Bytes the probe writes and commits at open: room for the first claims, or a clear refusal.
+PROBE_BYTES: Final = 64 * 1024
+
+
+def check(connection: sqlite3.Connection) -> None:
+    """Raise :class:`Untrusted` unless ``PRAGMA quick_check`` finds the file sound."""
+    try:
+        problems = [row[0] for row in connection.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as exc:
+        raise Untrusted(_DAMAGED.format(exc=exc)) from exc
+    if problems != ["ok"]:
+        raise Untrusted(_DAMAGED.format(exc="; ".join(map(str, problems))))
+
+
+def probe(connection: sqlite3.Connection) -> None:
+    """Commit a write of :data:`PROBE_BYTES` and take it back: raise ``sqlite3.Error`` when the
+    file cannot take a commit now (read-only, full, locked past the busy timeout)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS invites_ledger_probe (id INTEGER PRIMARY KEY, data BLOB)"
+        )
+        connection.execute(
+            "INSERT OR REPLACE INTO invites_ledger_probe VALUES (1, zeroblob(?))", (PROBE_BYTES,)
+        )
+        connection.execute("COMMIT")
+    finally:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+    connection.execute("DELETE FROM invites_ledger_probe")
+
+
+def checkpoint(connection: sqlite3.Connection, mode: str = "PASSIVE") -> None:
+    """Copy what the WAL holds into the file itself (``TRUNCATE`` also empties the WAL)."""
+    connection.execute(f"PRAGMA wal_checkpoint({mode})")
+
+
+def backup(source: str, target: str) -> int:
+    """Copy the ledger ``source`` to the new file ``target`` with SQLite's online backup (safe
+    while a run writes to it); return the records copied. Raises :class:`Untrusted` when the
+    source or the copy fails its check, ``FileExistsError`` when ``target`` exists."""
+    if os.path.exists(target):
+        raise FileExistsError(f"{target}: exists already; choose a new file")
+    source_connection = open_file(source, 30.0)
+    try:
+        check(source_connection)
+        copy = sqlite3.connect(target)
+        try:
+            source_connection.backup(copy)
+            check(copy)
+            copy.execute("PRAGMA journal_mode = WAL")
+            count: int = copy.execute("SELECT count(*) FROM invites_ledger").fetchone()[0]
+        finally:
+            copy.close()
+    finally:
+        source_connection.close()
+    return count
 
 
 def _set_up(connection: sqlite3.Connection) -> None:

@@ -9,6 +9,11 @@ somebody waits for (a claim, a read, a flush) and shares its commit, or is commi
 after ``LINGER`` seconds when none comes. A job that checks the per-user budget also gets the
 rows of every run for its key's user (read by the same transaction, so the check and the claim
 are one atomic step for every process sharing the file).
+
+The writer copies the WAL into the file itself at least every :data:`CHECKPOINT_EVERY` seconds
+while it commits, and empties it when the ledger closes cleanly: a copy of the file alone taken
+after a clean stop holds every record. A job whose caller stopped waiting before the writer took
+it (its future cancelled) is dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from concurrent.futures import Future
 from typing import Any, Final, TypeAlias
 
 from . import RecordKey
-from ._sqlite_file import Rows, read_rows, read_user_rows, write_rows
+from ._sqlite_file import Rows, checkpoint, read_rows, read_user_rows, write_rows
 
 __all__ = ["BATCH", "LINGER", "Work", "Writer"]
 
@@ -33,6 +38,8 @@ logger = logging.getLogger("invites.ledger")
 BATCH: Final = 256
 #: Longest a lazy job waits for a claim to share its commit before it is committed on its own.
 LINGER: Final = 0.05
+#: Most seconds between two checkpoints of the WAL while the writer commits.
+CHECKPOINT_EVERY: Final = 2.0
 
 Work: TypeAlias = Callable[[Rows, float], Any]
 
@@ -67,6 +74,7 @@ class Writer:
         self._failure = failure
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
+        self._checkpoint_due = time.monotonic() + CHECKPOINT_EVERY
         self._close_lock = threading.Lock()
         self._thread = threading.Thread(
             target=self._loop, args=(connection,), name="invites-ledger", daemon=True
@@ -86,19 +94,21 @@ class Writer:
             self._jobs.put(job)
         return job.future
 
-    def close(self) -> None:
-        """Commit what is queued, then stop. Idempotent."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Commit what is queued, then stop; False when the writer did not finish within
+        ``timeout`` seconds (a write that does not return: it is left behind). Idempotent."""
         with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._jobs.put(None)
+            if not self._closed:
+                self._closed = True
+                self._jobs.put(None)
         if threading.current_thread() is not self._thread:
-            self._thread.join()
+            self._thread.join(timeout)
+        return not self._thread.is_alive() or threading.current_thread() is self._thread
 
     def _loop(self, connection: sqlite3.Connection) -> None:
         batch: list[_Job] = []
         due = 0.0  # when the lazy jobs in ``batch`` are committed if nothing else comes first
+        clean = False
         try:
             while True:
                 try:
@@ -117,8 +127,10 @@ class Writer:
                     self._commit(connection, batch)
                 batch = []
                 if stop:
+                    clean = True
                     return
         finally:
+            self._last_checkpoint(connection, clean)
             connection.close()
             self._closed = True
             self._fail_pending(batch)
@@ -137,6 +149,14 @@ class Writer:
             batch.append(more)
         return False
 
+    def _last_checkpoint(self, connection: sqlite3.Connection, clean: bool) -> None:
+        if not clean:
+            return
+        try:
+            checkpoint(connection, "TRUNCATE")
+        except sqlite3.Error as exc:
+            logger.warning("ledger %s: the closing checkpoint failed: %s", self._path, exc)
+
     def _fail_pending(self, batch: list[_Job]) -> None:
         failure = self._failure(RuntimeError("closed"))
         pending: list[_Job | None] = list(batch)
@@ -152,6 +172,9 @@ class Writer:
     def _commit(self, connection: sqlite3.Connection, batch: list[_Job]) -> None:
         """Run every job of ``batch`` in one transaction; answer each once the commit is synced."""
         answers: list[tuple[_Job, Any, BaseException | None]] = []
+        batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         try:
             connection.execute("BEGIN IMMEDIATE")
             now = self._clock()
@@ -182,3 +205,9 @@ class Writer:
                 job.future.set_exception(error)
             else:
                 job.future.set_result(value)
+        if time.monotonic() >= self._checkpoint_due:
+            self._checkpoint_due = time.monotonic() + CHECKPOINT_EVERY
+            try:
+                checkpoint(connection)
+            except sqlite3.Error as exc:
+                logger.warning("ledger %s: a checkpoint failed: %s", self._path, exc)
