@@ -18,7 +18,7 @@ from ..errors import ConfigurationError
 from ..models import Invitee
 from .common import UsageError, pick_profile
 
-__all__ = ["BROKER_ENV", "identity_provider", "stream"]
+__all__ = ["BROKER_ENV", "identity_provider", "sending_profile", "stream"]
 
 #: Where ``--via celery`` reads the broker URL when ``--broker`` is not given.
 BROKER_ENV: Final = "INVITES_BROKER"
@@ -76,6 +76,16 @@ def stream(
         raise UsageError(str(exc)) from None
     finally:
         app.close()
+
+
+def sending_profile(profiles: Profiles, args: argparse.Namespace) -> tuple[str, InviteProvider]:
+    """The profile ``invites resend`` sends through and its provider. With ``--via celery`` the
+    provider is built without reading its token: the workers hold the secrets, and this process
+    needs only the profile's identity and ledger (it never sends)."""
+    if args.via != "celery":
+        return pick_profile(profiles, args.profile, args.config)
+    name = args.profile or profiles.default_name or ""
+    return name, identity_provider(profiles, args.profile, args.config)
 
 
 def identity_provider(profiles: Profiles, name: str | None, path: str) -> BaseProvider[Any]:

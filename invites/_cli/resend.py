@@ -44,9 +44,9 @@ from .common import (
     UsageError,
     is_terminal,
     open_profiles,
-    pick_profile,
 )
 from .display import Progress, progress_bar
+from .fanout import sending_profile
 from .report import Tally, record_of, silence
 from .rows import BadRow, InputError, InputFile, Row, Rows, from_arguments
 from .where import label, open_target, probe, sqlite_path
@@ -391,18 +391,11 @@ def _stop_on_signals(run: _Run) -> Iterator[None]:
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """Run ``invites resend`` with parsed ``args``; returns the exit status."""
     profiles = open_profiles(args.config)
-    with contextlib.ExitStack() as stack:
-        stack.callback(profiles.close)
-        if args.via == "celery":  # the workers hold the token: only the identity is needed here
-            from .fanout import identity_provider
-
-            name = args.profile or profiles.default_name or ""
-            provider: InviteProvider = identity_provider(profiles, args.profile, args.config)
-            stack.callback(provider.close)
-        else:
-            name, provider = pick_profile(profiles, args.profile, args.config)
+    try:
+        name, provider = sending_profile(profiles, args)  # --via celery: without its token
         run = _Run(args, provider, stdout, stderr, name)
         # Installed until the ledger and the output are closed: a signal then only sets a flag.
         with _stop_on_signals(run):
             return run.execute()
-    raise AssertionError("unreachable")  # pragma: no cover
+    finally:
+        profiles.close()
