@@ -82,6 +82,7 @@ class Collector:
         note: Callable[[str], None] | None = None,
         queue: str | None = None,
         deadline: float = math.inf,
+        ignore_budget: bool = False,
     ) -> None:
         if not run:
             raise ValueError("fan_out needs a run name")
@@ -95,6 +96,7 @@ class Collector:
         self.queue = queue or str(app.conf.task_default_queue or "celery")
         self.explicit_queue = queue
         self.deadline = deadline
+        self.ignore_budget = ignore_budget
         self.pending: dict[str, _Pending] = {}
         self.sent = 0
         self.recorded = 0
@@ -141,6 +143,8 @@ class Collector:
                 "retry_unknown": self.guard.retry_unknown,
                 "identity": self.guard.identity,
                 "claims": claims,
+                # Only when set: a worker of an older version knows no such option.
+                **({"ignore_budget": True} if self.ignore_budget else {}),
             },
             task_id=str(uuid.uuid4()),
             queue=self.explicit_queue,

@@ -73,6 +73,7 @@ def fan_out(
     profiles: str | os.PathLike[str] | Profiles | None = None,
     ledger: Ledger | str | None = None,
     retry_unknown: bool = False,
+    ignore_budget: bool = False,
     timeout: float = 3600.0,
     poll_interval: float = 0.5,
     on_outcome: Callable[[Outcome], None] | None = None,
@@ -93,7 +94,9 @@ def fan_out(
     seconds is ``unknown`` (its task may still run). ``on_note`` receives what a person watching
     should know: progress every few seconds, a queue no worker consumes, a ledger that does not
     answer (default: logged as warnings on ``invites.celery``). ``queue`` names the queue the
-    workers consume (default: the app's default queue).
+    workers consume (default: the app's default queue). Under the profile's ``per_user_limit``
+    an invitee the budget refused is ``failed``, ``skipped``, with
+    :class:`~invites.ResendTooSoon`; ``ignore_budget`` tells the workers to send anyway.
     """
     deadline = time.monotonic() + timeout
     loaded = _profiles(app, profiles)
@@ -114,6 +117,7 @@ def fan_out(
                 note=on_note,
                 queue=queue,
                 deadline=deadline,
+                ignore_budget=ignore_budget,
             )
             yield from sender.send(invitees)
             yield from sender.collect(poll_interval)

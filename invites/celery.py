@@ -150,6 +150,7 @@ def resend(
     retry_unknown: bool = False,
     identity: str | None = None,
     claims: int | None = None,
+    ignore_budget: bool = False,
 ) -> dict[str, Any]:
     """Resend to ``invitee`` (see :func:`invitee_to_json`) through the worker's profile
     ``profile``, at most once per ``idempotency_key`` (a bulk run's name, or one resend's key);
@@ -163,6 +164,9 @@ def resend(
     instead of claiming again, so one task claims at most once and a ``failed`` it records is
     final. When the ledger cannot be reached nothing is claimed or sent, and the task is
     retried (up to :data:`LEDGER_RETRIES` times, then it fails with the ledger's error).
+    Under the profile's ``per_user_limit``, a user emailed too recently by any run is not sent
+    to: the outcome is ``failed`` and ``skipped`` with ``ResendTooSoon`` (recorded so in the
+    ledger); ``ignore_budget`` sends anyway.
     """
     user_id = invitee if isinstance(invitee, str) else str(invitee.get("user_id"))
     try:
@@ -183,7 +187,9 @@ def resend(
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
     if claims is not None and record is not None and record.claims > claims:
         return outcome_json(guarded_outcome(parsed, key.user_id, _replay(guard, record)))
-    guarded = guard.run(idempotency_key, parsed, provider.resend_invite)
+    guarded = guard.run(
+        idempotency_key, parsed, provider.resend_invite, ignore_budget=ignore_budget
+    )
     error = guarded.error
     if guarded.status == "failed" and isinstance(error, ConnectionFailed) and _ledgers(error):
         raise self.retry(exc=error, countdown=_backoff(self.request.retries))

@@ -30,7 +30,12 @@ __all__ = ["Profiles", "from_config", "from_env", "load_profiles"]
 
 ENV_PREFIX = "INVITES_"
 #: Variables under the prefix that are no key: the live tests' and the test suite's own.
-NOT_KEYS = ("INVITES_LIVE_", "INVITES_REQUIRE_SERVICES", "INVITES_SEEDS_DIR")
+NOT_KEYS = (
+    "INVITES_LIVE_",
+    "INVITES_REQUIRE_SERVICES",
+    "INVITES_SEEDS_DIR",
+    "INVITES_MPT_PYTHON",
+)
 _CONVENTIONAL = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 
 

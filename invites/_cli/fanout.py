@@ -67,6 +67,7 @@ def stream(
             profiles=args.config,
             ledger=ledger,
             retry_unknown=args.retry_unknown,
+            ignore_budget=args.ignore_budget,
             timeout=args.wait,
             queue=args.queue,
             on_outcome=on_outcome,
