@@ -358,7 +358,7 @@ class _Run:
 
 
 #: Seconds a stopping run still waits for a ledger write that does not return.
-LEDGER_GIVE_UP: Final = 2.5
+LEDGER_GIVE_UP: Final = 1.5
 
 
 @contextlib.contextmanager
