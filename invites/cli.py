@@ -32,8 +32,9 @@ timezone, user_type. Bad rows are reported with their line numbers and counted a
 
 output: one JSON object per input row: user_id, row ("line 7", "argument 2"), outcome (sent |
 already_verified | failed | unknown), error (exception class or null), message, status_code,
-skipped (true when nothing was sent for this row: the journal settled it, or it repeats an earlier
-row, named by duplicate_of).
+skipped (true when nothing was sent for this row: the journal settled it, the profile's
+per_user_limit refused it (error ResendTooSoon), or it repeats an earlier row, named by
+duplicate_of).
 
 journal: a ledger (a SQLite path, sqlite:///... or postgresql://...; without --journal, the
 profile's `ledger` key; stderr names the one used). Each resend is claimed in it before it is sent
@@ -41,7 +42,9 @@ and its outcome recorded after; a rerun with the same ledger and --run skips inv
 or verified and reports those whose earlier outcome is unknown (the email may have gone) without
 resending them. A ledger that cannot be opened or read stops the run before anything is sent
 (exit status 2). List them with `invites ledger show LEDGER --state unknown`; settle each with
-`invites ledger settle LEDGER USER_ID --as sent|failed` once checked.
+`invites ledger settle LEDGER USER_ID --as sent|failed` once checked. A profile with per_user_limit
+counts every run in that ledger: a row whose user was emailed too recently, by any run, is
+skipped with ResendTooSoon and does not fail the run (--ignore-budget sends anyway).
 
 exit status: 0 all sent or already verified, 1 any failed or unknown, 2 usage or configuration
 error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); after a stop the resends in flight
@@ -162,6 +165,12 @@ def _resend_command(commands: Any) -> None:
         help="resend to invitees the journal shows with an unknown outcome (they may get the "
         "email twice)",
     )
+    resend.add_argument(
+        "--ignore-budget",
+        action="store_true",
+        help="send even to users the profile's per_user_limit says were emailed too recently "
+        "(this run only; the ledger records each resend that went over it)",
+    )
     _worker_arguments(resend)
 
 
@@ -172,10 +181,14 @@ def _worker_arguments(resend: argparse.ArgumentParser) -> None:
         choices=("local", "celery"),
         default="local",
         help="local: resend from this process (default); celery: send one task per invitee to "
-        "the workers on --broker and collect the outcomes from the profile's ledger",
+        "the workers on --broker and collect the outcomes from the profile's ledger (or "
+        "$INVITES_LEDGER); the profile's token is not needed",
     )
     resend.add_argument(
-        "--broker", metavar="URL", help="the Celery broker the workers consume (--via celery)"
+        "--broker",
+        metavar="URL",
+        help="the Celery broker the workers consume (--via celery; default: $INVITES_BROKER, "
+        "which keeps its password off the command line)",
     )
     resend.add_argument(
         "--queue",
@@ -208,6 +221,12 @@ def _ledger_commands(commands: Any) -> None:
     )
     for parser in (show, export, settle):
         _ledger_target(parser)
+    show.add_argument(
+        "--user",
+        metavar="ID",
+        help="this user's records across every run, oldest send first, with when each was sent "
+        "and whether it counts against per_user_limit",
+    )
     for parser in (show, export):
         parser.add_argument("--run", metavar="NAME", help="only this run")
         parser.add_argument(

@@ -30,7 +30,12 @@ __all__ = ["Profiles", "from_config", "from_env", "load_profiles"]
 
 ENV_PREFIX = "INVITES_"
 #: Variables under the prefix that are no key: the live tests' and the test suite's own.
-NOT_KEYS = ("INVITES_LIVE_", "INVITES_REQUIRE_SERVICES", "INVITES_SEEDS_DIR")
+NOT_KEYS = (
+    "INVITES_LIVE_",
+    "INVITES_REQUIRE_SERVICES",
+    "INVITES_SEEDS_DIR",
+    "INVITES_MPT_PYTHON",
+)
 _CONVENTIONAL = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 
 
@@ -137,6 +142,10 @@ class Profiles(Mapping[str, "BaseProvider"]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._settings  # without building: Mapping's own would
+
+    def settings(self, name: str) -> ProviderSettings:
+        """Profile ``name``'s checked settings, without building it (its token is not read)."""
+        return self._settings[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._settings)

@@ -88,7 +88,9 @@ class TenantApiProvider(BaseProvider[TenantApiSettings]):
                 provider=self.name,
                 user_id=user_id,
             )
-        url = self._users + self.canonical_user_id(user_id) + "/resend-invite"
+        # canonical_user_id of a UUID just matched (the invitee arrives canonical from the base;
+        # a flow driven directly may not)
+        url = self._users + user_id.lower() + "/resend-invite"
         response = yield Call("POST", url, headers=self._headers)
         if response.status_code == 200:
             message = json_object(response, provider=self.name, user_id=user_id).get("message")

@@ -68,7 +68,9 @@ CURRENT = f"/public/v1/accounts/accounts/{SOFTWAREONE_ACCOUNT_ID}/users"
 TRACE_ID = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00")
 INVITATION_URL = re.compile(r"https://portal\.sandbox\.invalid/invitations/[0-9a-f]{24}")
 CIRCULAR = {str(index): char for index, char in enumerate("[Circular Reference]")}
-# The top-level fields of the published account-user object (no top-level ``status``).
+# The top-level fields of the published account-user object as the invite actions and the
+# deprecated family answer it (``AccountUserQueryLegacy``; no top-level ``status``). A GET on
+# the current family answers ``AccountUser``: the same less ``lastLoginAt``.
 ACCOUNT_USER_FIELDS = {
     "id",
     "audit",
@@ -336,8 +338,9 @@ def test_softwareone_resend_renews_an_invited_membership(
     assert INVITATION_URL.fullmatch(body["invitation"]["url"])
     assert body["user"]["id"] == SOFTWAREONE_USER_INVITED
     assert body["account"]["id"] == SOFTWAREONE_ACCOUNT_ID
-    assert body["audit"]["created"]["by"] == CIRCULAR
-    assert body["audit"]["updated"]["by"] == CIRCULAR
+    # The schema's ``Id`` object; the published example's junk only when asked for.
+    assert body["audit"]["created"]["by"] == body["audit"]["updated"]["by"]
+    assert set(body["audit"]["created"]["by"]) == {"id", "name", "icon"}
     assert set(body["audit"]) == {"created", "updated", "invitationAcceptedAt", "access", "joined"}
     # Each resend issues a fresh invitation link; a read shows the latest one.
     assert second.json()["invitation"]["url"] != body["invitation"]["url"]
@@ -362,10 +365,41 @@ def test_softwareone_reads_the_membership_state(
     for response in (legacy, current):
         assert response.status_code == 200
         body = response.json()
-        assert set(body) == ACCOUNT_USER_FIELDS
         assert (body["id"], body["user"]["id"]) == (membership_id, user_id)
         assert body["invitation"]["status"] == status
+    assert set(legacy.json()) == ACCOUNT_USER_FIELDS
+    assert "invitationAcceptedAt" in legacy.json()["audit"]
+    # AccountUser defines neither lastLoginAt nor audit.invitationAcceptedAt.
+    assert set(current.json()) == ACCOUNT_USER_FIELDS - {"lastLoginAt"}
+    assert set(current.json()["audit"]) == {"created", "updated", "access", "joined"}
     assert vendors.sandbox.emails_snapshot() == {}
+
+
+@pytest.mark.parametrize(
+    "path", [f"{LEGACY}/{SOFTWAREONE_MEMBERSHIP_ACTIVE}", f"{CURRENT}/{SOFTWAREONE_USER_ACTIVE}"]
+)
+def test_softwareone_get_honours_select(vendors: Harness, path: str) -> None:
+    response = vendors.client.get(
+        path, params={"select": "-audit,-modules,+groups,-id"}, headers=SOFTWAREONE_AUTH
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert "audit" not in body
+    assert "modules" not in body
+    assert {"id", "groups", "invitation"} <= set(body)  # id is always kept
+
+
+def test_softwareone_can_answer_the_published_examples_audit_artifact(vendors: Harness) -> None:
+    vendors.sandbox.vendor(SoftwareOneSandbox).audit_by_artifact = True
+    try:
+        body = vendors.client.get(
+            f"{CURRENT}/{SOFTWAREONE_USER_ACTIVE}", headers=SOFTWAREONE_AUTH
+        ).json()
+    finally:
+        vendors.sandbox.vendor(SoftwareOneSandbox).audit_by_artifact = False
+
+    assert body["audit"]["created"]["by"] == body["audit"]["updated"]["by"] == CIRCULAR
 
 
 def test_softwareone_top_level_status_scenario_adds_the_members_status(vendors: Harness) -> None:
@@ -380,7 +414,7 @@ def test_softwareone_top_level_status_scenario_adds_the_members_status(vendors: 
     finally:
         vendors.sandbox.vendor(SoftwareOneSandbox).shape = PUBLISHED
 
-    assert set(active.json()) == ACCOUNT_USER_FIELDS | {"status"}
+    assert set(active.json()) == ACCOUNT_USER_FIELDS - {"lastLoginAt"} | {"status"}
     assert active.json()["status"] == active.json()["invitation"]["status"] == "Active"
     assert resent.json()["status"] == "Invited"
     with pytest.raises(ValueError, match="shape must be one of published, top_level_status"):
@@ -434,6 +468,11 @@ def test_softwareone_refuses_to_resend_to_an_active_member(vendors: Harness, pat
     body = response.json()
     assert body["status"] == 400
     assert body["type"] == "https://tools.ietf.org/html/rfc9110#section-15.5.1"
+    # The published 400 example's shape (tests/data/softwareone-errors-handling-400.json).
+    assert (body["title"], body["detail"]) == (
+        "Bad Request",
+        "One or more validation errors occurred.",
+    )
     assert body["errors"] == {"status": ["Account user is not in Invited state."]}
     assert TRACE_ID.fullmatch(body["traceId"])
     assert vendors.sandbox.emails_snapshot() == {}

@@ -189,7 +189,8 @@ def test_active_member_is_already_verified_after_reading_its_state(
     assert outcome.details["state"] == "Active"
     # Problem details whose ``errors`` is a mapping of field -> messages.
     assert outcome.details["errors"] == ["status: Account user is not in Invited state."]
-    assert outcome.details["title"] == "One or more validation errors occurred."
+    assert outcome.details["title"] == "Bad Request"
+    assert outcome.message.startswith("One or more validation errors occurred.")
     assert TRACE_ID.fullmatch(outcome.request_id or "")
     assert "Account user is not in Invited state." in str(outcome)
     assert sandbox.emails_snapshot() == {}

@@ -144,6 +144,10 @@ class _Counted:
 def _show(ledger: Ledger, args: argparse.Namespace, stdout: TextIO) -> int:
     """A table of the selected records: drawn whole when they fit in one page, otherwise in
     columns as wide as the first page's, streamed (memory stays flat, however many there are)."""
+    if getattr(args, "user", None) is not None:
+        from .ledger_user import show_user
+
+        return show_user(ledger, args, stdout)
     rows = _Counted(_selected(ledger, args))
     stream = iter(rows)
     page = list(itertools.islice(stream, _PAGE))
@@ -213,15 +217,16 @@ def _export(ledger: Ledger, args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_OK
 
 
-def _matches(ledger: Ledger, args: argparse.Namespace) -> list[Record]:
-    """The records of ``args.user_id``: as written, else (a UUID) in its canonical lower case."""
+def _matches(ledger: Ledger, args: argparse.Namespace, limit: int | None = 20) -> list[Record]:
+    """The records of ``args.user_id`` (at most ``limit``): as written, else (a UUID) in its
+    canonical lower case."""
     user_id = args.user_id
     if args.provider is not None:
         user_id = canonical_user_id(args.provider, user_id)
-    matches = list(itertools.islice(ledger.records(run=args.run, user_id=user_id), 20))
+    matches = list(itertools.islice(ledger.records(run=args.run, user_id=user_id), limit))
     if not matches and _UUID.fullmatch(user_id) and user_id.lower() != user_id:
         lower = ledger.records(run=args.run, user_id=user_id.lower())
-        matches = list(itertools.islice(lower, 20))
+        matches = list(itertools.islice(lower, limit))
     return matches
 
 
@@ -258,7 +263,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     target, provider = _target(args)
     args.shown = label(target)
     args.provider = provider
-    with open_target(target, must_exist=True) as ledger:
+    reading = args.ledger_command != "settle"
+    with open_target(target, must_exist=True, read_only=reading) as ledger:
         return action(ledger, args, stdout)
 
 

@@ -46,6 +46,8 @@ class Tally:
     skipped: Counter[str] = attrs.field(factory=Counter)
     duplicates: int = 0
     would_send: int = 0
+    #: Invitees the per-user budget skipped (nothing sent: emailed recently by some run).
+    too_soon: int = 0
 
     def write(self, stderr: TextIO, elapsed: float, *, dry_run: bool) -> None:
         """The summary a person reads on stderr after the run."""
@@ -64,6 +66,8 @@ class Tally:
             {(outcome, error or "-"): n for (outcome, error), n in self.counts.items()}
         )
         counted.update({(status, "skipped (journal)"): n for status, n in self.skipped.items()})
+        if self.too_soon:
+            counted["failed", "ResendTooSoon: skipped (per-user budget)"] = self.too_soon
         rows = [
             [outcome, detail, str(count)]
             for (outcome, detail), count in sorted(
@@ -81,9 +85,11 @@ class Tally:
             f"{totals['failed']} failed",
             f"{totals['unknown']} unknown",
         ]
-        skipped = sum(self.skipped.values())
-        if skipped:
-            parts.append(f"{skipped} skipped (journal)")
+        skipped = sum(self.skipped.values()) + self.too_soon
+        if skipped - self.too_soon:
+            parts.append(f"{skipped - self.too_soon} skipped (journal)")
+        if self.too_soon:
+            parts.append(f"{self.too_soon} skipped (per-user budget)")
         if self.duplicates:
             parts.append(f"{self.duplicates} repeated rows")
         stderr.write(
@@ -94,6 +100,12 @@ class Tally:
                 f"invites: {self.skipped['unknown']} invitees with an unknown outcome were "
                 "skipped: check them (invites ledger show --state unknown), then settle them "
                 "(invites ledger settle) or resend with --retry-unknown\n"
+            )
+        if self.too_soon:
+            stderr.write(
+                f"invites: {self.too_soon} invitees were emailed within per_user_limit's window "
+                "(by this or another run) and were not sent again; see when with "
+                "invites ledger show --user ID, or send anyway with --ignore-budget\n"
             )
         stderr.flush()
 

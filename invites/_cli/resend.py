@@ -44,9 +44,9 @@ from .common import (
     UsageError,
     is_terminal,
     open_profiles,
-    pick_profile,
 )
 from .display import Progress, progress_bar
+from .fanout import sending_profile
 from .report import Tally, record_of, silence
 from .rows import BadRow, InputError, InputFile, Row, Rows, from_arguments
 from .where import label, open_target, probe, sqlite_path
@@ -211,6 +211,7 @@ class _Run:
             ledger=self.ledger,
             run=self.args.run if self.ledger is not None else None,
             retry_unknown=self.args.retry_unknown,
+            ignore_budget=self.args.ignore_budget and self.ledger is not None,
         )
 
     def _invitees(self, rows: Rows) -> Iterator[Invitee]:
@@ -323,7 +324,10 @@ class _Run:
         record["row"] = self.first_row.get(outcome.user_id)
         record["skipped"] = outcome.skipped
         if outcome.skipped:
-            self.tally.skipped[outcome.status] += 1
+            if outcome.too_soon:  # the budget did its job: not a failure of the run
+                self.tally.too_soon += 1
+            else:
+                self.tally.skipped[outcome.status] += 1
             self.screen.advance()
             self._write(outcome.user_id, record)
         else:
@@ -354,7 +358,7 @@ class _Run:
 
 
 #: Seconds a stopping run still waits for a ledger write that does not return.
-LEDGER_GIVE_UP: Final = 2.5
+LEDGER_GIVE_UP: Final = 1.5
 
 
 @contextlib.contextmanager
@@ -392,7 +396,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """Run ``invites resend`` with parsed ``args``; returns the exit status."""
     profiles = open_profiles(args.config)
     try:
-        name, provider = pick_profile(profiles, args.profile, args.config)
+        name, provider = sending_profile(profiles, args)  # --via celery: without its token
         run = _Run(args, provider, stdout, stderr, name)
         # Installed until the ledger and the output are closed: a signal then only sets a flag.
         with _stop_on_signals(run):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import attrs
@@ -91,13 +92,30 @@ def too_soon_error(
     """The error a claim the budget refused stands for (without ``too_soon``: the part a store
     fills in, ``retry_after`` and ``details["last_sent_at"]``)."""
     details: dict[str, Any] = {"per_user_limit": budget.text, "sends": budget.limit}
-    if too_soon is not None:
+    message = f"per_user_limit {budget.text} reached for this user (every run sharing the ledger "
+    if too_soon is None:
+        message += "counts)"
+    else:
         details.update(sends=too_soon.sends, last_sent_at=too_soon.last_sent_at)
+        last = datetime.fromtimestamp(too_soon.last_sent_at, UTC).isoformat(timespec="seconds")
+        message += f"counts): last sent {last}, one more fits in {_duration(too_soon.retry_after)}"
     return ResendTooSoon(
-        f"per_user_limit {budget.text} reached for this user (every run sharing the ledger "
-        "counts); nothing was sent",
+        message + "; nothing was sent",
         provider=provider,
         user_id=user_id,
         retry_after=None if too_soon is None else round(too_soon.retry_after, 3),
         details=details,
     )
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` for a person: ``45s``, ``12m05s``, ``3h20m``, ``2d04h``."""
+    whole = max(round(seconds), 1)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

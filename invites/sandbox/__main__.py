@@ -2,7 +2,10 @@
 
 Prints the base URL, the sandbox's (fake) credentials and any users it seeded (``--users N``,
 written one CSV per vendor with ``--users-dir``), then serves until interrupted. ``--stats URL``
-instead prints a running sandbox's email counts and exits.
+instead prints a running sandbox's email counts and exits. ``--hidden-limit RPS`` puts a vendor's
+rate limit in front (``--announce-budget``, ``--limit-schedule``: see
+:mod:`invites.sandbox._limit`). ``--assume VENDOR.SWITCH=VALUE`` switches an answer no vendor
+documents (README, "What the sandbox assumes").
 """
 
 from __future__ import annotations
@@ -12,14 +15,16 @@ import csv
 import json
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from ._app import create_app
 from ._core import RESERVED_PREFIX, Sandbox
 from ._faults import Fault
+from ._limit import ANNOUNCE_STYLES, LIMIT_PATH, HiddenLimit, LimitGate, parse_schedule
 from ._server import base_url, quiet_deliberate_drops
 from .ecosuite import EcosuiteSandbox
 from .softwareone import PUBLISHED, TOP_LEVEL_STATUS, SoftwareOneSandbox
@@ -41,6 +46,37 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
     return value
+
+
+def _flag(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise ValueError(f"expected true or false, not {text!r}")
+    return text == "true"
+
+
+# The sandbox's assumptions (README, "What the sandbox assumes"): switch name -> value parser.
+_ASSUMPTIONS: dict[str, Callable[[str], object]] = {
+    "softwareone.active_status": int,
+    "softwareone.expired_status": int,
+    "softwareone.audit_by_artifact": _flag,
+    "ecosuite.token_refusal": int,
+    "ecosuite.forbidden_status": int,
+    "ecosuite.accept_bearer": _flag,
+    "tenant_api.already_verified_status": int,
+}
+
+
+def _assumption(text: str) -> tuple[str, str, object]:
+    """``VENDOR.SWITCH=VALUE`` as (vendor, switch, value); the vendor checks the value."""
+    key, equals, value = text.partition("=")
+    if not equals or key not in _ASSUMPTIONS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(_ASSUMPTIONS)}=VALUE")
+    try:
+        parsed = _ASSUMPTIONS[key](value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{key}: {exc}") from None
+    vendor, _, switch = key.partition(".")
+    return vendor, switch, parsed
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -69,6 +105,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "--rate-limit", type=float, default=None, metavar="RPS", help="requests per second"
     )
     parser.add_argument("--retry-after", type=int, default=1, help="Retry-After of faults")
+    _limit_arguments(parser)
     parser.add_argument(
         "--legacy-removed",
         action="store_true",
@@ -78,6 +115,15 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "--softwareone-top-level-status",
         action="store_true",
         help="SoftwareOne account users also carry a top-level status (not the published shape)",
+    )
+    parser.add_argument(
+        "--assume",
+        type=_assumption,
+        action="append",
+        default=[],
+        metavar="VENDOR.SWITCH=VALUE",
+        help="switch an answer no vendor documents, e.g. softwareone.active_status=409 "
+        f"(repeatable; switches: {', '.join(_ASSUMPTIONS)})",
     )
     parser.add_argument(
         "--users",
@@ -119,17 +165,25 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m invites.sa
             _write_users(args.users_dir, seeded)
         except OSError as exc:
             parser.error(f"--users-dir {args.users_dir}: {exc.strerror}")
-    _serve(sandbox, args.host, args.port, _seeded_lines(seeded, args.users_dir))
+    try:
+        limit = _limit(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    _serve(sandbox, args.host, args.port, _seeded_lines(seeded, args.users_dir), limit)
 
 
 def _sandbox(args: argparse.Namespace) -> Sandbox:
+    assumed: dict[str, dict[str, Any]] = {"ecosuite": {}, "softwareone": {}, "tenant_api": {}}
+    for vendor, switch, value in args.assume:
+        assumed[vendor][switch] = value
     vendors = [
-        EcosuiteSandbox(),
+        EcosuiteSandbox(**assumed["ecosuite"]),
         SoftwareOneSandbox(
             legacy_removed=args.legacy_removed,
             shape=TOP_LEVEL_STATUS if args.softwareone_top_level_status else PUBLISHED,
+            **assumed["softwareone"],
         ),
-        TenantApiSandbox(),
+        TenantApiSandbox(**assumed["tenant_api"]),
     ]
     return Sandbox(
         vendors=vendors,
@@ -174,10 +228,46 @@ def _print_stats(parser: argparse.ArgumentParser, url: str) -> None:
     sys.stdout.write(json.dumps(stats, indent=2, sort_keys=True) + "\n")
 
 
-def _serve(sandbox: Sandbox, host: str, port: int, seeded: list[str]) -> None:
-    config = uvicorn.Config(
-        create_app(sandbox), host=host, port=port, log_level="info", lifespan="off"
+def _limit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hidden-limit",
+        type=float,
+        default=None,
+        metavar="RPS",
+        help="a vendor's rate limit in front of every vendor (a token bucket of one second); "
+        f"GET/POST {LIMIT_PATH} reads or changes it",
     )
+    parser.add_argument(
+        "--announce-budget",
+        choices=ANNOUNCE_STYLES,
+        default=None,
+        help="with --hidden-limit: announce it in RateLimit fields (ietf: the current draft), "
+        "RateLimit-Limit/-Remaining/-Reset (draft) or X-RateLimit-* (x)",
+    )
+    parser.add_argument(
+        "--limit-schedule",
+        default=None,
+        metavar="S:RPS,...",
+        help="with --hidden-limit: change it to RPS at S seconds after start, e.g. 20:20",
+    )
+
+
+def _limit(args: argparse.Namespace) -> HiddenLimit | None:
+    if args.hidden_limit is None:
+        if args.announce_budget is not None or args.limit_schedule is not None:
+            raise ValueError("--announce-budget and --limit-schedule need --hidden-limit")
+        return None
+    schedule = parse_schedule(args.limit_schedule) if args.limit_schedule else []
+    return HiddenLimit(args.hidden_limit, announce=args.announce_budget, schedule=schedule)
+
+
+def _serve(
+    sandbox: Sandbox, host: str, port: int, seeded: list[str], limit: HiddenLimit | None = None
+) -> None:
+    app: Any = create_app(sandbox)
+    if limit is not None:
+        app = LimitGate(app, limit, sandbox)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off")
     server = uvicorn.Server(config)
     quiet_deliberate_drops()
     sock = config.bind_socket()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import NoReturn, cast
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -189,6 +190,19 @@ async def _stats(request: Request) -> Response:
     return JSONResponse(_sandbox_of(request.scope).stats())
 
 
+async def _unrouted(request: Request, exc: Exception) -> Response:
+    """404/405 from the router, in the JSON shape of the vendor owning the path (Starlette's
+    own answer is text/plain): e.g. an id holding a newline, which no path template takes."""
+    assert isinstance(exc, HTTPException)
+    vendor = _sandbox_of(request.scope).vendor_of(request.scope["path"])
+    if vendor is None:
+        response = json_failure(exc.status_code, "not_found", exc.detail)
+    else:
+        response = vendor.unrouted(exc.status_code)
+    response.headers.update(exc.headers or {})
+    return response
+
+
 def _route(route: VendorRoute) -> BaseRoute:
     if route.id_param is None:
         return Route(route.path, route.endpoint, methods=list(route.methods))
@@ -206,6 +220,10 @@ def create_app(sandbox: Sandbox | None = None) -> Starlette:
     sandbox = sandbox if sandbox is not None else Sandbox()
     routes = [_route(route) for vendor in sandbox.vendors for route in vendor.routes()]
     routes.append(Route(f"{RESERVED_PREFIX}/stats", _stats, methods=["GET"]))
-    app = Starlette(routes=routes, middleware=[Middleware(_Admission)])
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_Admission)],
+        exception_handlers={404: _unrouted, 405: _unrouted},
+    )
     app.state.sandbox = sandbox
     return app

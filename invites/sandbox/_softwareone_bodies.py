@@ -51,9 +51,11 @@ _PROBLEM_TYPES = {
     400: ("https://tools.ietf.org/html/rfc9110#section-15.5.1", "Bad Request"),
     401: ("https://tools.ietf.org/html/rfc9110#section-15.5.2", "Unauthorized"),
     404: ("https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found"),
+    405: ("https://tools.ietf.org/html/rfc9110#section-15.5.6", "Method Not Allowed"),
     409: ("https://tools.ietf.org/html/rfc9110#section-15.5.10", "Conflict"),
     429: ("https://tools.ietf.org/html/rfc6585#section-4", "Too Many Requests"),
     500: ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "Internal Server Error"),
+    501: ("https://tools.ietf.org/html/rfc9110#section-15.6.2", "Not Implemented"),
     503: ("https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable"),
     504: ("https://tools.ietf.org/html/rfc9110#section-15.6.5", "Gateway Timeout"),
 }
@@ -88,20 +90,38 @@ def _circular_reference() -> dict[str, str]:
     return {str(index): char for index, char in enumerate("[Circular Reference]")}
 
 
-def account_user(membership: Membership, shape: str) -> dict[str, object]:
-    """The published account-user object; with `TOP_LEVEL_STATUS`, the member's ``status`` too."""
+_AUDITOR = {"id": "USR-0000-0000", "name": "Sandbox Administrator", "icon": None}
+"""Who created and updated every membership: an ``Id`` object, as the schema has ``by``."""
+
+
+def account_user(
+    membership: Membership, shape: str, *, legacy: bool = True, by_artifact: bool = False
+) -> dict[str, object]:
+    """The published account-user object; with `TOP_LEVEL_STATUS`, the member's ``status`` too.
+
+    `legacy`: the ``AccountUserQueryLegacy`` schema, which the invite actions and the deprecated
+    family answer (``lastLoginAt``, ``audit.invitationAcceptedAt``); else ``AccountUser``, which
+    a ``GET`` on the current family answers, without them. `by_artifact`: ``audit.*.by`` as the
+    published example spells it (``{"0": "[", "1": "C", ...}``, a documentation-generator
+    artifact the schema refuses) instead of an ``Id`` object.
+    """
     accepted = membership.status == "Active"
     state: dict[str, object] = {"status": membership.status} if shape == TOP_LEVEL_STATUS else {}
-    return {
+    audit: dict[str, object] = {
+        "created": {"at": SEEDED_AT, "by": _circular_reference() if by_artifact else _AUDITOR},
+        "updated": {
+            "at": membership.updated_at,
+            "by": _circular_reference() if by_artifact else _AUDITOR,
+        },
+    }
+    if legacy:
+        audit["invitationAcceptedAt"] = SEEDED_AT if accepted else None
+    audit["access"] = {"at": SEEDED_AT if accepted else None}
+    audit["joined"] = {"at": SEEDED_AT if accepted else None}
+    body = {
         "id": membership.membership_id,
         **state,
-        "audit": {
-            "created": {"at": SEEDED_AT, "by": _circular_reference()},
-            "updated": {"at": membership.updated_at, "by": _circular_reference()},
-            "invitationAcceptedAt": SEEDED_AT if accepted else None,
-            "access": {"at": SEEDED_AT if accepted else None},
-            "joined": {"at": SEEDED_AT if accepted else None},
-        },
+        "audit": audit,
         "$meta": {"omitted": ["settings"]},
         "user": {"id": membership.user_id, "icon": None, "name": membership.name},
         "groups": [
@@ -125,8 +145,6 @@ def account_user(membership: Membership, shape: str) -> dict[str, object]:
                     "default": True,
                     "paid": False,
                     "type": ["Client"],
-                    "obsolete": False,
-                    "eligibility": {"multi": True, "single": True},
                 },
             }
         ],
@@ -141,23 +159,40 @@ def account_user(membership: Membership, shape: str) -> dict[str, object]:
             "url": None if accepted else membership.invitation_url,
             "status": membership.status,
         },
-        "lastLoginAt": SEEDED_AT if accepted else None,
     }
+    if legacy:
+        body["lastLoginAt"] = SEEDED_AT if accepted else None
+    return body
 
 
-def not_in_state(state: str) -> Response:
+def selected(body: dict[str, object], select: str | None) -> dict[str, object]:
+    """`body` narrowed by an RQL ``select`` (``-field`` leaves a top-level field out; ``field``
+    or ``+field`` names one that is there already); ``id`` always stays."""
+    if not select:
+        return body
+    left_out = {
+        name[1:] for name in (part.strip() for part in select.split(",")) if name.startswith("-")
+    }
+    return {key: value for key, value in body.items() if key == "id" or key not in left_out}
+
+
+VALIDATION_FAILED = "One or more validation errors occurred."
+"""The ``detail`` of the published 400 example (``errors-handling.md``)."""
+
+
+def not_in_state(state: str, status: int = 400) -> Response:
+    """A refusal for a membership in the wrong state: the published 400 example's shape
+    (``title`` "Bad Request", ``detail`` `VALIDATION_FAILED`, ``errors`` by field)."""
     return problem(
-        400,
-        None,
-        title="One or more validation errors occurred.",
-        errors={"status": [f"Account user is not in {state} state."]},
+        status, VALIDATION_FAILED, errors={"status": [f"Account user is not in {state} state."]}
     )
 
 
-def expired(membership: Membership) -> Response:
+def expired(membership: Membership, status: int = 409) -> Response:
+    """A resend to an expired invitation: no source documents it (an assumption)."""
     message = "Invitation has expired; send a new invitation."
     return problem(
-        409,
+        status,
         message,
         errors=[
             {
@@ -168,3 +203,8 @@ def expired(membership: Membership) -> Response:
             }
         ],
     )
+
+
+def not_simulated(operation: str) -> Response:
+    """501 for a documented operation the sandbox does not play, naming it."""
+    return problem(501, f"The sandbox does not simulate {operation}.")

@@ -91,6 +91,9 @@ def json_failure(
     return JSONResponse({"message": message}, status, headers=dict(headers or {}))
 
 
+_UNROUTED = {404: ("not_found", "Not Found"), 405: ("method_not_allowed", "Method Not Allowed")}
+
+
 class VendorSandbox:
     """One simulated vendor: its paths, routes and state. Subclass it (module docstring)."""
 
@@ -142,6 +145,12 @@ class VendorSandbox:
     ) -> Response:
         """A 429/500/503/504 in the vendor's error shape (`code` for vendors with codes)."""
         return json_failure(status, code, message, headers)
+
+    def unrouted(self, status: int) -> Response:
+        """A request under the vendor's paths that no route takes (404) or whose method none
+        takes (405) -- e.g. an id holding a control character -- in the vendor's error shape."""
+        code, message = _UNROUTED.get(status, ("error", "Error"))
+        return self.failure(status, code, message)
 
     def banner(self, url: str) -> str:
         """One line telling a person how to configure a client for this vendor."""

@@ -2,14 +2,21 @@
 
 Paths: ``GET /users/{userId}`` and ``PUT /users/{userId}/resend``. Auth is the raw token in
 ``Authorization`` (``Bearer <token>`` is accepted too). Errors are ``{"message": ...}``; the
-resend's only documented 400 text is ``"Invalid status value"``.
+resend's only documented 400 text is ``"Invalid status value"``. The other documented user
+operations (list, create, update, delete) answer 501 naming the operation.
+
+Assumptions (no source documents them; each is an attribute to switch): a refused token is
+``401 {"message": "Unauthorized"}`` (``token_refusal = 403``: ``{"message": "Forbidden"}``, as
+an API gateway may answer); a user the token may not manage is ``403 {"message": "Forbidden"}``
+(``forbidden_status = 404``: hidden as not found); ``Bearer <token>`` is accepted
+(``accept_bearer = False``: refused as a bad token).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -64,6 +71,23 @@ def _valid_resend_body(body: object) -> bool:
     return "access" not in body or _valid_access(body["access"])
 
 
+_REFUSAL_TEXT = {401: "Unauthorized", 403: "Forbidden", 404: "User not found"}
+# Documented user operations the sandbox does not play (the Users reference page).
+_NOT_SIMULATED = (
+    ("GET", "/users", "list users (GET /users)"),
+    ("POST", "/users", "create a user (POST /users)"),
+    ("PUT", "/users/{user_id}", "update a user (PUT /users/{userId})"),
+    ("DELETE", "/users/{user_id}", "delete a user (DELETE /users/{userId})"),
+)
+
+
+def _not_simulated(operation: str) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return _message(501, f"The sandbox does not simulate {operation}.")
+
+    return endpoint
+
+
 class EcosuiteSandbox(VendorSandbox):
     """Ecosuite's users: the seeded profiles (`ECOSUITE_PROFILES`) plus any `add_users` added.
 
@@ -74,8 +98,22 @@ class EcosuiteSandbox(VendorSandbox):
     name = "ecosuite"
     path_prefixes = ("/users",)
 
-    def __init__(self, *, token: str = ECOSUITE_TOKEN) -> None:
+    def __init__(
+        self,
+        *,
+        token: str = ECOSUITE_TOKEN,
+        token_refusal: int = 401,
+        forbidden_status: int = 403,
+        accept_bearer: bool = True,
+    ) -> None:
+        if token_refusal not in (401, 403):
+            raise ValueError(f"token_refusal must be 401 or 403, not {token_refusal!r}")
+        if forbidden_status not in (403, 404):
+            raise ValueError(f"forbidden_status must be 403 or 404, not {forbidden_status!r}")
         self.token = token
+        self.token_refusal = token_refusal
+        self.forbidden_status = forbidden_status
+        self.accept_bearer = accept_bearer
         self._profiles: dict[str, Any] = dict(ECOSUITE_PROFILES)
         super().__init__()
 
@@ -83,6 +121,10 @@ class EcosuiteSandbox(VendorSandbox):
         return [
             VendorRoute("/users/{user_id}", self.get_user, ("GET",), "user_id"),
             VendorRoute("/users/{user_id}/resend", self.resend, ("PUT",), "user_id", resend=True),
+            *(
+                VendorRoute(path, _not_simulated(operation), (method,))
+                for method, path, operation in _NOT_SIMULATED
+            ),
         ]
 
     def add_users(self, user_ids: Sequence[str]) -> None:
@@ -107,11 +149,12 @@ class EcosuiteSandbox(VendorSandbox):
 
     def _refusal(self, request: Request, user_id: str) -> JSONResponse | None:
         """401 for a bad token, 403 for a user the token may not manage, 404 for an unknown user."""
-        # The contract: the raw token; some clients send "Bearer <token>", which Ecosuite accepts.
-        if request.headers.get("authorization") not in (self.token, f"Bearer {self.token}"):
-            return _message(401, "Unauthorized")
+        # The contract: the raw token; some clients send "Bearer <token>" (an assumption: accepted).
+        accepted = (self.token, f"Bearer {self.token}") if self.accept_bearer else (self.token,)
+        if request.headers.get("authorization") not in accepted:
+            return _message(self.token_refusal, _REFUSAL_TEXT[self.token_refusal])
         if user_id == ECOSUITE_USER_FORBIDDEN:
-            return _message(403, "Forbidden")
+            return _message(self.forbidden_status, _REFUSAL_TEXT[self.forbidden_status])
         if self._profile(user_id) is None:
             return _message(404, "User not found")
         return None

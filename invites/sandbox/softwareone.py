@@ -3,10 +3,12 @@
 Paths (all under ``/public/v1``): the current ``/accounts/accounts/{accountId}/users/{userId}``
 (``GET``), ``.../resend-invite`` and ``.../send-new-invite`` (``POST``), and the same three under
 the deprecated ``/accounts/account-users/{accountUserId}``. Auth is ``Authorization: Bearer
-<token>``; errors are RFC 7807 problem details with a W3C ``traceId``; any other ``/public/...``
-path gets the gateway's ``404 {"message": "Resource not found", "statusCode": 404}``.
+<token>``; errors are RFC 7807 problem details with a W3C ``traceId``. The other documented
+operations on account users answer 501 naming the operation; any other ``/public/...`` path gets
+the gateway's ``404 {"message": "Resource not found", "statusCode": 404}``.
 
-Account users are answered in the published ``AccountUser`` shape: the membership's state only as
+Account users are answered in the published shapes (``AccountUser`` for a ``GET`` on the current
+family, ``AccountUserQueryLegacy`` otherwise): the membership's state only as
 ``invitation.status`` (``Invited``, ``Active``, ``InvitationExpired``), no top-level ``status``.
 The `TOP_LEVEL_STATUS` scenario adds the top-level ``status`` the platform's user objects carry.
 """
@@ -19,7 +21,7 @@ from dataclasses import replace
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ._core import VendorRoute, VendorSandbox
+from ._core import Endpoint, VendorRoute, VendorSandbox
 from ._data import (
     SOFTWAREONE_ACCOUNT_ID,
     SOFTWAREONE_MEMBERSHIP_ACTIVE,
@@ -43,11 +45,38 @@ from ._softwareone_bodies import (
     gateway_not_found,
     invitation_url,
     not_in_state,
+    not_simulated,
     problem,
+    selected,
     timestamp,
 )
 
-__all__ = ["PUBLISHED", "TOP_LEVEL_STATUS", "SoftwareOneSandbox", "problem"]
+__all__ = ["PUBLISHED", "REFUSAL_STATUSES", "TOP_LEVEL_STATUS", "SoftwareOneSandbox", "problem"]
+
+REFUSAL_STATUSES = (400, 409)
+"""What ``active_status`` and ``expired_status`` may be: the statuses the platform documents for
+a request refused in the resource's current state (validation, conflict)."""
+
+_CURRENT = "/public/v1/accounts/accounts/{accountId}/users"
+_LEGACY = "/public/v1/accounts/account-users"
+# Documented operations on account users the sandbox does not play: (method, path, operation).
+# The OpenAPI subset documents accept-invite and DELETE; the official client adds list, create
+# and update (PUT) on the current family.
+_NOT_SIMULATED = (
+    ("GET", "", "list account users (GET " + _CURRENT + ")"),
+    ("POST", "", "create an account user (POST " + _CURRENT + ")"),
+    ("PUT", "/{user_id}", "update an account user (PUT " + _CURRENT + "/{userId})"),
+    ("DELETE", "/{user_id}", "delete an account user (DELETE " + _CURRENT + "/{userId})"),
+    (
+        "POST",
+        "/{user_id}/accept-invite",
+        "accept-invite (POST " + _CURRENT + "/{userId}/accept-invite)",
+    ),
+)
+_LEGACY_NOT_SIMULATED = (
+    ("DELETE", "", "delete an account user (DELETE " + _LEGACY + "/{id})"),
+    ("POST", "/accept-invite", "accept-invite (POST " + _LEGACY + "/{id}/accept-invite)"),
+)
 
 _ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -69,22 +98,42 @@ class SoftwareOneSandbox(VendorSandbox):
 
     ``legacy_removed``: the deprecated ``/accounts/account-users/...`` family answers the gateway's
     ``404 {"message": "Resource not found", "statusCode": 404}``. ``shape``: `PUBLISHED` (the
-    default) or `TOP_LEVEL_STATUS`. Both are plain attributes: they may be switched while the
-    sandbox runs.
+    default) or `TOP_LEVEL_STATUS`. ``active_status`` (default 400) and ``expired_status``
+    (default 409): the status of a resend refused because the membership is ``Active`` or its
+    invitation expired, one of `REFUSAL_STATUSES` -- no source documents either (assumptions).
+    ``audit_by_artifact``: ``audit.*.by`` as the published example spells it (the
+    ``[Circular Reference]`` junk) instead of the schema's ``Id`` object.
+    All are plain attributes: they may be switched while the sandbox runs.
 
-    A resend is accepted only while the membership is ``Invited`` (400 when ``Active``, 409 when
-    ``InvitationExpired``); ``send-new-invite`` only when ``InvitationExpired`` (it becomes
-    ``Invited``). Both count one email under the path's id.
+    A resend is accepted only while the membership is ``Invited``; ``send-new-invite`` only when
+    ``InvitationExpired`` (it becomes ``Invited``; 400 otherwise). Both count one email under the
+    path's id. ``GET`` honours ``select=-field`` (a top-level field left out). Other documented
+    operations on account users (list, create, update, delete, accept-invite) answer 501 naming
+    the operation.
     """
 
     name = "softwareone"
     path_prefixes = ("/public",)
 
-    def __init__(self, *, legacy_removed: bool = False, shape: str = PUBLISHED) -> None:
+    def __init__(
+        self,
+        *,
+        legacy_removed: bool = False,
+        shape: str = PUBLISHED,
+        active_status: int = 400,
+        expired_status: int = 409,
+        audit_by_artifact: bool = False,
+    ) -> None:
         if shape not in SHAPES:
             raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
+        for name, status in (("active_status", active_status), ("expired_status", expired_status)):
+            if status not in REFUSAL_STATUSES:
+                raise ValueError(f"{name} must be 400 or 409, not {status!r}")
         self.legacy_removed = legacy_removed
         self.shape = shape
+        self.active_status = active_status
+        self.expired_status = expired_status
+        self.audit_by_artifact = audit_by_artifact
         self._added: list[tuple[str, str, str, str]] = []
         super().__init__()
 
@@ -128,6 +177,18 @@ class SoftwareOneSandbox(VendorSandbox):
             VendorRoute(current, self.get, ("GET",), current_id),
             VendorRoute(current + "/resend-invite", self.resend, ("POST",), current_id, True),
             VendorRoute(current + "/send-new-invite", self.renew, ("POST",), current_id, True),
+            *(
+                VendorRoute(
+                    "/public/v1/accounts/accounts/{account_id}/users" + tail,
+                    self._not_simulated(operation),
+                    (method,),
+                )
+                for method, tail, operation in _NOT_SIMULATED
+            ),
+            *(
+                VendorRoute(legacy + tail, self._not_simulated(operation, legacy=True), (method,))
+                for method, tail, operation in _LEGACY_NOT_SIMULATED
+            ),
             # The gateway answers every other path (the removed families too) in its own shape.
             VendorRoute("/public/{rest:path}", self.unknown_route, _ALL_METHODS),
         ]
@@ -142,6 +203,17 @@ class SoftwareOneSandbox(VendorSandbox):
             f"{self.name:<12} base_url={url}  token={SOFTWAREONE_TOKEN}"
             f"  account_id={SOFTWAREONE_ACCOUNT_ID}"
         )
+
+    def unrouted(self, status: int) -> Response:
+        """A path no route takes (an id with a control character): the gateway's 404."""
+        return gateway_not_found()
+
+    def _not_simulated(self, operation: str, *, legacy: bool = False) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            refusal = self._legacy_refusal(request) if legacy else _unauthorized(request)
+            return refusal if refusal is not None else not_simulated(operation)
+
+        return endpoint
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -171,21 +243,30 @@ class SoftwareOneSandbox(VendorSandbox):
     # --- endpoints -------------------------------------------------------------------------------
 
     def _answer(self, membership: Membership) -> Response:
-        return JSONResponse(account_user(membership, self.shape))
+        return JSONResponse(
+            account_user(membership, self.shape, by_artifact=self.audit_by_artifact)
+        )
 
-    def _read(self, membership: Membership | None, path_id: str) -> Response:
+    def _read(
+        self, membership: Membership | None, path_id: str, request: Request, *, legacy: bool
+    ) -> Response:
+        """The membership as a ``GET`` answers it: ``AccountUser`` on the current family,
+        ``AccountUserQueryLegacy`` on the deprecated one; ``select`` honoured."""
         if membership is None:
             return problem(404, f"Account user {path_id} not found.")
-        return self._answer(membership)
+        body = account_user(
+            membership, self.shape, legacy=legacy, by_artifact=self.audit_by_artifact
+        )
+        return JSONResponse(selected(body, request.query_params.get("select")))
 
     def _resend(self, membership: Membership | None, path_id: str) -> Response:
         """Resend to a live membership; allowed only while it is Invited."""
         if membership is None:
             return problem(404, f"Account user {path_id} not found.")
         if membership.status == "Active":
-            return not_in_state("Invited")
+            return not_in_state("Invited", self.active_status)
         if membership.status == "InvitationExpired":
-            return expired(membership)
+            return expired(membership, self.expired_status)
         return self._answer(self._renew(membership.membership_id, path_id))
 
     def _send_new(self, membership: Membership | None, path_id: str) -> Response:
@@ -206,7 +287,8 @@ class SoftwareOneSandbox(VendorSandbox):
         if refusal is not None:
             return refusal
         membership_id = request.path_params["membership_id"]
-        return self._read(self._find(membership_id=membership_id), membership_id)
+        member = self._find(membership_id=membership_id)
+        return self._read(member, membership_id, request, legacy=True)
 
     async def legacy_resend(self, request: Request) -> Response:
         refusal = self._legacy_refusal(request)
@@ -236,7 +318,7 @@ class SoftwareOneSandbox(VendorSandbox):
         member = self._member(request)
         if isinstance(member, Response):
             return member
-        return self._read(member, request.path_params["user_id"])
+        return self._read(member, request.path_params["user_id"], request, legacy=False)
 
     async def resend(self, request: Request) -> Response:
         member = self._member(request)

@@ -2,6 +2,11 @@
 
 Auth is ``X-API-Key`` or ``Authorization: Bearer``; ``X-Tenant-ID`` must name the credential's
 tenant. Errors are ``{"code", "message", "details"?, "notices"?}``.
+
+Assumptions (the page names no status for its errors): "User is already verified" is
+``409 already_verified`` (``already_verified_status = 400``: the other status a user may meet);
+"User not found" is ``404 not_found``; ``422 invite_cooldown`` is a code the vendor does not
+document, kept on purpose to exercise unknown codes.
 """
 
 from __future__ import annotations
@@ -40,12 +45,21 @@ def _as_uuid(text: str | None) -> uuid.UUID | None:
 
 
 class TenantApiSandbox(VendorSandbox):
-    """One tenant (`TENANT_ID`) with invited, verified and cooling-down users."""
+    """One tenant (`TENANT_ID`) with invited, verified and cooling-down users.
+
+    ``already_verified_status`` (409, or 400) is a plain attribute: it may be switched while the
+    sandbox runs.
+    """
 
     name = "tenant_api"
     path_prefixes = ("/v1",)
 
-    def __init__(self) -> None:
+    def __init__(self, *, already_verified_status: int = 409) -> None:
+        if already_verified_status not in (400, 409):
+            raise ValueError(
+                f"already_verified_status must be 400 or 409, not {already_verified_status!r}"
+            )
+        self.already_verified_status = already_verified_status
         self._invited: set[str] = set(_SEEDED_INVITED)
         super().__init__()
 
@@ -91,7 +105,8 @@ class TenantApiSandbox(VendorSandbox):
             return _error(400, "invalid_id", "User id must be a UUID.")
         user_id = str(user)
         if user_id == TENANT_USER_VERIFIED:
-            return _error(409, "already_verified", "User is already verified.")
+            status = self.already_verified_status
+            return _error(status, "already_verified", "User is already verified.")
         if user_id == TENANT_USER_COOLDOWN:
             return _error(
                 422,
