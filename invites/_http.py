@@ -134,6 +134,22 @@ class _Pools(Generic[_P]):
         return pools
 
 
+def _handed(
+    pools: _Pools[_P], request: httpx.Request, pool_type: type[_P]
+) -> tuple[_P, httpcore.Request]:
+    """The pool for ``request`` and the request as httpcore takes it.
+
+    Nothing has been sent yet: a failure here (the TLS context cannot be loaded, say) is a
+    ``ConnectError``, never an answer that may have been lost.
+    """
+    try:
+        return pools.get(request.url, pool_type), _core_request(request)
+    except Exception as exc:
+        raise httpx.ConnectError(
+            f"the connection could not be prepared ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 class SyncTransport(httpx.BaseTransport):
     """An httpx transport over httpcore pools whose socket operations end by the deadline."""
 
@@ -143,9 +159,9 @@ class SyncTransport(httpx.BaseTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        pool = self._pools.get(request.url, httpcore.ConnectionPool)
+        pool, core = _handed(self._pools, request, httpcore.ConnectionPool)
         try:
-            answer = pool.handle_request(_core_request(request))
+            answer = pool.handle_request(core)
         except Exception as exc:
             mapped = as_httpx_error(exc)
             if mapped is None:
@@ -183,8 +199,7 @@ class AsyncTransport(httpx.AsyncBaseTransport):
         self._entry = asyncio.Lock()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        pool = self._pools.get(request.url, httpcore.AsyncConnectionPool)
-        core = _core_request(request)
+        pool, core = _handed(self._pools, request, httpcore.AsyncConnectionPool)
         entry = self._entry
         await _enter(entry, request)
         inner = core.extensions.get("trace")
