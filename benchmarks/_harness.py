@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,12 +116,15 @@ def sandbox_process(
     tenant_users: int = 0,
     latency: float = 0.0,
     startup_timeout: float = 20.0,
+    options: Sequence[str] = (),
 ) -> Iterator[SandboxProcess]:
     """Start the sandbox in a child process on a free loopback port; stop it on exit.
 
     ``latency``: seconds the sandbox waits before every answer, as a vendor's server takes.
+    ``options`` go to ``_server.py`` as they are (e.g. ``--hidden-limit 40``).
     """
     command = [sys.executable, str(HERE / "_server.py"), "--port", "0", "--latency", str(latency)]
+    command += options
     if rate_limit is not None:
         command += ["--rate-limit", str(rate_limit)]
     if tenant_users:

@@ -5,6 +5,9 @@ routes it answers ``GET /__bench__/stats`` (request count, 429s drawn, emails pe
 ``POST /__bench__/reset``; neither passes through the sandbox, so neither is counted or rate
 limited.
 
+``--hidden-limit R`` puts a vendor's limit in front (``--announce-budget``, ``--limit-schedule``;
+``GET``/``POST /__sandbox__/limit``: see ``invites.sandbox._limit``).
+
 ``--tenant-users N`` makes N more tenant-API users invitable (``Sandbox.add_users``, ids from
 ``_harness.bench_tenant_users``), so a bulk run can resend to each user once.
 """
@@ -25,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import bench_tenant_users
 
 from invites.sandbox import Fault, Sandbox, create_app
+from invites.sandbox._limit import ANNOUNCE_STYLES, HiddenLimit, LimitGate, parse_schedule
 
 _JSON = [(b"content-type", b"application/json")]
 
@@ -74,6 +78,10 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=float, default=None)
     parser.add_argument("--tenant-users", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    # A vendor's hidden limit in front (invites.sandbox._limit): announced, changed mid-run.
+    parser.add_argument("--hidden-limit", type=float, default=None)
+    parser.add_argument("--announce-budget", choices=ANNOUNCE_STYLES, default=None)
+    parser.add_argument("--limit-schedule", default=None)
     args = parser.parse_args()
     # Keep the request log bounded: a long run must not grow the server's memory.
     slow = {"fault_rate": 1.0, "faults": [Fault.SLOW], "slow_seconds": args.latency}
@@ -81,7 +89,12 @@ def main() -> None:
         rate_limit=args.rate_limit, request_log_limit=1000, **(slow if args.latency else {})
     )
     widened = _add_tenant_users(sandbox, args.tenant_users) if args.tenant_users else False
-    app = _with_bench_routes(create_app(sandbox), sandbox, widened)
+    inner: Any = create_app(sandbox)
+    if args.hidden_limit is not None:
+        schedule = parse_schedule(args.limit_schedule) if args.limit_schedule else []
+        limit = HiddenLimit(args.hidden_limit, announce=args.announce_budget, schedule=schedule)
+        inner = LimitGate(inner, limit, sandbox)
+    app = _with_bench_routes(inner, sandbox, widened)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=args.port, log_level="warning", lifespan="off"
     )

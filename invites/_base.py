@@ -9,6 +9,7 @@ asynchronous I/O. No vendor and no policy is written twice.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from ._engine import (
     Call,
     Engine,
     Flow,
+    Observe,
     Pause,
     PausedFor,
     Refresh,
@@ -34,7 +36,7 @@ from ._engine import (
     Sleep,
 )
 from ._identity import canonical_base_url, compute_identity
-from ._pacing import Pacer, Throttle
+from ._pacing import Learner, Pacer, Throttle
 from ._policy import RetryPolicy
 from ._proxies import Route
 from ._reporting import route_ids
@@ -45,6 +47,7 @@ from .errors import ConfigurationError, InviteError
 from .models import Invitee, ResendResult, as_invitee
 
 if TYPE_CHECKING:
+    from ._pace_control import Tuning
     from ._pacing_redis import RedisPacer
     from .ledger import Ledger
     from .ledger._guard import ProviderLedger
@@ -116,9 +119,9 @@ class BaseProvider(Generic[S]):
         self._transport = Transport(timeout, _route(self), client, async_client)
         self._credentials = Credentials(settings.token, settings.token_provider)
         self._store_pacer = _store_pacer(self, clock) if pacer is None else None
-        self._pacer: Pacer = (
-            pacer or self._store_pacer or Throttle(settings.rate_limit, clock=clock)
-        )
+        self._pacer: Pacer = pacer or self._store_pacer or _local_pacer(settings, clock)
+        learns = isinstance(self._pacer, Learner) and self._pacer.learns
+        self._learner = self._pacer if isinstance(self._pacer, Learner) and learns else None
         self._engine = Engine(
             self.name,
             policy=RetryPolicy(
@@ -134,6 +137,7 @@ class BaseProvider(Generic[S]):
             on_attempt=settings.on_attempt,
             # Only this process's own throttle can tell for sure, without I/O, that it is idle.
             pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
+            pacing_learns=self._learner is not None,
             headers=self._default_headers(),
             route_ids=route_ids(settings),
         )
@@ -394,14 +398,17 @@ class BaseProvider(Generic[S]):
     def _closed(self) -> RuntimeError:
         return RuntimeError(f"cannot resend, as the provider {self!r} has been closed")
 
-    def _perform(self, action: Sleep | Refresh | Reserve | PausedFor | Pause) -> Reply:
+    def _perform(self, action: Sleep | Refresh | Reserve | PausedFor | Pause | Observe) -> Reply:
         """Do one action other than Send with blocking I/O; its error goes to the engine."""
         try:
             if isinstance(action, PausedFor):
                 return self._pacer.paused_for()
             if isinstance(action, Reserve):
                 return self._pacer.reserve()
-            if isinstance(action, Refresh):
+            if isinstance(action, Observe):
+                assert self._learner is not None
+                self._learner.observe(action.response)
+            elif isinstance(action, Refresh):
                 self._credentials.refresh(action.stale)
             elif isinstance(action, Pause):
                 self._pacer.pause(action.seconds)
@@ -411,14 +418,19 @@ class BaseProvider(Generic[S]):
             return exc
         return None
 
-    async def _aperform(self, action: Sleep | Refresh | Reserve | PausedFor | Pause) -> Reply:
+    async def _aperform(
+        self, action: Sleep | Refresh | Reserve | PausedFor | Pause | Observe
+    ) -> Reply:
         """Do one action other than Send with async I/O; its error goes to the engine."""
         try:
             if isinstance(action, PausedFor):
                 return await self._pacer.apaused_for()
             if isinstance(action, Reserve):
                 return await self._pacer.areserve()
-            if isinstance(action, Refresh):
+            if isinstance(action, Observe):
+                assert self._learner is not None
+                await self._learner.aobserve(action.response)
+            elif isinstance(action, Refresh):
                 await self._credentials.arefresh(action.stale)
             elif isinstance(action, Pause):
                 await self._pacer.apause(action.seconds)
@@ -458,6 +470,30 @@ def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:
     return ledger
 
 
+# -- pacing -----------------------------------------------------------------------------------
+
+
+def _local_pacer(settings: ProviderSettings, clock: Callable[[], float]) -> Pacer:
+    """This process's own pace: a fixed ``rate_limit`` (or none), or a learned one (``"auto"``)."""
+    if settings.rate_limit != "auto":
+        return Throttle(settings.rate_limit, clock=clock)
+    from ._pacing_auto import AutoThrottle
+
+    return AutoThrottle(tuning_of(settings), clock=clock)
+
+
+def tuning_of(settings: ProviderSettings) -> Tuning:
+    """The controller's tuning from the settings: ``rate_limit`` and its start and ceiling."""
+    from ._pace_control import START, Tuning
+
+    most = math.inf if settings.rate_limit_max is None else settings.rate_limit_max
+    if settings.rate_limit == "auto":
+        start = settings.rate_limit_start if settings.rate_limit_start is not None else START
+        return Tuning(start=min(start, most), most=most)
+    assert settings.rate_limit is not None
+    return Tuning(start=settings.rate_limit, most=settings.rate_limit, fixed=True)
+
+
 # -- a pace shared through a store (logic in invites._pacing_redis; loaded only when configured) --
 
 
@@ -489,7 +525,7 @@ def _store_pacer(provider: BaseProvider[Any], clock: Callable[[], float]) -> Red
     return RedisPacer(
         settings.rate_limit_store,
         identity_key(settings.rate_limit_key_prefix, provider.name, provider.identity),
-        settings.rate_limit,
-        fallback=Throttle(settings.rate_limit, clock=clock) if fallback else None,
+        None if settings.rate_limit is None else tuning_of(settings),
+        fallback=_local_pacer(settings, clock) if fallback else None,
         clock=clock,
     )

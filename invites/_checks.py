@@ -75,6 +75,26 @@ def positive(value: object, _: object = None) -> float:
     return kept
 
 
+def rate_or_auto(value: object, _: object = None) -> float | str:
+    """Requests per second, or ``"auto"`` (learned from the vendor's answers)."""
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return "auto"
+        raise Invalid('expected a number or "auto", got another text')
+    kept = number(value)
+    if kept <= 0:
+        raise Invalid("must be greater than 0")
+    return kept
+
+
+def auto_rate(value: object, settings: object = None) -> float:
+    """A positive rate that only ``rate_limit = "auto"`` uses."""
+    kept = positive(value)
+    if getattr(settings, "rate_limit", "auto") != "auto":
+        raise Invalid('applies only with rate_limit = "auto"')
+    return kept
+
+
 def non_negative(value: object, _: object = None) -> float:
     kept = number(value)
     if kept < 0:

@@ -3,10 +3,11 @@
 A vendor's flow yields :class:`Call` objects and receives ``httpx.Response`` objects. The engine
 wraps each call in pacing, token refresh, retries and reporting, and yields named actions
 (:class:`Send`, :class:`Sleep`, :class:`Refresh`, :class:`Reserve`, :class:`PausedFor`,
-:class:`Pause`) for a driver to perform with blocking or asynchronous I/O. The driver sends each
-action's result back: the answer or transport failure for :class:`Send`, seconds for
-:class:`Reserve` and :class:`PausedFor`, None otherwise; or the exception the action raised (a
-failed refresh, an unreachable pacing store), which ends the resend.
+:class:`Pause`, :class:`Observe`) for a driver to perform with blocking or asynchronous I/O. The
+driver sends each action's result back: the answer or transport failure for :class:`Send`,
+seconds for :class:`Reserve` and :class:`PausedFor`, None otherwise; or the exception the action
+raised (a failed refresh, an unreachable pacing store), which ends the resend (except for
+:class:`Observe`: the answer is in, and it stands).
 
 Whatever ends a resend after a request that may send the invitation left, other than a mapped
 :class:`~invites.InviteError` (a plug-in flow's bug, an error inside the HTTP client), ends it
@@ -38,6 +39,7 @@ __all__ = [
     "Call",
     "Engine",
     "Flow",
+    "Observe",
     "Pause",
     "PausedFor",
     "Refresh",
@@ -121,7 +123,8 @@ class Refresh(_Action):
 
 
 class Reserve(_Action):
-    """Reserve the pacer's next slot; reply the seconds to wait before sending."""
+    """Reserve the pacer's next slot; reply the seconds to wait before sending (below 0: no slot
+    was given; ask again after that many seconds)."""
 
     __slots__ = ()
 
@@ -141,10 +144,19 @@ class Pause(_Action):
         self.seconds = seconds
 
 
+class Observe(_Action):
+    """Hand the pacer the vendor's ``response`` to learn from (a pacer that learns); reply None."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+
 RESERVE: Final = Reserve()
 PAUSED_FOR: Final = PausedFor()
 
-Action: TypeAlias = "Send | Sleep | Refresh | Reserve | PausedFor | Pause"
+Action: TypeAlias = "Send | Sleep | Refresh | Reserve | PausedFor | Pause | Observe"
 Reply: TypeAlias = "httpx.Response | Exception | float | None"
 #: ``Client.build_request`` of the driver's client: merges its default headers and cookies.
 Builder: TypeAlias = Callable[..., httpx.Request]
@@ -195,6 +207,7 @@ class Engine:
         clock: Callable[[], float],
         on_attempt: AttemptHook | None,
         pacing_idle: Callable[[], bool] | None = None,
+        pacing_learns: bool = False,
         headers: Mapping[str, str] | None = None,
         route_ids: Mapping[str, str] | None = None,
     ) -> None:
@@ -211,6 +224,8 @@ class Engine:
         # True while pacing could only answer "no pause, send now": the pacing actions are then
         # skipped (None: the pacer cannot tell, so it is always asked).
         self._pacing_idle = pacing_idle
+        # The pacer reads every answer (Observe): a learned rate, a vendor's announced budget.
+        self._pacing_learns = pacing_learns
         # The last headers built: (the call's headers, the token, the merged headers). The
         # credential header is built once per token, not on every attempt.
         self._headers: tuple[Mapping[str, str] | None, Secret, dict[str, str]] | None = None
@@ -297,11 +312,12 @@ class Engine:
             sent_at = self.clock() if timed else 0.0
             reply = yield Send(request)
             run.may_have_sent |= not (call.reads_only or isinstance(reply, _UNSENT))
+            if self._pacing_learns and type(reply) is httpx.Response:
+                yield Observe(reply)  # a failure to learn leaves the answer as it is
             if type(reply) is httpx.Response and reply.status_code not in DECIDED_STATUSES:
                 self._answered(run, span, reply, None)
-                if timed:
-                    took = self.clock() - sent_at
-                    report.attempt(call.method, request, run.user_id, attempt, reply, took, None)
+                took = self.clock() - sent_at if timed else None
+                self._report(call, request, run, attempt, reply, took, DELIVER)
                 return credentials.scrubbed(reply)
             if isinstance(reply, InviteError):
                 self._answered(run, span, reply, None)
@@ -374,7 +390,8 @@ class Engine:
     def _pace(
         self, call: Call, run: _Run, attempt: int, paused: float, wait: float
     ) -> Generator[Action, Reply, None]:
-        """Wait out a pause in force (``paused``) or for a reserved slot (``wait``).
+        """Wait out a pause in force (``paused``) or for a reserved slot (``wait``; below 0: none
+        was given, ask again after ``-wait`` s).
 
         Raise RateLimited, with nothing sent, when a pause is longer than the policy may wait.
         """
@@ -393,16 +410,20 @@ class Engine:
                         attempts=run.attempts,
                     )
                 wait = _seconds((yield RESERVE))
-            if wait <= 0:
+            if wait == 0:
                 return
             if run.watch is not None:
-                run.watch.paced(wait)
-            yield Sleep(wait)
+                run.watch.paced(abs(wait))
+            yield Sleep(abs(wait))
             paused = _seconds((yield PAUSED_FOR))
-            if paused <= 0:
+            if paused > 0:
+                # A pause began while this caller waited for its slot: that slot is void (every
+                # caller holding one would send at once when the pause ends), so take a new one.
+                continue
+            if wait > 0:
                 return
-            # A pause began while this caller waited for its slot: that slot is void (every
-            # caller holding one would send at once when the pause ends), so take a new one.
+            # No slot was given (a learned pace hands them out only a little ahead): ask again.
+            wait = _seconds((yield RESERVE))
 
     def _headers_for(
         self, extra: Mapping[str, str] | None, token: Secret, auth_header: AuthHeader

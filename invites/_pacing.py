@@ -11,9 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-__all__ = ["Pacer", "Throttle"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["Learner", "Pacer", "Throttle"]
 
 Clock = Callable[[], float]
 
@@ -22,7 +25,11 @@ class Pacer(Protocol):
     """A provider-wide pace: slots for requests, and a pause that holds every caller."""
 
     def reserve(self) -> float:
-        """Reserve the next slot; seconds to wait before sending (0: now), any pause included."""
+        """Reserve the next slot; seconds to wait before sending (0: now), any pause included.
+
+        Below 0: no slot was reserved (they are handed out only so far ahead); ask again after
+        that many seconds.
+        """
         ...
 
     def paused_for(self) -> float:
@@ -46,22 +53,51 @@ class Pacer(Protocol):
         ...
 
 
+@runtime_checkable
+class Learner(Protocol):
+    """A pacer that reads the vendor's answers: the engine hands it each one while ``learns``."""
+
+    learns: bool
+
+    def observe(self, response: httpx.Response) -> None:
+        """Learn from one vendor answer (its status, ``Retry-After``, ``RateLimit`` fields)."""
+        ...
+
+    async def aobserve(self, response: httpx.Response) -> None:
+        """:meth:`observe` from async code."""
+        ...
+
+
 class Throttle:
     """A :class:`Pacer` shared by every thread and task using one provider in one process.
 
     ``rate`` (requests per second, bursts of at most ``max(1, rate)``) is enforced with the generic
     cell rate algorithm: each caller reserves the next free slot and waits until it. ``pause``
     holds every caller until a moment (a vendor's 429 ``Retry-After``), with or without a rate; a
-    slot reserved before a pause began is void, and its holder reserves a new one.
+    slot reserved before a pause began is void, and its holder reserves a new one. With a rate,
+    a budget the vendor announces in its ``RateLimit`` fields (:meth:`observe`) can lower the
+    rate while it holds, never raise it.
     """
 
-    __slots__ = ("_clock", "_interval", "_lock", "_paused_until", "_tat", "_tolerance")
+    __slots__ = (
+        "_announced",
+        "_clock",
+        "_interval",
+        "_lock",
+        "_paused_until",
+        "_tat",
+        "_tolerance",
+        "learns",
+    )
 
     def __init__(self, rate: float | None, *, clock: Clock = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._paused_until = 0.0
         self._tat = 0.0
+        # (the interval an announced budget imposes, until when it holds)
+        self._announced = (0.0, 0.0)
+        self.learns = rate is not None
         if rate is None:
             self._interval = 0.0
             self._tolerance = 0.0
@@ -80,7 +116,8 @@ class Throttle:
                 return start - now
             tat = max(self._tat, start)
             allowed = tat - self._tolerance
-            self._tat = tat + self._interval
+            interval, until = self._announced
+            self._tat = tat + (max(interval, self._interval) if now < until else self._interval)
             return max(0.0, allowed - now, start - now)
 
     def idle(self) -> bool:
@@ -101,6 +138,16 @@ class Throttle:
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
+    def observe(self, response: httpx.Response) -> None:
+        """Slow down to a budget the vendor announces, for as long as an announcement holds."""
+        from ._pace_control import FLOOR, FRESH, MARGIN
+        from ._ratelimit_fields import announced_rate
+
+        rate = announced_rate(response.headers.raw)
+        if rate is not None:
+            with self._lock:
+                self._announced = (1.0 / max(FLOOR, MARGIN * rate), self._clock() + FRESH)
+
     # The lock is only ever held for a few arithmetic steps, so the async twins need not yield.
 
     async def areserve(self) -> float:
@@ -111,3 +158,6 @@ class Throttle:
 
     async def apause(self, seconds: float) -> None:
         self.pause(seconds)
+
+    async def aobserve(self, response: httpx.Response) -> None:
+        self.observe(response)

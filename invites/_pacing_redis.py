@@ -2,9 +2,15 @@
 
 Every provider with the same identity (vendor, base URL, tenant or account) that names the same
 store reserves its slots from one record on the server. The reservation is a generic cell rate
-algorithm (GCRA) in one Lua script, so it is atomic, and it reads the server's clock (``TIME``),
-so the clocks of the machines involved do not matter. The record expires once it no longer holds
-anything back, so idle identities leave nothing behind.
+algorithm (GCRA) in one Lua script (:mod:`invites._pacing_lua`), so it is atomic, and it reads
+the server's clock (``TIME``), so the clocks of the machines involved do not matter. With
+``rate_limit = "auto"`` the learned rate lives in the same record, and the script learns from
+what every process saw; a budget the vendor announces is shared the same way. The record expires
+once it no longer holds anything back (a learned rate: after :data:`LEARNED_TTL` unused), so idle
+identities leave nothing behind.
+
+Round trips: a reservation is one script call, and carries the answers this process saw accepted
+since its last call; a 429, or an announced budget that changed, is one more.
 
 When the store cannot be reached nothing is sent: the caller gets
 :class:`~invites.ConnectionFailed` naming the store (host and port, never a password), unless a
@@ -23,17 +29,22 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+import httpx
 import redis
 import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ._loops import LoopOwned
-from ._pacing import Throttle
+from ._pace_control import Tuning
+from ._pacing import Learner, Pacer
+from ._pacing_auto import answer_of
+from ._pacing_lua import LEARNED_TTL
+from ._pacing_lua import SCRIPT as _SCRIPT
 from ._settings import store_label
 from .errors import ConnectionFailed
 
-__all__ = ["RedisPacer", "identity_key"]
+__all__ = ["LEARNED_TTL", "RedisPacer", "identity_key"]
 
 logger = logging.getLogger("invites")
 
@@ -43,42 +54,10 @@ SOCKET_TIMEOUT: Final = 1.0
 #: After the store failed, a pacer with a local fallback asks it again only after this long, so a
 #: dead store does not add a connect timeout to every request.
 RETRY_STORE_AFTER: Final = 5.0
-
-# KEYS[1]: the identity's record, a hash of two instants in microseconds of the server's clock:
-#   tat (the GCRA's theoretical arrival time) and pause (when a provider-wide pause ends).
-# ARGV[1]: "reserve" (ARGV[2] interval, ARGV[3] burst tolerance, both in microseconds; an
-#   interval of 0 means no rate, only pauses), "pause" (ARGV[2] its length), or "paused_for".
-# Returns microseconds: the caller's wait ("reserve"), what is left of a pause ("paused_for").
-_SCRIPT: Final = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local state = redis.call('HMGET', KEYS[1], 'tat', 'pause')
-local tat = tonumber(state[1]) or 0
-local paused = tonumber(state[2]) or 0
-local mode = ARGV[1]
-if mode == 'paused_for' then
-  return math.max(0, paused - now)
-end
-local wait = 0
-if mode == 'pause' then
-  paused = math.max(paused, now + tonumber(ARGV[2]))
-  redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', paused))
-else
-  local interval = tonumber(ARGV[2])
-  local start = math.max(now, paused)
-  wait = start - now
-  if interval <= 0 then
-    return wait
-  end
-  tat = math.max(tat, start)
-  wait = math.max(wait, tat - tonumber(ARGV[3]) - now)
-  redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat + interval))
-  tat = tat + interval
-end
--- Once both instants have passed the record holds nothing back: let it go (plus a margin).
-redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(tat, paused) - now) / 1000) + 1000)
-return wait
-"""
+#: An announced budget this process already told the store is told again after this long, or
+#: when it moved by more than :data:`ANNOUNCED_MOVE` of itself.
+ANNOUNCED_AGAIN: Final = 1.0
+ANNOUNCED_MOVE: Final = 0.02
 
 _MICRO: Final = 1_000_000
 
@@ -96,30 +75,37 @@ def identity_key(prefix: str, vendor: str, identity: str) -> str:
 class RedisPacer:
     """Pace shared through a Redis store; see the module's docstring.
 
-    A :class:`invites._pacing.Pacer`: :meth:`reserve`, :meth:`paused_for`, :meth:`pause`, their
-    async twins. ``rate`` is requests per second (bursts of at most ``max(1, int(rate))``), or None
-    for pauses only. ``fallback`` paces this process alone while the store is unreachable; without
-    it, every call made then raises :class:`~invites.ConnectionFailed`.
+    A :class:`invites._pacing.Pacer` and :class:`invites._pacing.Learner`: :meth:`reserve`,
+    :meth:`paused_for`, :meth:`pause`, :meth:`observe`, their async twins. ``tuning`` (see
+    :func:`invites._base.tuning_of`): a fixed rate (bursts of at most ``max(1, int(rate))``) or a
+    learned one (no bursts); None: pauses only. ``fallback`` paces this process alone while the
+    store is unreachable; without it, every call made then raises
+    :class:`~invites.ConnectionFailed`.
     """
 
     def __init__(
         self,
         url: str,
         key: str,
-        rate: float | None,
+        tuning: Tuning | None,
         *,
-        fallback: Throttle | None = None,
+        fallback: Pacer | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.key = key
         self.label = store_label(url)
         self._url = url
-        if rate is None:
-            self._interval = 0
-            self._tolerance = 0
-        else:
-            self._interval = round(_MICRO / rate)
-            self._tolerance = (max(1, int(rate)) - 1) * self._interval
+        self.learns = tuning is not None
+        # The script's ARGV[2..5]: fixed rate (0: learned, -1: none), start, ceiling, burst.
+        head: tuple[float, float, float, int] = (-1.0, 0.0, 0.0, 1)
+        if tuning is not None:
+            most = 0.0 if tuning.most == float("inf") else tuning.most
+            fixed = tuning.start if tuning.fixed else 0.0
+            burst = max(1, int(tuning.start)) if tuning.fixed else 1
+            head = (fixed, tuning.start, most, burst)
+        self._head = head
+        self._pending = 0  # answers accepted, not yet told to the store
+        self._told = (0.0, -float("inf"))  # the announced rate last told, and when
         self._fallback = fallback
         self._clock = clock
         self._store_down_until = 0.0
@@ -137,7 +123,7 @@ class RedisPacer:
 
     def reserve(self) -> float:
         """Reserve the next slot; seconds to wait before sending (0: now), a pause included."""
-        return self._call("reserve", self._interval, self._tolerance)
+        return self._call("reserve", *self._head, self._take_pending(), -1)
 
     def paused_for(self) -> float:
         """Seconds left in a provider-wide pause (0 when none is in force)."""
@@ -149,13 +135,59 @@ class RedisPacer:
             self._fallback.pause(seconds)  # kept locally too: it outlives a store going away
         self._call("pause", max(0, round(seconds * _MICRO)))
 
+    def observe(self, response: httpx.Response) -> None:
+        """Learn from one vendor answer: an accepted one waits for the next reservation; a 429,
+        or an announced budget that changed, goes to the store now."""
+        args = self._observation(response)
+        if args is not None:
+            self._call("observe", *args)
+
     async def areserve(self) -> float:
         """:meth:`reserve` from async code."""
-        return await self._acall("reserve", self._interval, self._tolerance)
+        return await self._acall("reserve", *self._head, self._take_pending(), -1)
 
     async def apaused_for(self) -> float:
         """:meth:`paused_for` from async code."""
         return await self._acall("paused_for")
+
+    async def aobserve(self, response: httpx.Response) -> None:
+        """:meth:`observe` from async code."""
+        args = self._observation(response)
+        if args is not None:
+            await self._acall("observe", *args)
+
+    def learned_rate(self) -> float:
+        """The rate every process of this identity paces at now (requests per second)."""
+        return float(self._sync_script()(keys=[self.key], args=["rate", *self._head]))
+
+    def _take_pending(self) -> int:
+        with self._lock:
+            pending, self._pending = self._pending, 0
+        return pending
+
+    def _observation(self, response: httpx.Response) -> tuple[float | int, ...] | None:
+        """The ``observe`` call's arguments for ``response``; None when it can wait."""
+        if isinstance(self._fallback, Learner):
+            self._fallback.observe(response)  # kept learning: it takes over if the store goes
+        answer = answer_of(response, self._clock())
+        announced = answer.announced
+        if announced is not None:
+            told, when = self._told
+            if (
+                abs(announced - told) <= ANNOUNCED_MOVE * told
+                and answer.at - when < ANNOUNCED_AGAIN
+            ):
+                announced = None
+            else:
+                self._told = (announced, answer.at)
+        if not answer.throttled and announced is None:
+            with self._lock:
+                self._pending += 1
+            return None
+        retry_after = -1.0 if answer.retry_after is None else answer.retry_after
+        pending = self._take_pending() + answer.accepted
+        ann = -1.0 if announced is None else announced
+        return (*self._head, pending, ann, 1 if answer.throttled else 0, retry_after)
 
     async def apause(self, seconds: float) -> None:
         """:meth:`pause` from async code."""
@@ -190,7 +222,7 @@ class RedisPacer:
 
     # -- calling the store ----------------------------------------------------------------------
 
-    def _call(self, mode: str, *args: int) -> float:
+    def _call(self, mode: str, *args: float) -> float:
         if self._use_fallback():
             return self._local(mode, args)
         try:
@@ -199,7 +231,7 @@ class RedisPacer:
             return self._store_failed(exc, mode, args)
         return int(waited) / _MICRO
 
-    async def _acall(self, mode: str, *args: int) -> float:
+    async def _acall(self, mode: str, *args: float) -> float:
         if self._use_fallback():
             return self._local(mode, args)
         try:
@@ -241,16 +273,16 @@ class RedisPacer:
     def _use_fallback(self) -> bool:
         return self._fallback is not None and self._clock() < self._store_down_until
 
-    def _local(self, mode: str, args: Sequence[int]) -> float:
+    def _local(self, mode: str, args: Sequence[float]) -> float:
         fallback = self._fallback
         assert fallback is not None
         if mode == "reserve":
             return fallback.reserve()
         if mode == "paused_for":
             return fallback.paused_for()
-        return 0.0  # a pause was recorded locally already
+        return 0.0  # a pause or an answer was recorded locally already
 
-    def _store_failed(self, exc: redis.RedisError, mode: str, args: Sequence[int]) -> float:
+    def _store_failed(self, exc: redis.RedisError, mode: str, args: Sequence[float]) -> float:
         why = type(exc).__name__
         if self._fallback is None:
             raise ConnectionFailed(

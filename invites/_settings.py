@@ -22,6 +22,7 @@ from ._checks import (
     Check,
     Invalid,
     at_least_one,
+    auto_rate,
     callable_or_path,
     credential,
     flag,
@@ -35,6 +36,7 @@ from ._checks import (
     one_of,
     path_segment,
     positive,
+    rate_or_auto,
     store_label,
     store_url,
     text,
@@ -225,7 +227,11 @@ class ProviderSettings:
     timeout: float = setting(positive, default=10.0)
     timeouts: Timeouts | None = None
     max_attempts: int = setting(at_least_one, default=3)
-    rate_limit: float | None = setting(positive, default=None)
+    #: Requests per second, or ``"auto"``: learned from the vendor's answers.
+    rate_limit: float | Literal["auto"] | None = setting(rate_or_auto, default=None)
+    #: ``"auto"`` only: the rate it starts from, and the most it may reach.
+    rate_limit_start: float | None = setting(auto_rate, default=None)
+    rate_limit_max: float | None = setting(auto_rate, default=None)
     #: Where every process shares ``rate_limit`` and the 429 pause (extra ``redis``).
     rate_limit_store: str | None = setting(store_url, default=None, repr=_store_repr)
     rate_limit_fallback: Literal["fail", "local"] = "fail"

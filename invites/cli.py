@@ -181,10 +181,14 @@ def _worker_arguments(resend: argparse.ArgumentParser) -> None:
         choices=("local", "celery"),
         default="local",
         help="local: resend from this process (default); celery: send one task per invitee to "
-        "the workers on --broker and collect the outcomes from the profile's ledger",
+        "the workers on --broker and collect the outcomes from the profile's ledger (or "
+        "$INVITES_LEDGER); the profile's token is not needed",
     )
     resend.add_argument(
-        "--broker", metavar="URL", help="the Celery broker the workers consume (--via celery)"
+        "--broker",
+        metavar="URL",
+        help="the Celery broker the workers consume (--via celery; default: $INVITES_BROKER, "
+        "which keeps its password off the command line)",
     )
     resend.add_argument(
         "--queue",

@@ -377,7 +377,7 @@ TYPED_KEYS: list[tuple[str, str, object, str]] = [
     ("ecosuite", "max_attempts", "3", "max_attempts: expected an integer, got str"),
     ("ecosuite", "max_attempts", 2.0, "max_attempts: expected an integer, got float"),
     ("ecosuite", "max_attempts", 0, "max_attempts: must be at least 1"),
-    ("ecosuite", "rate_limit", "5", "rate_limit: expected a number, got str"),
+    ("ecosuite", "rate_limit", "5", 'rate_limit: expected a number or "auto", got another text'),
     ("ecosuite", "rate_limit", -1, "rate_limit: must be greater than 0"),
     ("ecosuite", "max_retry_after", -0.5, "max_retry_after: must not be negative"),
     ("ecosuite", "max_retry_after", [1], "max_retry_after: expected a number, got list"),

@@ -34,7 +34,7 @@ from invites import (
     ResendResult,
     UnexpectedResponse,
 )
-from invites._engine import Action, Pause, PausedFor, Reply, Reserve, Send, Sleep
+from invites._engine import Action, Observe, Pause, PausedFor, Reply, Reserve, Send, Sleep
 from invites.errors import AlreadyVerified, InvalidRequest
 from invites.sandbox import (
     ECOSUITE_TOKEN,
@@ -1069,10 +1069,11 @@ def _response(status: int, request: httpx.Request, **headers: str) -> httpx.Resp
 def advance(
     provider: invites.BaseProvider, steps: Generator[Action, Reply, Any], reply: Reply = None
 ) -> Action:
-    """Send ``reply`` into ``steps``, perform the pacing actions that follow, and return the next
-    action that takes time: a ``Send`` or a ``Sleep``."""
+    """Send ``reply`` into ``steps``, perform the pacing actions that follow (handing an answer
+    to a pacer that learns included), and return the next action that takes time: a ``Send`` or a
+    ``Sleep``."""
     action = steps.send(reply)
-    while isinstance(action, (PausedFor, Reserve, Pause)):
+    while isinstance(action, (PausedFor, Reserve, Pause, Observe)):
         action = steps.send(provider._perform(action))
     return action
 

@@ -44,9 +44,9 @@ from .common import (
     UsageError,
     is_terminal,
     open_profiles,
-    pick_profile,
 )
 from .display import Progress, progress_bar
+from .fanout import sending_profile
 from .report import Tally, record_of, silence
 from .rows import BadRow, InputError, InputFile, Row, Rows, from_arguments
 from .where import label, open_target, probe, sqlite_path
@@ -396,7 +396,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """Run ``invites resend`` with parsed ``args``; returns the exit status."""
     profiles = open_profiles(args.config)
     try:
-        name, provider = pick_profile(profiles, args.profile, args.config)
+        name, provider = sending_profile(profiles, args)  # --via celery: without its token
         run = _Run(args, provider, stdout, stderr, name)
         # Installed until the ledger and the output are closed: a signal then only sets a flag.
         with _stop_on_signals(run):

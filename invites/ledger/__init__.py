@@ -236,6 +236,11 @@ class Ledger(abc.ABC):
     def records(self, *, run: str | None = None, user_id: str | None = None) -> Iterator[Record]:
         """Every record, optionally of one run and/or one user id, oldest first."""
 
+    def records_since(self, *, run: str, since: float) -> Iterator[Record]:
+        """The records of ``run`` written at or after ``since`` (Unix time by the store's clock),
+        oldest first. The default reads the whole run; stores override it to ask for those only."""
+        return (record for record in self.records(run=run) if record.updated_at >= since)
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release the store. Idempotent."""

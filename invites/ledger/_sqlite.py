@@ -152,13 +152,23 @@ class SQLiteLedger(Ledger):
         return record
 
     def records(self, *, run: str | None = None, user_id: str | None = None) -> Iterator[Record]:
-        where, params = [], []
-        if run is not None:
-            where.append("run = ?")
-            params.append(run)
-        if user_id is not None:
-            where.append("user_id = ?")
-            params.append(user_id)
+        return self._select(run=run, user_id=user_id)
+
+    def records_since(self, *, run: str, since: float) -> Iterator[Record]:
+        return self._select(run=run, since=since)
+
+    def _select(
+        self, *, run: str | None, user_id: str | None = None, since: float | None = None
+    ) -> Iterator[Record]:
+        where: list[str] = []
+        params: list[object] = []
+        for condition, value in (("run = ?", run), ("user_id = ?", user_id)):
+            if value is not None:
+                where.append(condition)
+                params.append(value)
+        if since is not None:
+            where.append("updated_at >= ?")
+            params.append(since)
         sql = f"SELECT {COLUMNS} FROM invites_ledger"  # noqa: S608 - fixed column list
         if where:
             sql += " WHERE " + " AND ".join(where)

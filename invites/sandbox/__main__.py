@@ -2,7 +2,9 @@
 
 Prints the base URL, the sandbox's (fake) credentials and any users it seeded (``--users N``,
 written one CSV per vendor with ``--users-dir``), then serves until interrupted. ``--stats URL``
-instead prints a running sandbox's email counts and exits.
+instead prints a running sandbox's email counts and exits. ``--hidden-limit RPS`` puts a vendor's
+rate limit in front (``--announce-budget``, ``--limit-schedule``: see
+:mod:`invites.sandbox._limit`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from ._app import create_app
 from ._core import RESERVED_PREFIX, Sandbox
 from ._faults import Fault
+from ._limit import ANNOUNCE_STYLES, LIMIT_PATH, HiddenLimit, LimitGate, parse_schedule
 from ._server import base_url, quiet_deliberate_drops
 from .ecosuite import EcosuiteSandbox
 from .softwareone import PUBLISHED, TOP_LEVEL_STATUS, SoftwareOneSandbox
@@ -69,6 +73,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "--rate-limit", type=float, default=None, metavar="RPS", help="requests per second"
     )
     parser.add_argument("--retry-after", type=int, default=1, help="Retry-After of faults")
+    _limit_arguments(parser)
     parser.add_argument(
         "--legacy-removed",
         action="store_true",
@@ -119,7 +124,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m invites.sa
             _write_users(args.users_dir, seeded)
         except OSError as exc:
             parser.error(f"--users-dir {args.users_dir}: {exc.strerror}")
-    _serve(sandbox, args.host, args.port, _seeded_lines(seeded, args.users_dir))
+    try:
+        limit = _limit(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    _serve(sandbox, args.host, args.port, _seeded_lines(seeded, args.users_dir), limit)
 
 
 def _sandbox(args: argparse.Namespace) -> Sandbox:
@@ -174,10 +183,46 @@ def _print_stats(parser: argparse.ArgumentParser, url: str) -> None:
     sys.stdout.write(json.dumps(stats, indent=2, sort_keys=True) + "\n")
 
 
-def _serve(sandbox: Sandbox, host: str, port: int, seeded: list[str]) -> None:
-    config = uvicorn.Config(
-        create_app(sandbox), host=host, port=port, log_level="info", lifespan="off"
+def _limit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hidden-limit",
+        type=float,
+        default=None,
+        metavar="RPS",
+        help="a vendor's rate limit in front of every vendor (a token bucket of one second); "
+        f"GET/POST {LIMIT_PATH} reads or changes it",
     )
+    parser.add_argument(
+        "--announce-budget",
+        choices=ANNOUNCE_STYLES,
+        default=None,
+        help="with --hidden-limit: announce it in RateLimit fields (ietf: the current draft), "
+        "RateLimit-Limit/-Remaining/-Reset (draft) or X-RateLimit-* (x)",
+    )
+    parser.add_argument(
+        "--limit-schedule",
+        default=None,
+        metavar="S:RPS,...",
+        help="with --hidden-limit: change it to RPS at S seconds after start, e.g. 20:20",
+    )
+
+
+def _limit(args: argparse.Namespace) -> HiddenLimit | None:
+    if args.hidden_limit is None:
+        if args.announce_budget is not None or args.limit_schedule is not None:
+            raise ValueError("--announce-budget and --limit-schedule need --hidden-limit")
+        return None
+    schedule = parse_schedule(args.limit_schedule) if args.limit_schedule else []
+    return HiddenLimit(args.hidden_limit, announce=args.announce_budget, schedule=schedule)
+
+
+def _serve(
+    sandbox: Sandbox, host: str, port: int, seeded: list[str], limit: HiddenLimit | None = None
+) -> None:
+    app: Any = create_app(sandbox)
+    if limit is not None:
+        app = LimitGate(app, limit, sandbox)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off")
     server = uvicorn.Server(config)
     quiet_deliberate_drops()
     sock = config.bind_socket()
