@@ -265,7 +265,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     target, provider = _target(args)
     args.shown = label(target)
     args.provider = provider
-    with open_target(target, must_exist=True) as ledger:
+    reading = args.ledger_command != "settle"
+    with open_target(target, must_exist=True, read_only=reading) as ledger:
         return action(ledger, args, stdout)
 
 

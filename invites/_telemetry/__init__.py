@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -105,9 +105,17 @@ class Watch:
         self.hook = hook
         self.attempts = 0
         self.engaged = False
+        self.started = 0.0
+        self.trace: ResendTrace | None = None
+
+    def start(self) -> Watch:
+        """Start the clock and, with OpenTelemetry, the resend's span (current until the end)."""
         self.started = time.monotonic()
-        otel = _opentelemetry()
-        self.trace: ResendTrace | None = None if otel is None else otel.ResendTrace(vendor, user_id)
+        if "opentelemetry.trace" in sys.modules:  # else nothing to load: see _opentelemetry
+            otel = _opentelemetry()
+            if otel is not None:
+                self.trace = otel.ResendTrace(self.vendor, self.user_id)
+        return self
 
     # -- what the engine reports ---------------------------------------------------------------
 
@@ -139,7 +147,48 @@ class Watch:
 
     # -- the outcome -----------------------------------------------------------------------------
 
+    def watching(
+        self, invitee: Invitee, send: Callable[[], ResendResult], *, nested: bool = False
+    ) -> ResendResult:
+        """``send()``, its outcome reported; ``nested``: the watch is :data:`ACTIVE` meanwhile,
+        for the entry point ``send`` calls."""
+        self.start()
+        active = ACTIVE.set(self) if nested else None
+        try:
+            result = send()
+        except BaseException as exc:
+            self.raised(invitee, exc, skipped=not self.engaged)
+            raise
+        finally:
+            if active is not None:
+                ACTIVE.reset(active)
+        self.sent(invitee, result, skipped=not self.engaged)
+        return result
+
+    async def awatching(
+        self,
+        invitee: Invitee,
+        send: Callable[[], Awaitable[ResendResult]],
+        *,
+        nested: bool = False,
+    ) -> ResendResult:
+        """:meth:`watching` for async code."""
+        self.start()
+        active = ACTIVE.set(self) if nested else None
+        try:
+            result = await send()
+        except BaseException as exc:
+            self.raised(invitee, exc, skipped=not self.engaged)
+            raise
+        finally:
+            if active is not None:
+                ACTIVE.reset(active)
+        self.sent(invitee, result, skipped=not self.engaged)
+        return result
+
     def sent(self, invitee: Invitee, result: ResendResult, *, skipped: bool = False) -> None:
+        if self.trace is None and self.hook is None and not logger.isEnabledFor(logging.INFO):
+            return  # the common case of a program that watches nothing: nothing to build
         self.end("sent", invitee=invitee, result=result, skipped=skipped)
 
     def raised(self, invitee: Invitee, error: BaseException, *, skipped: bool = False) -> None:

@@ -328,9 +328,10 @@ _IMPLEMENTATIONS: Final[dict[str, tuple[str, str, str | None]]] = {
 }
 
 
-def open_ledger(url_or_path: str | os.PathLike[str]) -> Ledger:
+def open_ledger(url_or_path: str | os.PathLike[str], *, read_only: bool = False) -> Ledger:
     """Open the ledger at ``url_or_path``: a file path or ``sqlite:///path`` (SQLite, created
-    if missing), or ``postgresql://...`` (needs the ``postgres`` extra).
+    if missing), or ``postgresql://...`` (needs the ``postgres`` extra). ``read_only``: only
+    read it (a SQLite file on a full disk, or not writable, is then not refused).
 
     Raises :class:`~invites.ConfigurationError` for an unknown scheme or a missing implementation.
     """
@@ -351,8 +352,8 @@ def open_ledger(url_or_path: str | os.PathLike[str]) -> Ledger:
         raise ConfigurationError(
             f"ledger: no implementation available for {scheme}:// ({exc.name or exc}){hint}"
         ) from exc
-    factory: Callable[[str], Ledger] = getattr(module, factory_name)
-    return factory(target)
+    factory: Callable[..., Ledger] = getattr(module, factory_name)
+    return factory(target, read_only=True) if read_only and scheme == "sqlite" else factory(target)
 
 
 def new_owner() -> str:
