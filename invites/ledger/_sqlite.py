@@ -63,6 +63,7 @@ class SQLiteLedger(Ledger):
     ``busy_timeout`` bounds how long a write waits for another process holding the file's write
     lock; ``write_timeout`` how long a caller waits for its write (a write that never returns
     fails its caller then); ``clock`` (Unix seconds) exists for tests of lease expiry.
+    ``read_only`` skips the probe that the file can take a commit (for reading a ledger).
     """
 
     def __init__(
@@ -72,16 +73,19 @@ class SQLiteLedger(Ledger):
         busy_timeout: float = 30.0,
         write_timeout: float = 60.0,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> None:
         self.path = path_of(os.fspath(target))
         self._busy_timeout = busy_timeout
         self._write_timeout = write_timeout
         self._give_up_at: float | None = None
+        self._read_only = read_only
         self._clock = clock
         connection = self._connect()  # errors in the caller's thread, before the writer starts
         try:
             check(connection)
-            probe(connection)
+            if not read_only:
+                probe(connection)
         except (sqlite3.Error, Untrusted) as exc:
             connection.close()
             raise self._failure(exc) from exc
@@ -173,7 +177,8 @@ class SQLiteLedger(Ledger):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at, rowid"
-        self.flush()  # this process's queued outcomes first: a reader sees its own writes
+        if not self._read_only:
+            self.flush()  # this process's queued outcomes first: a reader sees its own writes
         connection = self._connect()
         try:
             cursor = connection.execute(sql, params)
