@@ -71,6 +71,10 @@ def test_a_second_run_of_another_name_sends_nothing_and_exits_0(
     assert "0 failed" in err
     assert f"{len(ids)} skipped (per-user budget)" in err
     assert "resend to" not in err  # no warning per refused row: the budget did its job
+
+    code, _, err = run(capsys, "resend", "--config", config, "--run", "later", "--dry-run", *ids)
+    assert code == 0
+    assert f"0 to resend, 0 invalid, {len(ids)} skipped (per-user budget)" in err
     assert sandbox.emails_snapshot() == dict.fromkeys(ids, 1)
 
 
