@@ -24,7 +24,8 @@ Recipe::
     invites.celery.configure(app, profiles="/etc/invites.toml")
 
     # a worker (a node name of its own: two of one name on a broker cannot both run):
-    #   celery -A tasks worker --pool threads --concurrency 16 -n "invites-$RANDOM@%h"
+    #   celery -A tasks worker --pool threads --concurrency 16 \\
+    #       -n "invites-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')@%h"
     # one resend:  invites.celery.resend.delay("acme", {"user_id": "u-1"}, "welcome-u-1-2024-05")
     # a file:     for outcome in invites.celery.fan_out(app, rows, run="2024-05-monday"): ...
 """
