@@ -45,7 +45,7 @@ WORKERS = 4
 SHARES = (0.4, 0.3, 0.2, 0.1)
 CONCURRENCY = 16
 STORE = "redis://127.0.0.1:6379/0"
-PNG = Path(__file__).resolve().parent / "pacing_timeline.png"
+PNG = Path(__file__).resolve().parent.parent / "docs" / "images" / "pacing-timeline.png"
 
 
 # -- one worker process ---------------------------------------------------------------------------

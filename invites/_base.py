@@ -222,27 +222,17 @@ class BaseProvider(Generic[S]):
                 )
             return self._resend(invitee, watch)
         watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
-        try:
-            if idempotency_key is None and not budgeted:
-                result = self._resend(invitee, watch)
-            else:
-                ledger = _needs_ledger(self._ledger)
-                active = ACTIVE.set(watch)
-                try:
-                    result = ledger.resend(
-                        self,
-                        idempotency_key,
-                        invitee,
-                        self.resend_invite,
-                        ignore_budget=ignore_budget,
-                    )
-                finally:
-                    ACTIVE.reset(active)
-        except BaseException as exc:
-            watch.raised(invitee, exc, skipped=not watch.engaged)
-            raise
-        watch.sent(invitee, result, skipped=not watch.engaged)
-        return result
+        if idempotency_key is None and not budgeted:
+            return watch.watching(invitee, lambda: self._resend(invitee, watch))
+        ledger = _needs_ledger(self._ledger)
+        send = self.resend_invite  # called by the ledger: reports to the watch, ACTIVE meanwhile
+        return watch.watching(
+            invitee,
+            lambda: ledger.resend(
+                self, idempotency_key, invitee, send, ignore_budget=ignore_budget
+            ),
+            nested=True,
+        )
 
     def _resend(self, invitee: Invitee, watch: Watch) -> ResendResult:
         # The clients' sockets and body reading end by this instant, whatever the vendor sends.
@@ -284,27 +274,17 @@ class BaseProvider(Generic[S]):
                 )
             return await self._aresend(invitee, watch)
         watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
-        try:
-            if idempotency_key is None and not budgeted:
-                result = await self._aresend(invitee, watch)
-            else:
-                ledger = _needs_ledger(self._ledger)
-                active = ACTIVE.set(watch)
-                try:
-                    result = await ledger.aresend(
-                        self,
-                        idempotency_key,
-                        invitee,
-                        self.aresend_invite,
-                        ignore_budget=ignore_budget,
-                    )
-                finally:
-                    ACTIVE.reset(active)
-        except BaseException as exc:
-            watch.raised(invitee, exc, skipped=not watch.engaged)
-            raise
-        watch.sent(invitee, result, skipped=not watch.engaged)
-        return result
+        if idempotency_key is None and not budgeted:
+            return await watch.awatching(invitee, lambda: self._aresend(invitee, watch))
+        ledger = _needs_ledger(self._ledger)
+        send = self.aresend_invite
+        return await watch.awatching(
+            invitee,
+            lambda: ledger.aresend(
+                self, idempotency_key, invitee, send, ignore_budget=ignore_budget
+            ),
+            nested=True,
+        )
 
     async def _aresend(self, invitee: Invitee, watch: Watch) -> ResendResult:
         deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)

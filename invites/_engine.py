@@ -242,7 +242,8 @@ class Engine:
 
         ``watch`` hears of each attempt and adds up the attempts made.
         """
-        run = _Run(invitee.user_id, self.clock(), watch)
+        # Attempts are reported only to a watch that records them (OpenTelemetry in use).
+        run = _Run(invitee.user_id, self.clock(), watch if watch and watch.trace else None)
         calls = flow(invitee)
         try:
             call = next(calls)

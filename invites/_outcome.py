@@ -236,7 +236,7 @@ async def _aresend_one(
 def _watch(provider: InviteProvider, item: object) -> Watch:
     """The watch of one bulk resend: the provider's resend reports to it, not on its own."""
     hook = getattr(getattr(provider, "settings", None), "on_outcome", None)
-    return Watch(provider.name, user_id_of(item), hook if callable(hook) else None)
+    return Watch(provider.name, user_id_of(item), hook if callable(hook) else None).start()
 
 
 def _ended(watch: Watch, outcome: Outcome) -> None:

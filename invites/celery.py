@@ -11,7 +11,8 @@ process gone) it records as ``unknown``; an intent still in flight it leaves alo
 Workers read their profiles from a TOML file (``app.conf.invites_profiles`` or the
 ``INVITES_PROFILES`` environment variable): the profile's ``ledger`` key (else
 ``app.conf.invites_ledger`` / ``INVITES_LEDGER``) names the shared ledger, and its
-``rate_limit_store`` the shared pacing. Secrets stay with the workers; a message carries a
+``rate_limit_store`` (else ``app.conf.invites_rate_limit_store`` / ``INVITES_RATE_LIMIT_STORE``)
+the shared pacing. Secrets stay with the workers; a message carries a
 profile name, an invitee and a key.
 
 Recipe::
@@ -20,10 +21,12 @@ Recipe::
     from celery import Celery
     import invites.celery
 
-    app = Celery("invites", broker="amqp://guest:guest@127.0.0.1:5672//")
+    app = Celery("invites", broker=os.environ["INVITES_BROKER"])   # no password in ps
     invites.celery.configure(app, profiles="/etc/invites.toml")
 
-    # a worker:  celery -A tasks worker --pool threads --concurrency 16
+    # a worker (a node name of its own: two of one name on a broker cannot both run):
+    #   celery -A tasks worker --pool threads --concurrency 16 \\
+    #       -n "invites-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')@%h"
     # one resend:  invites.celery.resend.delay("acme", {"user_id": "u-1"}, "welcome-u-1-2024-05")
     # a file:     for outcome in invites.celery.fan_out(app, rows, run="2024-05-monday"): ...
 """
@@ -32,19 +35,29 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, Final
 
+import attrs
 from celery import Celery, Task, shared_task
 from celery.signals import worker_process_shutdown
 
-from ._celery_fanout import LEDGER_ENV, PROFILES_ENV, TASK_NAME, app_setting, configure, fan_out
+from ._celery_fanout import (
+    LEDGER_ENV,
+    PROFILES_ENV,
+    STORE_ENV,
+    TASK_NAME,
+    app_setting,
+    configure,
+    fan_out,
+)
 from ._celery_json import guarded_outcome, invitee_from_json, invitee_to_json, outcome_json
 from ._protocol import InviteProvider
 from .bulk import Outcome
 from .config import Profiles, load_profiles
 from .errors import ConfigurationError, ConnectionFailed, InviteError, OutcomeUnknown
-from .ledger import Ledger, RecordKey, open_ledger, owner_gone
+from .ledger import Claim, Ledger, Record, RecordKey, open_ledger, owner_gone
 from .ledger._guard import Guard, Guarded
 
 __all__ = [
@@ -84,7 +97,8 @@ class _Resources:
             self._after_fork()
             profiles = self._profiles.get(path)
             if profiles is None:
-                profiles = self._profiles[path] = load_profiles(path)
+                store = app_setting(app, "invites_rate_limit_store", STORE_ENV)
+                profiles = self._profiles[path] = _sharing(load_profiles(path), store)
             if profile not in profiles:
                 raise ConfigurationError(f"{path}: no profile named {profile!r}")
             provider = profiles[profile]
@@ -121,6 +135,21 @@ class _Resources:
             self._profiles, self._ledgers, self._guards = {}, {}, {}
 
 
+def _sharing(profiles: Profiles, store: str | None) -> Profiles:
+    """``profiles``, those without a ``rate_limit_store`` of their own pacing through ``store``
+    (from the app or the environment, so that its password is in neither file nor command)."""
+    if store is None:
+        return profiles
+    settings = {name: profiles.settings(name) for name in profiles}
+    return Profiles(
+        {
+            name: each if each.rate_limit_store else attrs.evolve(each, rate_limit_store=store)
+            for name, each in settings.items()
+        },
+        profiles.default_name,
+    )
+
+
 _RESOURCES: Final = _Resources()
 
 
@@ -147,6 +176,7 @@ def resend(
     *,
     retry_unknown: bool = False,
     identity: str | None = None,
+    claims: int | None = None,
     ignore_budget: bool = False,
 ) -> dict[str, Any]:
     """Resend to ``invitee`` (see :func:`invitee_to_json`) through the worker's profile
@@ -156,7 +186,10 @@ def resend(
     Safe to deliver any number of times: only the delivery granted the ledger's claim sends.
     ``identity``, when given (:func:`~invites.ledger.provider_identity` of the sender's
     provider), must match the worker's profile; otherwise nothing is sent and the outcome is
-    ``failed``. When the ledger cannot be reached nothing is claimed or sent, and the task is
+    ``failed``. ``claims``, when given, is the key's claim count when the task was sent: a
+    delivery that finds a later claim (an earlier delivery's, or a retry's) replays its outcome
+    instead of claiming again, so one task claims at most once and a ``failed`` it records is
+    final. When the ledger cannot be reached nothing is claimed or sent, and the task is
     retried (up to :data:`LEDGER_RETRIES` times, then it fails with the ledger's error).
     Under the profile's ``per_user_limit``, a user emailed too recently by any run is not sent
     to: the outcome is ``failed`` and ``skipped`` with ``ResendTooSoon`` (recorded so in the
@@ -176,9 +209,11 @@ def resend(
         guarded = _wrong_identity(guard, idempotency_key, key.user_id, identity, profile)
         return outcome_json(guarded_outcome(parsed, key.user_id, guarded))
     try:
-        _settle_if_lost(guard, key)
+        record = _settle_if_lost(guard, key)
     except ConnectionFailed as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
+    if claims is not None and record is not None and record.claims > claims:
+        return outcome_json(guarded_outcome(parsed, key.user_id, _replay(guard, record)))
     guarded = guard.run(
         idempotency_key, parsed, provider.resend_invite, ignore_budget=ignore_budget
     )
@@ -213,15 +248,24 @@ def _wrong_identity(guard: Guard, run: str, user_id: str, expected: str, profile
     return Guarded(status="failed", error=error)
 
 
-def _settle_if_lost(guard: Guard, key: RecordKey) -> None:
-    """Record ``unknown`` for an intent whose owner was a process of this host that is gone.
+def _replay(guard: Guard, record: Record) -> Guarded:
+    """What a delivery that must not claim again reports: the record as it stands."""
+    if record.state == "failed":
+        return Guarded(status="failed", error=record.error, skipped=True)
+    claim = Claim(granted=False, record=record, in_flight=record.in_flight(time.time()))
+    return guard.replay(claim)
+
+
+def _settle_if_lost(guard: Guard, key: RecordKey) -> Record | None:
+    """Record ``unknown`` for an intent whose owner was a process of this host that is gone;
+    return the key's record as it then stands.
 
     The settle is conditional on that owner still holding the intent, so a live owner's outcome
     is never overwritten; the email may have gone, so ``unknown`` is never resent unasked.
     """
     record = guard.ledger.get(key)
     if record is None or record.state != "intent" or not owner_gone(record.owner):
-        return
+        return record
     lost = OutcomeUnknown(
         "the worker that claimed this resend was lost before recording its outcome; "
         "the email may have been sent",
@@ -229,4 +273,5 @@ def _settle_if_lost(guard: Guard, key: RecordKey) -> None:
         user_id=key.user_id,
         details={"run": key.run, "owner": record.owner},
     )
-    guard.ledger.settle(key, "unknown", owner=record.owner, error=lost)
+    settled = guard.ledger.settle(key, "unknown", owner=record.owner, error=lost)
+    return settled if settled is not None else guard.ledger.get(key)

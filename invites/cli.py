@@ -181,10 +181,14 @@ def _worker_arguments(resend: argparse.ArgumentParser) -> None:
         choices=("local", "celery"),
         default="local",
         help="local: resend from this process (default); celery: send one task per invitee to "
-        "the workers on --broker and collect the outcomes from the profile's ledger",
+        "the workers on --broker and collect the outcomes from the profile's ledger (or "
+        "$INVITES_LEDGER); the profile's token is not needed",
     )
     resend.add_argument(
-        "--broker", metavar="URL", help="the Celery broker the workers consume (--via celery)"
+        "--broker",
+        metavar="URL",
+        help="the Celery broker the workers consume (--via celery; default: $INVITES_BROKER, "
+        "which keeps its password off the command line)",
     )
     resend.add_argument(
         "--queue",
@@ -275,7 +279,10 @@ def _ledger_target(parser: argparse.ArgumentParser) -> None:
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", required=True, metavar="FILE", help="TOML profiles file (see the README)"
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="TOML profiles file (see docs/configuration.md)",
     )
     parser.add_argument(
         "--profile", metavar="NAME", help="the profile to use (default: the file's default)"

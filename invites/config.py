@@ -143,6 +143,10 @@ class Profiles(Mapping[str, "BaseProvider"]):
     def __contains__(self, name: object) -> bool:
         return name in self._settings  # without building: Mapping's own would
 
+    def settings(self, name: str) -> ProviderSettings:
+        """Profile ``name``'s checked settings, without building it (its token is not read)."""
+        return self._settings[name]
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._settings)
 

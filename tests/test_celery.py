@@ -315,3 +315,75 @@ def test_an_unreachable_ledger_sends_nothing_and_the_task_is_retried_then_fails(
     assert "127.0.0.1:1" in str(caught.value)
     assert "test-password-not-real" not in str(caught.value)
     assert sandbox.emails_sent(user) == 0
+
+
+def test_a_task_claims_at_most_once_so_a_redelivery_replays_its_failure(
+    app: celery.Celery, sandbox: Sandbox, tmp_path: Path, server: RunningSandbox
+) -> None:
+    missing = str(uuid.uuid4())  # not a user of the sandbox: 404, nothing sent
+    key = RecordKey("run-1", provider_identity_of(server), missing)
+
+    first = apply(app, "sandbox", missing, "run-1", claims=0)
+    redelivered = apply(app, "sandbox", missing, "run-1", claims=0)
+    with open_ledger(tmp_path / "ledger.db") as ledger:
+        after_redelivery = ledger.get(key)
+    rerun = apply(app, "sandbox", missing, "run-1", claims=1)  # a later run's own task
+    with open_ledger(tmp_path / "ledger.db") as ledger:
+        after_rerun = ledger.get(key)
+
+    assert (first["outcome"], first["skipped"]) == ("failed", False)
+    assert (redelivered["outcome"], redelivered["skipped"]) == ("failed", True)
+    assert redelivered["error"] == "UserNotFound"
+    assert after_redelivery is not None
+    assert after_redelivery.claims == 1
+    assert (rerun["outcome"], rerun["skipped"]) == ("failed", False)
+    assert after_rerun is not None
+    assert after_rerun.claims == 2
+
+
+def provider_identity_of(server: RunningSandbox) -> str:
+    with invites.from_config(vendor_config("tenant_api", server.url)) as provider:
+        return provider_identity(provider)
+
+
+def test_fan_out_reports_a_claim_the_per_user_budget_refused_without_waiting(
+    tmp_path: Path, server: RunningSandbox, sandbox: Sandbox
+) -> None:
+    ledger_path = tmp_path / "ledger.db"
+    profiles = write_profiles(
+        tmp_path / "invites.toml", server.url, str(ledger_path), per_user_limit="1/1h"
+    )
+    app = celery.Celery("invites-test", set_as_current=False)
+    invites_celery.configure(app, profiles=profiles)
+
+    def run_inline(name: str, args: Any, kwargs: Any, **_: Any) -> None:
+        app.tasks[name].apply(args, kwargs)
+
+    app.send_task = run_inline  # type: ignore[method-assign,assignment]
+    user = _uuid(sandbox)
+    try:
+        first = list(invites_celery.fan_out(app, [user], run="run-1", timeout=30))
+        second = list(invites_celery.fan_out(app, [user], run="run-2", timeout=30))
+    finally:
+        invites_celery._RESOURCES.close()
+
+    assert [(o.status, o.skipped) for o in first] == [("sent", False)]
+    assert [(o.status, o.skipped) for o in second] == [("failed", True)]
+    assert type(second[0].error).__name__ == "ResendTooSoon"
+    assert sandbox.emails_sent(user) == 1
+
+
+def test_a_worker_takes_the_rate_limit_store_from_the_environment(
+    app: celery.Celery, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INVITES_RATE_LIMIT_STORE", "redis://:test-password-not-real@127.0.0.1:1/0")
+    invites_celery._RESOURCES.close()  # profiles are loaded once per worker process
+    user = _uuid(sandbox)
+
+    outcome = apply(app, "sandbox", user, "run-1")
+
+    assert outcome["outcome"] == "failed"  # the store does not answer: nothing is sent
+    assert outcome["error"] == "ConnectionFailed"
+    assert "127.0.0.1:1" in outcome["message"]
+    assert "test-password-not-real" not in outcome["message"]
+    assert sandbox.emails_sent(user) == 0

@@ -163,3 +163,36 @@ def test_resend_via_celery_prints_what_a_local_run_prints(
     assert sent
     assert all(r["skipped"] for r in sent)
     assert [r["outcome"] for r in replayed] == [r["outcome"] for r in records(remote[1])]
+
+
+def test_resend_via_celery_needs_no_token_takes_the_broker_from_the_environment_and_warns(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    server: RunningSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    require("RabbitMQ", amqp_problem())
+    config = write_profiles(tmp_path / "invites.toml", server.url, fresh_postgres_url())
+    text = config.read_text(encoding="utf-8")
+    token_line = next(line for line in text.splitlines() if line.startswith("token = "))
+    config.write_text(
+        text.replace(token_line, 'token_env = "INVITES_TEST_TOKEN_NOBODY_SET"'), encoding="utf-8"
+    )
+    monkeypatch.delenv("INVITES_TEST_TOKEN_NOBODY_SET", raising=False)
+    monkeypatch.setenv("INVITES_BROKER", AMQP_URL)
+    queue = f"invites-test-{uuid.uuid4().hex[:12]}"
+    try:
+        code, out, err = cli(
+            capsys, "resend", "--config", config, TENANT_USER_INVITED,
+            "--via", "celery", "--queue", queue, "--run", "r1", "--wait", "2",
+        )  # fmt: skip
+    finally:
+        from kombu import Connection
+
+        with Connection(AMQP_URL) as connection:
+            connection.default_channel.queue_delete(queue)  # type: ignore[attr-defined]
+
+    assert code == 1, err
+    assert f"no worker consumes queue {queue!r}" in err
+    assert records(out)[0]["outcome"] == "unknown"
+    assert "guest" not in err

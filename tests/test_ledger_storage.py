@@ -230,6 +230,9 @@ def test_a_ledger_that_cannot_take_a_write_is_refused_before_anything_is_sent(
         with _read_only(journal):
             process = _cli_process(arguments)
             out, err = process.communicate(timeout=60)
+            # Reading it is still fine.
+            assert cli.main(["ledger", "show", str(journal)]) == 0
+            assert "0 records" in capsys.readouterr().out
     assert process.returncode == 2, err
     assert str(journal) in err
     assert "writable" in err

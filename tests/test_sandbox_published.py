@@ -14,14 +14,16 @@ of the spec itself:
 
 OpenAPI 3.0's ``nullable: true`` is translated to JSON Schema's ``"null"`` type (a translation,
 not a relaxation). A status the operation does not list (401, the 409, 501) is an assumption of
-the sandbox (README, "What the sandbox assumes") and is validated against ``ProblemDetails``, the
-platform's error schema.
+the sandbox (docs/sandbox.md, "What the sandbox assumes") and is validated against
+``ProblemDetails``, the platform's error schema.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +36,7 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from invites.cli import main
 from invites.sandbox import (
     ECOSUITE_TOKEN,
     SOFTWAREONE_ACCOUNT_ID,
@@ -387,3 +390,54 @@ def test_tenant_apis_already_verified_status_can_be_switched() -> None:
         )
 
     assert (response.status_code, response.json()["code"]) == (400, "already_verified")
+
+
+@pytest.fixture
+def assuming() -> Iterator[str]:
+    """``invites sandbox --port 0`` with two assumptions switched; its URL once it listens."""
+    argv = ["--assume", "softwareone.active_status=409", "--assume", "ecosuite.accept_bearer=false"]
+    process = subprocess.Popen(  # noqa: S603  (this interpreter, fixed arguments)
+        [sys.executable, "-m", "invites", "sandbox", "--port", "0", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = []
+        for line in process.stdout:  # the banner ends with the stats line, once listening
+            banner.append(line)
+            if "email counts:" in line:
+                break
+        assert banner, "the sandbox exited before serving"
+        yield banner[0].split()[3]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_command_switches_assumptions(assuming: str) -> None:
+    with httpx.Client(base_url=assuming) as client:
+        active = client.post(f"{CURRENT}/{SOFTWAREONE_USER_ACTIVE}/resend-invite", headers=AUTH)
+        bearer = client.get(
+            "/users/eco-user-1", headers={"Authorization": f"Bearer {ECOSUITE_TOKEN}"}
+        )
+
+    assert (active.status_code, active.json()["title"]) == (409, "Conflict")
+    assert bearer.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--assume", "softwareone.active_status=422"], "active_status must be 400 or 409"),
+        (["--assume", "nope=1"], "expected one of softwareone.active_status"),
+        (["--assume", "ecosuite.accept_bearer=yes"], "expected true or false"),
+        (["--assume", "tenant_api.already_verified_status"], "=VALUE"),
+    ],
+)
+def test_a_bad_assumption_is_a_usage_error(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sandbox", *argv]) == 2
+    assert complaint in capsys.readouterr().err

@@ -23,6 +23,7 @@ from support import vendor_config
 
 import invites
 from invites import AlreadyVerified, Invitee, ResendResult, UserNotFound
+from invites._reporting import Reporter
 from invites.sandbox import (
     SOFTWAREONE_ACCOUNT_ID,
     SOFTWAREONE_TOKEN,
@@ -521,3 +522,64 @@ def test_the_api_without_an_sdk_records_nothing_and_adds_no_header() -> None:
 
     assert child.returncode == 0, child.stderr
     assert "telemetry: True" in child.stdout  # the no-op API in use: no traceparent (asserted)
+
+
+# -- route templates -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "user_id", "ids", "route"),
+    [
+        ("/v1/users/u-1/resend-invite", "u-1", {}, "/v1/users/{user_id}/resend-invite"),
+        # The last segment naming the user is the user's: "v1" here is also the API version.
+        ("/v1/users/v1/resend-invite", "v1", {}, "/v1/users/{user_id}/resend-invite"),
+        ("/users/a%2Fb/resend", "a/b", {}, "/users/{user_id}/resend"),
+        (
+            "/public/v1/accounts/accounts/ACC-1/users/USR-1/resend-invite",
+            "USR-1",
+            {"account_id": "ACC-1"},
+            "/public/v1/accounts/accounts/{account_id}/users/{user_id}/resend-invite",
+        ),
+        ("/users/u-2", "u-1", {}, "/users/u-2"),  # another user's path is left as it is
+    ],
+)
+def test_a_route_template_names_the_ids_instead_of_holding_them(
+    path: str, user_id: str, ids: dict[str, str], route: str
+) -> None:
+    reporter = Reporter("vendor", None, ids)
+
+    assert reporter.route(httpx.Request("GET", "https://vendor.example" + path), user_id) == route
+
+
+# -- the manual's example --------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "observability.md"
+
+
+def test_the_manuals_console_exporter_example_prints_the_resend_spans_and_metrics(
+    server: RunningSandbox, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    start = text.index("```python\nimport logging\n\nfrom opentelemetry import metrics")
+    example = text[start + len("```python\n") : text.index("```\n", start + 10)]
+    sandbox.inject(TENANT_USER_INVITED_2, Fault.RATE_LIMIT)
+    config = vendor_config("tenant_api", server.url)
+    script = tmp_path / "example.py"
+    script.write_text(f"CONFIG = {config!r}\nUSERS = {list(USERS)!r}\n" + example, "utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    child = subprocess.run(  # noqa: S603 (this interpreter, the manual's own example)
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.count('"name": "invites.resend"') == 4
+    assert child.stdout.count('"url.template": "/v1/users/{user_id}/resend-invite"') == 5
+    assert '"name": "invites.resends"' in child.stdout
+    assert '"name": "invites.resend.duration"' in child.stdout
+    assert TENANT_API_KEY not in child.stdout + child.stderr

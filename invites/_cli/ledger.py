@@ -197,6 +197,8 @@ def export_record(record: Record, now: float) -> dict[str, Any]:
         },
         "created_at": _when(record.created_at),
         "updated_at": _when(record.updated_at),
+        "claimed_at": None if record.claimed_at is None else _when(record.claimed_at),
+        "budget_overridden": record.budget_overridden,
     }
 
 
@@ -263,7 +265,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     target, provider = _target(args)
     args.shown = label(target)
     args.provider = provider
-    with open_target(target, must_exist=True) as ledger:
+    reading = args.ledger_command != "settle"
+    with open_target(target, must_exist=True, read_only=reading) as ledger:
         return action(ledger, args, stdout)
 
 

@@ -44,9 +44,10 @@ from .common import (
     UsageError,
     is_terminal,
     open_profiles,
-    pick_profile,
 )
 from .display import Progress, progress_bar
+from .fanout import sending_profile
+from .ledger_user import would_refuse
 from .report import Tally, record_of, silence
 from .rows import BadRow, InputError, InputFile, Row, Rows, from_arguments
 from .where import label, open_target, probe, sqlite_path
@@ -275,6 +276,9 @@ class _Run:
                 assert status is not None
                 self.tally.skipped[status] += 1
                 return
+            if not self.args.ignore_budget and would_refuse(self.ledger, self.provider, user_id):
+                self.tally.too_soon += 1
+                return
         self.tally.would_send += 1
 
     def _where(self, row: Row | BadRow) -> str:
@@ -396,7 +400,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """Run ``invites resend`` with parsed ``args``; returns the exit status."""
     profiles = open_profiles(args.config)
     try:
-        name, provider = pick_profile(profiles, args.profile, args.config)
+        name, provider = sending_profile(profiles, args)  # --via celery: without its token
         run = _Run(args, provider, stdout, stderr, name)
         # Installed until the ledger and the output are closed: a signal then only sets a flag.
         with _stop_on_signals(run):

@@ -52,9 +52,10 @@ def sqlite_path(target: str) -> str | None:
         raise UsageError(f"ledger {label(target)}: {exc}") from None
 
 
-def open_target(target: str, *, must_exist: bool) -> Ledger:
+def open_target(target: str, *, must_exist: bool, read_only: bool = False) -> Ledger:
     """The ledger at ``target``; ``must_exist``: a SQLite file that is not there is refused
-    instead of created. Any failure to open it is a :class:`UsageError`."""
+    instead of created; ``read_only``: it is only read. Any failure to open it is a
+    :class:`UsageError`."""
     path = sqlite_path(target)
     if path is not None:
         if os.path.isdir(path):
@@ -62,7 +63,7 @@ def open_target(target: str, *, must_exist: bool) -> Ledger:
         if must_exist and not os.path.isfile(path):
             raise UsageError(f"{label(target)}: no such ledger file")
     try:
-        return open_ledger(target)
+        return open_ledger(target, read_only=read_only)
     except Exception as exc:  # any reason it cannot be opened: nothing is attempted
         why = _scrubbed(target, str(exc) or type(exc).__name__)
         raise UsageError(f"ledger {label(target)} cannot be used: {why}") from None

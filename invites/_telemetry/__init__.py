@@ -19,13 +19,19 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import httpx
 
-from ..errors import AlreadyVerified, InviteError, OutcomeUnknown, UnexpectedResponse
+from ..errors import (
+    AlreadyVerified,
+    InviteError,
+    OutcomeUnknown,
+    ResendTooSoon,
+    UnexpectedResponse,
+)
 from ..models import Invitee, ResendResult
 
 if TYPE_CHECKING:
@@ -99,9 +105,17 @@ class Watch:
         self.hook = hook
         self.attempts = 0
         self.engaged = False
+        self.started = 0.0
+        self.trace: ResendTrace | None = None
+
+    def start(self) -> Watch:
+        """Start the clock and, with OpenTelemetry, the resend's span (current until the end)."""
         self.started = time.monotonic()
-        otel = _opentelemetry()
-        self.trace: ResendTrace | None = None if otel is None else otel.ResendTrace(vendor, user_id)
+        if "opentelemetry.trace" in sys.modules:  # else nothing to load: see _opentelemetry
+            otel = _opentelemetry()
+            if otel is not None:
+                self.trace = otel.ResendTrace(self.vendor, self.user_id)
+        return self
 
     # -- what the engine reports ---------------------------------------------------------------
 
@@ -133,7 +147,48 @@ class Watch:
 
     # -- the outcome -----------------------------------------------------------------------------
 
+    def watching(
+        self, invitee: Invitee, send: Callable[[], ResendResult], *, nested: bool = False
+    ) -> ResendResult:
+        """``send()``, its outcome reported; ``nested``: the watch is :data:`ACTIVE` meanwhile,
+        for the entry point ``send`` calls."""
+        self.start()
+        active = ACTIVE.set(self) if nested else None
+        try:
+            result = send()
+        except BaseException as exc:
+            self.raised(invitee, exc, skipped=not self.engaged)
+            raise
+        finally:
+            if active is not None:
+                ACTIVE.reset(active)
+        self.sent(invitee, result, skipped=not self.engaged)
+        return result
+
+    async def awatching(
+        self,
+        invitee: Invitee,
+        send: Callable[[], Awaitable[ResendResult]],
+        *,
+        nested: bool = False,
+    ) -> ResendResult:
+        """:meth:`watching` for async code."""
+        self.start()
+        active = ACTIVE.set(self) if nested else None
+        try:
+            result = await send()
+        except BaseException as exc:
+            self.raised(invitee, exc, skipped=not self.engaged)
+            raise
+        finally:
+            if active is not None:
+                ACTIVE.reset(active)
+        self.sent(invitee, result, skipped=not self.engaged)
+        return result
+
     def sent(self, invitee: Invitee, result: ResendResult, *, skipped: bool = False) -> None:
+        if self.trace is None and self.hook is None and not logger.isEnabledFor(logging.INFO):
+            return  # the common case of a program that watches nothing: nothing to build
         self.end("sent", invitee=invitee, result=result, skipped=skipped)
 
     def raised(self, invitee: Invitee, error: BaseException, *, skipped: bool = False) -> None:
@@ -176,7 +231,9 @@ def _log(
     error: BaseException | None,
     skipped: bool,
 ) -> None:
-    level = logging.INFO if status in _OK else logging.WARNING
+    # A resend the per-user budget refused is the budget doing its job, not a failure to warn of.
+    too_soon = isinstance(error, ResendTooSoon)
+    level = logging.INFO if status in _OK or too_soon else logging.WARNING
     if not logger.isEnabledFor(level):
         return
     elapsed_ms = round(elapsed * 1000.0, 3)
@@ -191,7 +248,11 @@ def _log(
         why,
         watch.attempts,
         elapsed_ms,
-        ", settled earlier (ledger)" if skipped else "",
+        ", not sent (per_user_limit)"
+        if too_soon
+        else ", settled earlier (ledger)"
+        if skipped
+        else "",
         extra={
             "vendor": watch.vendor,
             "outcome": status,

@@ -12,10 +12,12 @@ user id, an account id or a token.
 
 from __future__ import annotations
 
+from contextvars import Token
 from typing import Final
 
 import httpx
 from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from ..models import ResendResult
@@ -81,17 +83,25 @@ class ResendTrace:
 
     def __init__(self, vendor: str, user_id: str) -> None:
         self.vendor = vendor
+        self.span: Span | None = None
+        self.token: Token[Context] | None = None
+        self.tracing = False
+        # No SDK configured: no span (the API's own would be a no-op, at a cost); metrics go to
+        # the API's proxies, which forward them once an SDK is set.
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return
         span = _tracer.start_span(
             "invites.resend",
             kind=SpanKind.INTERNAL,
             attributes={"invites.vendor": vendor, "invites.user_id": user_id},
         )
-        self.span = span
-        # No SDK: the API's invalid span, and nothing more to do.
-        self.tracing = span.get_span_context().is_valid
-        self.token = context.attach(trace.set_span_in_context(span)) if self.tracing else None
+        if span.is_recording():  # not sampled: nothing to record, nothing to propagate
+            self.span = span
+            self.tracing = True
+            self.token = context.attach(trace.set_span_in_context(span))
 
     def sending(self, method: str, request: httpx.Request, route: str, attempt: int) -> Span:
+        assert self.span is not None
         url = request.url
         attributes: dict[str, str | int] = {
             "http.request.method": method if method in _METHODS else "_OTHER",
@@ -137,7 +147,7 @@ class ResendTrace:
 
     def paced(self, seconds: float) -> None:
         PACING_WAIT.record(seconds, {"invites.vendor": self.vendor})
-        if self.tracing:
+        if self.span is not None:
             self.span.add_event("invites.pacing", {"invites.pacing.wait": seconds})
 
     def end(
@@ -153,9 +163,9 @@ class ResendTrace:
         labels = {"invites.vendor": self.vendor, "invites.outcome": status}
         RESENDS.add(1, labels)
         DURATION.record(elapsed, labels)
-        if not self.tracing:
-            return
         span = self.span
+        if span is None:
+            return
         span.set_attribute("invites.outcome", status)
         span.set_attribute("invites.attempts", attempts)
         span.set_attribute("invites.renewed", result is not None and result.renewed)
@@ -168,4 +178,4 @@ class ResendTrace:
         span.end()
         if self.token is not None:
             context.detach(self.token)
-            self.token = None
+        self.span = self.token = None

@@ -25,8 +25,9 @@ library for a plain path or ``sqlite:///path``; ``postgresql://`` the PostgreSQL
 Writing an implementation: subclass :class:`Ledger` and implement :meth:`Ledger.claim`,
 :meth:`Ledger.settle`, :meth:`Ledger.get`, :meth:`Ledger.records` and :meth:`Ledger.close` with
 exactly the semantics their docstrings state (the test-suite's contract tests apply to every
-implementation). The async methods default to running the sync ones on a worker thread; override
-them when the store has a native async client. :meth:`Ledger.settle_soon` (and its async twin)
+implementation; ``budget`` is passed to :meth:`Ledger.claim` only under a ``per_user_limit``).
+The async methods default to running the sync ones on a worker thread; override them when the
+store has a native async client. :meth:`Ledger.settle_soon` (and its async twin)
 default to a waiting :meth:`Ledger.settle` and :meth:`Ledger.flush` to nothing; override them to
 commit outcomes in groups. :func:`dump_result`, :func:`load_result`, :func:`dump_error` and
 :func:`load_error` turn outcomes into JSON text and back.
@@ -235,6 +236,11 @@ class Ledger(abc.ABC):
     def records(self, *, run: str | None = None, user_id: str | None = None) -> Iterator[Record]:
         """Every record, optionally of one run and/or one user id, oldest first."""
 
+    def records_since(self, *, run: str, since: float) -> Iterator[Record]:
+        """The records of ``run`` written at or after ``since`` (Unix time by the store's clock),
+        oldest first. The default reads the whole run; stores override it to ask for those only."""
+        return (record for record in self.records(run=run) if record.updated_at >= since)
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release the store. Idempotent."""
@@ -322,9 +328,10 @@ _IMPLEMENTATIONS: Final[dict[str, tuple[str, str, str | None]]] = {
 }
 
 
-def open_ledger(url_or_path: str | os.PathLike[str]) -> Ledger:
+def open_ledger(url_or_path: str | os.PathLike[str], *, read_only: bool = False) -> Ledger:
     """Open the ledger at ``url_or_path``: a file path or ``sqlite:///path`` (SQLite, created
-    if missing), or ``postgresql://...`` (needs the ``postgres`` extra).
+    if missing), or ``postgresql://...`` (needs the ``postgres`` extra). ``read_only``: only
+    read it (a SQLite file on a full disk, or not writable, is then not refused).
 
     Raises :class:`~invites.ConfigurationError` for an unknown scheme or a missing implementation.
     """
@@ -345,8 +352,8 @@ def open_ledger(url_or_path: str | os.PathLike[str]) -> Ledger:
         raise ConfigurationError(
             f"ledger: no implementation available for {scheme}:// ({exc.name or exc}){hint}"
         ) from exc
-    factory: Callable[[str], Ledger] = getattr(module, factory_name)
-    return factory(target)
+    factory: Callable[..., Ledger] = getattr(module, factory_name)
+    return factory(target, read_only=True) if read_only and scheme == "sqlite" else factory(target)
 
 
 def new_owner() -> str:

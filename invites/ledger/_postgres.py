@@ -44,12 +44,12 @@ from ._postgres_budget import claim_params as budget_params
 from ._postgres_pool import LoopPool, check_lent, ping
 from ._postgres_soon import Outcome, Queued
 from ._postgres_sql import (
-    COLUMNS,
     TABLE,
     claim_params,
     key_params,
     ledger_label,
     previous_record,
+    select_records,
     settle_many,
     split_url,
     statements,
@@ -186,19 +186,15 @@ class PostgresLedger(Ledger):
         return None if row is None else read_record(row)
 
     def records(self, *, run: str | None = None, user_id: str | None = None) -> Iterator[Record]:
-        where = [
-            sql.SQL("{} = %s").format(sql.Identifier(name))
-            for name, value in (("run", run), ("user_id", user_id))
-            if value is not None
-        ]
-        statement = sql.SQL("SELECT {columns} FROM {table}{where} ORDER BY created_at, seq").format(
-            columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
-            table=self._table,
-            where=sql.SQL(" WHERE ").join([sql.SQL(""), sql.SQL(" AND ").join(where)])
-            if where
-            else sql.SQL(""),
-        )
-        values = [value for value in (run, user_id) if value is not None]
+        return self._select(run=run, user_id=user_id)
+
+    def records_since(self, *, run: str, since: float) -> Iterator[Record]:
+        return self._select(run=run, since=since)
+
+    def _select(
+        self, *, run: str | None, user_id: str | None = None, since: float | None = None
+    ) -> Iterator[Record]:
+        statement, values = select_records(self._table, run=run, user_id=user_id, since=since)
         self.flush()
         try:
             # A server-side cursor: a run of millions streams in pages.

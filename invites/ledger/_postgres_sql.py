@@ -172,3 +172,24 @@ def statements(table: sql.Identifier) -> dict[str, sql.Composed]:
         "settle": sql.SQL(_SETTLE).format(**names, held=sql.SQL("")),
         "settle_held": sql.SQL(_SETTLE).format(**names, held=sql.SQL(_HELD)),
     }
+
+
+def select_records(
+    table: sql.Composable, *, run: str | None, user_id: str | None, since: float | None
+) -> tuple[sql.Composed, list[Any]]:
+    """The query for the records of ``run`` and/or ``user_id`` (written at or after ``since``),
+    oldest first, and its parameters."""
+    conditions = (("run", "=", run), ("user_id", "=", user_id), ("updated_at", ">=", since))
+    where = [
+        sql.SQL("{} {} %s").format(sql.Identifier(name), sql.SQL(operator))
+        for name, operator, value in conditions
+        if value is not None
+    ]
+    statement = sql.SQL("SELECT {columns} FROM {table}{where} ORDER BY created_at, seq").format(
+        columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+        table=table,
+        where=sql.SQL(" WHERE ").join([sql.SQL(""), sql.SQL(" AND ").join(where)])
+        if where
+        else sql.SQL(""),
+    )
+    return statement, [value for _, _, value in conditions if value is not None]

@@ -63,6 +63,7 @@ class SQLiteLedger(Ledger):
     ``busy_timeout`` bounds how long a write waits for another process holding the file's write
     lock; ``write_timeout`` how long a caller waits for its write (a write that never returns
     fails its caller then); ``clock`` (Unix seconds) exists for tests of lease expiry.
+    ``read_only`` skips the probe that the file can take a commit (for reading a ledger).
     """
 
     def __init__(
@@ -72,16 +73,19 @@ class SQLiteLedger(Ledger):
         busy_timeout: float = 30.0,
         write_timeout: float = 60.0,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> None:
         self.path = path_of(os.fspath(target))
         self._busy_timeout = busy_timeout
         self._write_timeout = write_timeout
         self._give_up_at: float | None = None
+        self._read_only = read_only
         self._clock = clock
         connection = self._connect()  # errors in the caller's thread, before the writer starts
         try:
             check(connection)
-            probe(connection)
+            if not read_only:
+                probe(connection)
         except (sqlite3.Error, Untrusted) as exc:
             connection.close()
             raise self._failure(exc) from exc
@@ -152,18 +156,29 @@ class SQLiteLedger(Ledger):
         return record
 
     def records(self, *, run: str | None = None, user_id: str | None = None) -> Iterator[Record]:
-        where, params = [], []
-        if run is not None:
-            where.append("run = ?")
-            params.append(run)
-        if user_id is not None:
-            where.append("user_id = ?")
-            params.append(user_id)
+        return self._select(run=run, user_id=user_id)
+
+    def records_since(self, *, run: str, since: float) -> Iterator[Record]:
+        return self._select(run=run, since=since)
+
+    def _select(
+        self, *, run: str | None, user_id: str | None = None, since: float | None = None
+    ) -> Iterator[Record]:
+        where: list[str] = []
+        params: list[object] = []
+        for condition, value in (("run = ?", run), ("user_id = ?", user_id)):
+            if value is not None:
+                where.append(condition)
+                params.append(value)
+        if since is not None:
+            where.append("updated_at >= ?")
+            params.append(since)
         sql = f"SELECT {COLUMNS} FROM invites_ledger"  # noqa: S608 - fixed column list
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at, rowid"
-        self.flush()  # this process's queued outcomes first: a reader sees its own writes
+        if not self._read_only:
+            self.flush()  # this process's queued outcomes first: a reader sees its own writes
         connection = self._connect()
         try:
             cursor = connection.execute(sql, params)

@@ -4,7 +4,8 @@ Prints the base URL, the sandbox's (fake) credentials and any users it seeded (`
 written one CSV per vendor with ``--users-dir``), then serves until interrupted. ``--stats URL``
 instead prints a running sandbox's email counts and exits. ``--hidden-limit RPS`` puts a vendor's
 rate limit in front (``--announce-budget``, ``--limit-schedule``: see
-:mod:`invites.sandbox._limit`).
+:mod:`invites.sandbox._limit`). ``--assume VENDOR.SWITCH=VALUE`` switches an answer no vendor
+documents (docs/sandbox.md, "What the sandbox assumes").
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import csv
 import json
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,37 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
     return value
+
+
+def _flag(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise ValueError(f"expected true or false, not {text!r}")
+    return text == "true"
+
+
+# The sandbox's assumptions (docs/sandbox.md, "What the sandbox assumes"): switch -> value parser.
+_ASSUMPTIONS: dict[str, Callable[[str], object]] = {
+    "softwareone.active_status": int,
+    "softwareone.expired_status": int,
+    "softwareone.audit_by_artifact": _flag,
+    "ecosuite.token_refusal": int,
+    "ecosuite.forbidden_status": int,
+    "ecosuite.accept_bearer": _flag,
+    "tenant_api.already_verified_status": int,
+}
+
+
+def _assumption(text: str) -> tuple[str, str, object]:
+    """``VENDOR.SWITCH=VALUE`` as (vendor, switch, value); the vendor checks the value."""
+    key, equals, value = text.partition("=")
+    if not equals or key not in _ASSUMPTIONS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(_ASSUMPTIONS)}=VALUE")
+    try:
+        parsed = _ASSUMPTIONS[key](value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{key}: {exc}") from None
+    vendor, _, switch = key.partition(".")
+    return vendor, switch, parsed
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -83,6 +115,15 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "--softwareone-top-level-status",
         action="store_true",
         help="SoftwareOne account users also carry a top-level status (not the published shape)",
+    )
+    parser.add_argument(
+        "--assume",
+        type=_assumption,
+        action="append",
+        default=[],
+        metavar="VENDOR.SWITCH=VALUE",
+        help="switch an answer no vendor documents, e.g. softwareone.active_status=409 "
+        f"(repeatable; switches: {', '.join(_ASSUMPTIONS)})",
     )
     parser.add_argument(
         "--users",
@@ -132,13 +173,17 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m invites.sa
 
 
 def _sandbox(args: argparse.Namespace) -> Sandbox:
+    assumed: dict[str, dict[str, Any]] = {"ecosuite": {}, "softwareone": {}, "tenant_api": {}}
+    for vendor, switch, value in args.assume:
+        assumed[vendor][switch] = value
     vendors = [
-        EcosuiteSandbox(),
+        EcosuiteSandbox(**assumed["ecosuite"]),
         SoftwareOneSandbox(
             legacy_removed=args.legacy_removed,
             shape=TOP_LEVEL_STATUS if args.softwareone_top_level_status else PUBLISHED,
+            **assumed["softwareone"],
         ),
-        TenantApiSandbox(),
+        TenantApiSandbox(**assumed["tenant_api"]),
     ]
     return Sandbox(
         vendors=vendors,
