@@ -16,6 +16,8 @@ raw, ratio, target, pass/fail (``--json``: the same as JSON, with every round's 
              (only with ``--only shared``: it needs the Redis server and takes under two minutes).
 - budget:    what a per-user budget adds to a ledger claim: PostgreSQL round trips (counted by a
              relay) and µs per claim on both stores (only with ``--only budget``).
+- storage:   opening a 50k-record SQLite ledger (quick_check + commit probe), and SIGTERM to exit
+             of a CLI run whose ledger stops answering (only with ``--only storage``).
 
 The machine may be shared: every comparison alternates its sides and reports medians. Exit
 status is 0 unless ``--check`` is given and a target is missed.
@@ -47,7 +49,7 @@ SUITES = (
     "ledger",
     "ledger-postgres",
 )
-OPTIONAL = ("shared", "budget")
+OPTIONAL = ("shared", "budget", "storage")
 
 
 def _suite(name: str) -> Callable[[bool], list[Row]]:
@@ -91,6 +93,10 @@ def _suite(name: str) -> Callable[[bool], list[Row]]:
         import bench_budget
 
         return bench_budget.run
+    if name == "storage":
+        import bench_ledger_storage
+
+        return bench_ledger_storage.run
     raise ValueError(name)
 
 

@@ -1,6 +1,6 @@
-"""The README's examples, run against the sandbox as written.
+"""The examples of the README and of every page under docs/, run against the sandbox as written.
 
-Every fenced block in README.md is preceded by a marker saying what becomes of it:
+Every fenced block in README.md and docs/**/*.md is preceded by a marker saying what becomes of it:
 
 - ``<!-- example: run -->``: run here. ``python`` blocks run in a fresh namespace (top-level
   ``await`` allowed), ``sh`` blocks with ``bash -e`` in a scratch folder with this environment's
@@ -44,7 +44,10 @@ from invites.sandbox import (
     RunningSandbox,
 )
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+#: Every page whose examples run here: the README, then the site's pages.
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 MARKER = re.compile(r"<!-- example: (run(?:; (given|file): ([^>]*?))?|not run: (.+?)) -->")
 
 #: README text standing for a real vendor -> what it becomes against the sandbox ({url}: its URL).
@@ -58,11 +61,14 @@ SUBSTITUTIONS = {
 ENVIRONMENT = {"ACME_IDP_KEY": TENANT_API_KEY, "MPT_API_TOKEN": "test-token-not-real"}
 #: Users the examples name, seeded in the sandbox: Ecosuite's, and the tenant API's (UUIDs).
 ECOSUITE_USERS = ["u-2"]
-README_TENANT_USER = "3f6b2c1e-8d4a-4e7b-9a15-0c2d4e6f8a91"
+#: Fenced blocks in README.md and docs/ together: moving a section between pages loses none.
+EXAMPLES_AT_LEAST = 34
+EXAMPLE_TENANT_USER = "3f6b2c1e-8d4a-4e7b-9a15-0c2d4e6f8a91"
 
 
 @dataclass(frozen=True)
 class Block:
+    page: str  # the page's path in the repository, e.g. "docs/ledger.md"
     line: int
     language: str
     code: str
@@ -70,9 +76,14 @@ class Block:
     option: str  # "given" or "file" for a run block, else ""
     values: tuple[str, ...]  # the given names or the file name; the reason for "not run"
 
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
 
-def readme_blocks() -> list[Block]:
-    lines = README.read_text(encoding="utf-8").splitlines()
+
+def page_blocks(path: Path) -> list[Block]:
+    page = path.relative_to(ROOT).as_posix()
+    lines = path.read_text(encoding="utf-8").splitlines()
     blocks: list[Block] = []
     index = 0
     while index < len(lines):
@@ -82,7 +93,7 @@ def readme_blocks() -> list[Block]:
         start = index
         end = lines.index("```", start + 1)
         marker = MARKER.fullmatch(lines[start - 1].strip()) if start else None
-        assert marker is not None, f"README.md:{start + 1}: a code block without an example marker"
+        assert marker is not None, f"{page}:{start + 1}: a code block without an example marker"
         values: tuple[str, ...]
         if marker.group(4) is not None:
             action, option, values = "not run", "", (marker.group(4),)
@@ -91,12 +102,12 @@ def readme_blocks() -> list[Block]:
             values = tuple(v.strip() for v in (marker.group(3) or "").split(",") if v.strip())
             action = "run"
         code = "\n".join(lines[start + 1 : end]) + "\n"
-        blocks.append(Block(start + 1, lines[start][3:], code, action, option, values))
+        blocks.append(Block(page, start + 1, lines[start][3:], code, action, option, values))
         index = end + 1
     return blocks
 
 
-BLOCKS = readme_blocks()
+BLOCKS = [block for path in PAGES for block in page_blocks(path)]
 TOML_FILES = {b.values[0]: b for b in BLOCKS if b.action == "run" and b.option == "file"}
 
 
@@ -124,13 +135,13 @@ def workspace(tmp_path: Path, server: RunningSandbox, monkeypatch: pytest.Monkey
     for name, value in ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     server.sandbox.add_users("ecosuite", ECOSUITE_USERS)
-    server.sandbox.add_users("tenant_api", [README_TENANT_USER])
+    server.sandbox.add_users("tenant_api", [EXAMPLE_TENANT_USER])
     return tmp_path
 
 
 def given(name: str, server: RunningSandbox, workspace: Path) -> Any:
     """What a block declared as given, built here."""
-    tenant_users = [TENANT_USER_INVITED, TENANT_USER_INVITED_2, README_TENANT_USER]
+    tenant_users = [TENANT_USER_INVITED, TENANT_USER_INVITED_2, EXAMPLE_TENANT_USER]
     if name == "invites":  # the package, imported by the section's first example
         return invites
     if name == "provider":
@@ -147,13 +158,13 @@ def given(name: str, server: RunningSandbox, workspace: Path) -> Any:
     if name == "run.db":
         # A journal in which USER_ID's resend has an unknown outcome: its answer was lost.
         given("invites.toml", server, workspace)
-        server.sandbox.inject(README_TENANT_USER, Fault.DROP_AFTER)
-        argv = ["resend", "--config", "invites.toml", "--journal", "run.db", README_TENANT_USER]
+        server.sandbox.inject(EXAMPLE_TENANT_USER, Fault.DROP_AFTER)
+        argv = ["resend", "--config", "invites.toml", "--journal", "run.db", EXAMPLE_TENANT_USER]
         assert main(argv) == 1
         return workspace / "run.db"
     if name == "USER_ID":
-        return README_TENANT_USER
-    raise AssertionError(f"README example declares an unknown given: {name}")
+        return EXAMPLE_TENANT_USER
+    raise AssertionError(f"an example declares an unknown given: {name}")
 
 
 def run_block(block: Block, server: RunningSandbox, workspace: Path, capsys: Any) -> Run:
@@ -165,8 +176,8 @@ def run_block(block: Block, server: RunningSandbox, workspace: Path, capsys: Any
     if block.language == "python":
         namespace.update((k, v) for k, v in supplied.items() if k.isidentifier())
         flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-        compiled = compile(code, f"README.md:{block.line}", "exec", flags=flags)
-        pending = eval(compiled, namespace)  # noqa: S307  (the repository's own README)
+        compiled = compile(code, block.where, "exec", flags=flags)
+        pending = eval(compiled, namespace)  # noqa: S307  (the repository's own documentation)
         if pending is not None:
             asyncio.run(pending)
         stdout = capsys.readouterr().out
@@ -176,7 +187,7 @@ def run_block(block: Block, server: RunningSandbox, workspace: Path, capsys: Any
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         }
         env.update((k, str(v)) for k, v in supplied.items() if k.isupper())
-        done = subprocess.run(  # noqa: S603  (bash, the README's own commands)
+        done = subprocess.run(  # noqa: S603  (bash, the documentation's own commands)
             ["bash", "-e", "-o", "pipefail", "-c", code],  # noqa: S607
             cwd=workspace,
             env=env,
@@ -185,14 +196,14 @@ def run_block(block: Block, server: RunningSandbox, workspace: Path, capsys: Any
             timeout=120,
             check=False,
         )
-        assert done.returncode == 0, f"README.md:{block.line}\n{done.stdout}\n{done.stderr}"
+        assert done.returncode == 0, f"{block.where}\n{done.stdout}\n{done.stderr}"
         stdout = done.stdout
     elif block.language == "toml":
         stdout = ""
         (workspace / block.values[0]).write_text(code, encoding="utf-8")
         namespace["profiles"] = invites.load_profiles(workspace / block.values[0])
     else:
-        raise AssertionError(f"README.md:{block.line}: cannot run a {block.language!r} block")
+        raise AssertionError(f"{block.where}: cannot run a {block.language!r} block")
     return Run(server, workspace, namespace, stdout, supplied)
 
 
@@ -236,16 +247,16 @@ def _shell_bulk(run: Run) -> None:
     assert sorted(o["user_id"] for o in outcomes) == sorted(users)
     assert {o["outcome"] for o in outcomes} == {"sent"}
     assert run.server.sandbox.emails_snapshot() == dict.fromkeys(users, 1)  # the dry run sent none
-    assert f"{README_TENANT_USER} (run 'default'): sent -> sent" in run.stdout
+    assert f"{EXAMPLE_TENANT_USER} (run 'default'): sent -> sent" in run.stdout
 
 
 def _shell_settle(run: Run) -> None:
     # Shown as unknown, then settled twice: the last word stands.
-    assert run.stdout.count(README_TENANT_USER) == 3
+    assert run.stdout.count(EXAMPLE_TENANT_USER) == 3
     assert "unknown -> sent" in run.stdout
     assert "sent -> failed" in run.stdout
     with open_ledger(run.given["run.db"]) as ledger:
-        (record,) = ledger.records(user_id=README_TENANT_USER)
+        (record,) = ledger.records(user_id=EXAMPLE_TENANT_USER)
         assert record.status() == "failed"
     assert run.server.sandbox.emails_snapshot() == {}
 
@@ -264,7 +275,7 @@ CHECKS: dict[str, Callable[[Run], None]] = {
 def _check_for(block: Block) -> Callable[[Run], None]:
     first = block.code.splitlines()[0]
     found = [check for start, check in CHECKS.items() if first.startswith(start)]
-    assert len(found) == 1, f"README.md:{block.line}: no check (or several) for {first!r}"
+    assert len(found) == 1, f"{block.where}: no check (or several) for {first!r}"
     return found[0]
 
 
@@ -273,8 +284,8 @@ def _check_for(block: Block) -> Callable[[Run], None]:
     [
         pytest.param(
             b,
-            id=f"line-{b.line}-{b.language or 'text'}",
-            marks=[pytest.mark.skip(reason=f"README.md:{b.line}: {b.values[0]}")]
+            id=f"{b.page}:{b.line}-{b.language or 'text'}",
+            marks=[pytest.mark.skip(reason=f"{b.where}: {b.values[0]}")]
             if b.action == "not run"
             else [],
         )
@@ -295,9 +306,15 @@ def test_readme_example(
 
 
 def test_every_block_is_marked_and_the_marks_are_used() -> None:
-    assert len(BLOCKS) == README.read_text(encoding="utf-8").count("\n```") // 2
+    for path in PAGES:
+        page = path.relative_to(ROOT).as_posix()
+        fences = path.read_text(encoding="utf-8").count("\n```") // 2
+        assert len([b for b in BLOCKS if b.page == page]) == fences, page
     run = [b for b in BLOCKS if b.action == "run"]
-    assert len(run) == len(CHECKS)  # every check belongs to a block that runs
+    firsts = {b.code.splitlines()[0] for b in run}
+    for start in CHECKS:  # every check belongs to a block that runs
+        assert any(first.startswith(start) for first in firsts), f"unused check {start!r}"
+    assert len(BLOCKS) >= EXAMPLES_AT_LEAST, "examples were lost"
     code = "".join(b.code for b in run)
     for written in SUBSTITUTIONS:
         assert written in code, f"unused substitution {written!r}"
