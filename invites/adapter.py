@@ -13,7 +13,7 @@ JSON object a success must be, or an error); building URLs: :func:`segment`. Set
 checked by their type, or by a ``setting(check)`` field with one of the checks below
 (:func:`http_url`, :func:`uuid_text`, ...; a check raises :class:`Invalid`). A :class:`Pacer` passed
 as ``pacer=`` shares one pace and one 429 pause between providers (:class:`Throttle` is the
-in-process one each provider has by default). The README's "Writing an adapter" section walks
+in-process one each provider has by default). docs/adapters.md ("Writing an adapter") walks
 through a whole adapter.
 """
 

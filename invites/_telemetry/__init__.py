@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import httpx
 
-from ..errors import AlreadyVerified, InviteError, OutcomeUnknown, UnexpectedResponse
+from ..errors import (
+    AlreadyVerified,
+    InviteError,
+    OutcomeUnknown,
+    ResendTooSoon,
+    UnexpectedResponse,
+)
 from ..models import Invitee, ResendResult
 
 if TYPE_CHECKING:
@@ -225,7 +231,9 @@ def _log(
     error: BaseException | None,
     skipped: bool,
 ) -> None:
-    level = logging.INFO if status in _OK else logging.WARNING
+    # A resend the per-user budget refused is the budget doing its job, not a failure to warn of.
+    too_soon = isinstance(error, ResendTooSoon)
+    level = logging.INFO if status in _OK or too_soon else logging.WARNING
     if not logger.isEnabledFor(level):
         return
     elapsed_ms = round(elapsed * 1000.0, 3)
@@ -240,7 +248,11 @@ def _log(
         why,
         watch.attempts,
         elapsed_ms,
-        ", settled earlier (ledger)" if skipped else "",
+        ", not sent (per_user_limit)"
+        if too_soon
+        else ", settled earlier (ledger)"
+        if skipped
+        else "",
         extra={
             "vendor": watch.vendor,
             "outcome": status,

@@ -25,8 +25,9 @@ library for a plain path or ``sqlite:///path``; ``postgresql://`` the PostgreSQL
 Writing an implementation: subclass :class:`Ledger` and implement :meth:`Ledger.claim`,
 :meth:`Ledger.settle`, :meth:`Ledger.get`, :meth:`Ledger.records` and :meth:`Ledger.close` with
 exactly the semantics their docstrings state (the test-suite's contract tests apply to every
-implementation). The async methods default to running the sync ones on a worker thread; override
-them when the store has a native async client. :meth:`Ledger.settle_soon` (and its async twin)
+implementation; ``budget`` is passed to :meth:`Ledger.claim` only under a ``per_user_limit``).
+The async methods default to running the sync ones on a worker thread; override them when the
+store has a native async client. :meth:`Ledger.settle_soon` (and its async twin)
 default to a waiting :meth:`Ledger.settle` and :meth:`Ledger.flush` to nothing; override them to
 commit outcomes in groups. :func:`dump_result`, :func:`load_result`, :func:`dump_error` and
 :func:`load_error` turn outcomes into JSON text and back.
