@@ -19,12 +19,8 @@ import attrs
 import httpx
 from typing_extensions import TypeVar
 
-from ._credentials import Credentials
-from ._deadline import DEADLINE
-from ._engine import (
-    AttemptEvent,
+from ._actions import (
     Call,
-    Engine,
     Flow,
     Observe,
     Pause,
@@ -35,11 +31,14 @@ from ._engine import (
     Send,
     Sleep,
 )
+from ._credentials import Credentials
+from ._deadline import DEADLINE
+from ._engine import Engine
 from ._identity import canonical_base_url, compute_identity
 from ._pacing import Learner, Pacer, Throttle
 from ._policy import RetryPolicy
 from ._proxies import Route
-from ._reporting import route_ids
+from ._reporting import AttemptEvent, route_ids
 from ._settings import ProviderSettings
 from ._telemetry import ACTIVE, Watch
 from ._transport import Transport, timeout_for

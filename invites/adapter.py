@@ -19,8 +19,8 @@ through a whole adapter.
 
 from __future__ import annotations
 
+from ._actions import Call, Flow
 from ._base import BaseProvider
-from ._engine import Call, Flow
 from ._pacing import Pacer, Throttle
 from ._settings import (
     REQUIRED,
