@@ -229,8 +229,11 @@ def test_the_auto_throttle_spaces_slots_at_the_learned_rate() -> None:
 def test_the_auto_throttle_follows_an_announced_budget() -> None:
     clock = Clock()
     pacer = AutoThrottle(Tuning(start=1.0), clock=clock)
+    assert [pacer.reserve(), pacer.reserve()] == [0.0, 1.0]
     pacer.observe(answer(200, {"RateLimit-Policy": '"d";q=100;w=10', "RateLimit": '"d";r=9;t=3'}))
     assert pacer.rate == pytest.approx(9.5)
+    # The slots handed out at 1/s no longer hold back those at 9.5/s.
+    assert pacer.reserve() == pytest.approx(2.0 / 9.5)
 
 
 def test_a_fixed_throttle_only_slows_down_to_an_announced_budget() -> None:

@@ -58,16 +58,23 @@ ACTIVE: Final[ContextVar[Watch | None]] = ContextVar("invites_watch", default=No
 _OK: Final = frozenset(("sent", "already_verified"))
 
 
+_loaded: Any = None  # the OpenTelemetry side once imported; False: it cannot be
+
+
 def _opentelemetry() -> Any:  # the module, or None
     """The OpenTelemetry side (:mod:`._otel`), or None while the application has not loaded the
     OpenTelemetry API: nothing here imports it first."""
-    if "opentelemetry.trace" not in sys.modules:
-        return None
-    try:
-        from . import _otel as otel
-    except ImportError:  # an API too old for the instruments used
-        return None
-    return otel
+    global _loaded
+    if _loaded is None:
+        if "opentelemetry.trace" not in sys.modules:
+            return None
+        try:
+            from . import _otel
+        except ImportError:  # an API too old for the instruments used
+            _loaded = False
+        else:
+            _loaded = _otel
+    return _loaded or None
 
 
 def status_of(error: BaseException) -> OutcomeStatus:
