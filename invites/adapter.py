@@ -20,6 +20,15 @@ through a whole adapter.
 from __future__ import annotations
 
 from ._actions import Call, Flow
+from ._answers import (
+    NOT_JSON,
+    error_class_for_status,
+    excerpt,
+    json_body,
+    json_object,
+    response_error,
+    segment,
+)
 from ._base import BaseProvider
 from ._pacing import Pacer, Throttle
 from ._settings import (
@@ -39,15 +48,6 @@ from ._settings import (
     setting,
     text,
     uuid_text,
-)
-from ._wire import (
-    NOT_JSON,
-    error_class_for_status,
-    excerpt,
-    json_body,
-    json_object,
-    response_error,
-    segment,
 )
 from .models import Access, Invitee, ResendResult, check_user_id
 from .registry import register_provider

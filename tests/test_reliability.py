@@ -548,7 +548,7 @@ def test_an_html_error_page_is_provider_unavailable_with_a_short_excerpt(
 
     assert (error.status_code, error.attempts) == (500, 1)
     assert "<h1>Internal Server Error</h1>" in error.details["body"]
-    assert len(error.details["body"]) <= invites._wire.EXCERPT_LIMIT + 3
+    assert len(error.details["body"]) <= invites._answers.EXCERPT_LIMIT + 3
     text = str(error)
     assert "<" not in text
     assert "\n" not in text

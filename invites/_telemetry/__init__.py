@@ -32,7 +32,7 @@ from ..errors import (
     ResendTooSoon,
     UnexpectedResponse,
 )
-from ..models import Invitee, ResendResult
+from ..models import Invitee, OutcomeStatus, ResendResult
 
 if TYPE_CHECKING:
     from ._otel import ResendTrace
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTIVE",
     "ClaimResult",
-    "Status",
     "Watch",
     "claimed",
     "status_of",
@@ -48,7 +47,6 @@ __all__ = [
 
 logger = logging.getLogger("invites")
 
-Status = Literal["sent", "already_verified", "failed", "unknown"]
 ClaimResult = Literal["granted", "settled", "in_flight", "too_soon", "error"]
 #: ``on_outcome``: called with an :class:`invites.bulk.Outcome`.
 OutcomeHook = Callable[[Any], None]
@@ -79,7 +77,7 @@ def _opentelemetry() -> Any:  # the module, or None
     return _loaded or None
 
 
-def status_of(error: BaseException) -> Status:
+def status_of(error: BaseException) -> OutcomeStatus:
     """What a resend that raised ``error`` amounts to (a cancellation or interrupt: unknown)."""
     if isinstance(error, AlreadyVerified):
         return "already_verified"
@@ -203,7 +201,7 @@ class Watch:
 
     def end(
         self,
-        status: Status,
+        status: OutcomeStatus,
         *,
         invitee: Invitee | None = None,
         result: ResendResult | None = None,
@@ -232,7 +230,7 @@ class Watch:
 
 def _log(
     watch: Watch,
-    status: Status,
+    status: OutcomeStatus,
     elapsed: float,
     request_id: str | None,
     error: BaseException | None,
@@ -277,7 +275,7 @@ def _log(
 
 def _outcome(
     user_id: str,
-    status: Status,
+    status: OutcomeStatus,
     invitee: Invitee | None,
     result: ResendResult | None,
     error: BaseException | None,

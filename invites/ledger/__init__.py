@@ -48,7 +48,7 @@ import attrs
 
 from .._identity import provider_identity
 from ..errors import ConfigurationError, InviteError
-from ..models import ResendResult
+from ..models import OutcomeStatus, ResendResult
 from ._budget import Budget, TooSoon
 from ._json import dump_error, dump_result, load_error, load_result
 from ._owners import owner_gone
@@ -77,10 +77,11 @@ __all__ = [
 
 #: What a record holds. ``intent``: claimed, no outcome yet.
 State: TypeAlias = Literal["intent", "sent", "already_verified", "failed", "unknown"]
-#: The outcomes :meth:`Ledger.settle` records.
-OutcomeState: TypeAlias = Literal["sent", "already_verified", "failed", "unknown"]
-#: How a record reads: an intent with no outcome reads ``unknown``.
-ReadStatus: TypeAlias = Literal["sent", "already_verified", "failed", "unknown"]
+#: The outcomes :meth:`Ledger.settle` records, and how a record reads (an intent with no outcome
+#: reads ``unknown``): :data:`invites.models.OutcomeStatus`, under the names earlier releases
+#: gave it here.
+OutcomeState: TypeAlias = OutcomeStatus
+ReadStatus: TypeAlias = OutcomeStatus
 
 #: States a claim never takes over: the invitee needs nothing more.
 SETTLED: Final = frozenset({"sent", "already_verified"})
@@ -125,7 +126,7 @@ class Record:
     claimed_at: float | None = None
     budget_overridden: bool = False
 
-    def status(self) -> ReadStatus:
+    def status(self) -> OutcomeStatus:
         """How the record reads: its outcome, or ``unknown`` for an intent with no outcome."""
         return "unknown" if self.state == "intent" else self.state
 
@@ -192,7 +193,7 @@ class Ledger(abc.ABC):
     def settle(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str | None,
         result: ResendResult | None = None,
@@ -209,7 +210,7 @@ class Ledger(abc.ABC):
     def settle_soon(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str,
         result: ResendResult | None = None,
@@ -263,7 +264,7 @@ class Ledger(abc.ABC):
     async def asettle(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str | None,
         result: ResendResult | None = None,
@@ -277,7 +278,7 @@ class Ledger(abc.ABC):
     async def asettle_soon(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str,
         result: ResendResult | None = None,
