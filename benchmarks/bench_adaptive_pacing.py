@@ -45,7 +45,7 @@ WORKERS = 4
 SHARES = (0.4, 0.3, 0.2, 0.1)
 CONCURRENCY = 16
 STORE = "redis://127.0.0.1:6379/0"
-PNG = Path(__file__).resolve().parent / "pacing_timeline.png"
+PNG = Path(__file__).resolve().parent.parent / "docs" / "images" / "pacing-timeline.png"
 
 
 # -- one worker process ---------------------------------------------------------------------------
@@ -59,7 +59,9 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     async def main() -> float:
         async with invites.from_config(spec["config"]) as provider:
-            await asyncio.sleep(max(0.0, spec["start_at"] - time.time()))
+            print("ready", flush=True)  # built and imported: the parent sets the start
+            start_at = float(sys.stdin.readline())
+            await asyncio.sleep(max(0.0, start_at - time.time()))
             async for outcome in invites.aresend_many(
                 provider, spec["users"], concurrency=CONCURRENCY
             ):
@@ -125,27 +127,39 @@ class _RateWatch:
         return self.samples
 
 
+def _start(children: list[subprocess.Popen[str]]) -> float:
+    """Wait until every worker is ready; tell them all one start, half a second from now."""
+    for child in children:
+        assert child.stdout is not None
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError("a worker did not start")
+    start_at = time.time() + 0.5
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(f"{start_at}\n")
+        child.stdin.flush()
+    return start_at
+
+
 def _run(kind: str, server: Any, rate: float, users: list[str]) -> dict[str, Any]:
     prefix = f"invites-bench:{uuid.uuid4().hex}"
     config = _config(kind, server.url, rate, prefix)
-    start_at = time.time() + 6.0  # after every worker has imported and built its provider
     children = [
         subprocess.Popen(  # noqa: S603 (this interpreter, this script)
-            [sys.executable, __file__, "--worker", json.dumps(spec)],
+            [sys.executable, __file__, "--worker", json.dumps({"config": config, "users": part})],
             stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             text=True,
         )
-        for spec in (
-            {"config": config, "users": part, "start_at": start_at} for part in _split(users)
-        )
+        for part in _split(users)
     ]
+    start_at = _start(children)
     time.sleep(max(0.0, start_at - time.time() - 0.05))
     httpx.post(server.url + "/__sandbox__/limit/reset", timeout=10).raise_for_status()
     watch = _RateWatch(prefix, start_at)
     results = []
     for child in children:
-        output, _ = child.communicate(timeout=900)
+        output, _ = child.communicate(timeout=900)  # closes its stdin too
         if child.returncode != 0:
             raise RuntimeError(f"a worker failed ({child.returncode})")
         results.append(json.loads(output.strip().splitlines()[-1]))

@@ -19,12 +19,8 @@ import attrs
 import httpx
 from typing_extensions import TypeVar
 
-from ._credentials import Credentials
-from ._deadline import DEADLINE
-from ._engine import (
-    AttemptEvent,
+from ._actions import (
     Call,
-    Engine,
     Flow,
     Observe,
     Pause,
@@ -35,11 +31,14 @@ from ._engine import (
     Send,
     Sleep,
 )
+from ._credentials import Credentials
+from ._deadline import DEADLINE
+from ._engine import Engine
 from ._identity import canonical_base_url, compute_identity
 from ._pacing import Learner, Pacer, Throttle
 from ._policy import RetryPolicy
 from ._proxies import Route
-from ._reporting import route_ids
+from ._reporting import AttemptEvent, route_ids
 from ._settings import ProviderSettings
 from ._telemetry import ACTIVE, Watch
 from ._transport import Transport, timeout_for
@@ -50,7 +49,7 @@ if TYPE_CHECKING:
     from ._pace_control import Tuning
     from ._pacing_redis import RedisPacer
     from .ledger import Ledger
-    from .ledger._guard import ProviderLedger
+    from .ledger._provider_ledger import ProviderLedger
 
 __all__ = ["AttemptEvent", "BaseProvider", "Call", "Flow"]
 
@@ -161,11 +160,6 @@ class BaseProvider(Generic[S]):
         return headers
 
     # -- what a vendor writes ------------------------------------------------------------------
-
-    @classmethod
-    def check_settings(cls, settings: ProviderSettings) -> list[str]:
-        """Problems with a combination of settings, as ``"key: what is wrong"`` lines."""
-        return []
 
     def flow(self, invitee: Invitee) -> Flow:
         """Yield the calls a resend needs and return its result; raise mapped errors."""
@@ -427,7 +421,7 @@ class BaseProvider(Generic[S]):
 def _provider_ledger(settings: ProviderSettings, ledger: Ledger | None) -> ProviderLedger | None:
     if settings.ledger is None and ledger is None:
         return None
-    from .ledger._guard import ProviderLedger
+    from .ledger._provider_ledger import ProviderLedger
 
     return ProviderLedger.build(settings.ledger, ledger)
 
@@ -437,7 +431,7 @@ def _budgeted(provider: BaseProvider[Any]) -> bool:
     guard (a bulk run's, a task's) has claimed this resend already."""
     if provider.settings.per_user_limit is None:
         return False
-    from .ledger._once import under_claim
+    from .ledger._guard import under_claim
 
     return not under_claim()
 

@@ -44,6 +44,10 @@ TASK_NAME: Final = "invites.resend"
 #: Records written this long before the newest one seen are read again: a commit stamped
 #: earlier may become visible after a later one.
 OVERLAP: Final = 5.0
+#: The first poll asks for records written since this long before the sender started: older
+#: ones (an earlier run's, under a rerun) are not read, and the store's clock may be this far
+#: behind this machine's.
+CLOCK_SKEW: Final = 300.0
 #: How often a waiting sender says how far it is, and checks that the queue has a consumer.
 PROGRESS_EVERY: Final = 10.0
 #: An intent counts as expired this long after its lease, for clocks a little apart.
@@ -98,6 +102,7 @@ class Collector:
         self.deadline = deadline
         self.ignore_budget = ignore_budget
         self.pending: dict[str, _Pending] = {}
+        self.started = time.time()
         self.sent = 0
         self.recorded = 0
 
@@ -156,7 +161,7 @@ class Collector:
     # -- collecting ----------------------------------------------------------------------------
 
     def collect(self, poll_interval: float) -> Iterator[Outcome]:
-        since = 0.0  # the first poll reads the run once; later ones what changed since
+        since = self.started - CLOCK_SKEW  # later polls: what changed since the newest seen
         next_report = time.monotonic() + PROGRESS_EVERY
         reported = -1
         try:

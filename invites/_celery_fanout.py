@@ -20,11 +20,20 @@ from .ledger._guard import Guard
 from .models import Invitee
 from .registry import provider_class
 
-__all__ = ["LEDGER_ENV", "PROFILES_ENV", "TASK_NAME", "app_setting", "configure", "fan_out"]
+__all__ = [
+    "LEDGER_ENV",
+    "PROFILES_ENV",
+    "STORE_ENV",
+    "TASK_NAME",
+    "app_setting",
+    "configure",
+    "fan_out",
+]
 
 #: Environment variables a worker reads when its app does not say.
 PROFILES_ENV: Final = "INVITES_PROFILES"
 LEDGER_ENV: Final = "INVITES_LEDGER"
+STORE_ENV: Final = "INVITES_RATE_LIMIT_STORE"
 #: Seconds between AMQP heartbeats: a connection the broker dropped is noticed within about two,
 #: and the tasks a worker prefetched on it go to another worker then (Celery's default: 120).
 BROKER_HEARTBEAT: Final = 10

@@ -1,13 +1,19 @@
 """The sans-I/O delivery engine: one vendor flow, wrapped in the delivery policy, as actions.
 
-A vendor's flow yields :class:`Call` objects and receives ``httpx.Response`` objects. The engine
-wraps each call in pacing, token refresh, retries and reporting, and yields named actions
-(:class:`Send`, :class:`Sleep`, :class:`Refresh`, :class:`Reserve`, :class:`PausedFor`,
-:class:`Pause`, :class:`Observe`) for a driver to perform with blocking or asynchronous I/O. The
-driver sends each action's result back: the answer or transport failure for :class:`Send`,
-seconds for :class:`Reserve` and :class:`PausedFor`, None otherwise; or the exception the action
-raised (a failed refresh, an unreachable pacing store), which ends the resend (except for
-:class:`Observe`: the answer is in, and it stands).
+The engine runs a vendor's flow (:data:`~invites._actions.Flow`) and wraps each
+:class:`~invites._actions.Call` it yields in pacing, token refresh, retries and reporting,
+yielding actions for a driver to perform (:mod:`invites._actions`). Each attempt of a call waits
+for the pace, sends, and is judged by :meth:`RetryPolicy.decide`; its decision picks what follows::
+
+    DELIVER          the flow reads the answer
+    refresh          Refresh the token, then the same attempt again (not counted)
+    pause            Pause every caller of the provider; then as below
+    wait None        no attempt follows: raise the error, or the flow reads (and maps) the answer
+    wait             Sleep (after a pause: the next attempt's pacing waits it out); next attempt
+
+An action that fails (a refresh, an unreachable pacing store) raises its error where the engine
+receives it and ends the resend, except :class:`~invites._actions.Observe`: the answer is in, and
+it stands.
 
 Whatever ends a resend after a request that may send the invitation left, other than a mapped
 :class:`~invites.InviteError` (a plug-in flow's bug, an error inside the HTTP client), ends it
@@ -19,14 +25,29 @@ to report.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, Final, TypeAlias
+from typing import Final, NamedTuple
 
-import attrs
 import httpx
 
+from ._actions import (
+    PAUSED_FOR,
+    RESERVE,
+    Action,
+    AuthHeader,
+    Builder,
+    Call,
+    Flow,
+    Observe,
+    Pause,
+    Refresh,
+    Reply,
+    Send,
+    Sleep,
+    Steps,
+)
 from ._credentials import Credentials
 from ._policy import CONNECT_ERRORS, DECIDED_STATUSES, DELIVER, Decision, RetryPolicy
-from ._reporting import AttemptEvent, Reporter
+from ._reporting import Reporter
 from ._secret import Secret
 from ._settings import AttemptHook
 from ._telemetry import Watch
@@ -34,138 +55,10 @@ from ._wire import json_bytes
 from .errors import ConnectionFailed, InviteError, OutcomeUnknown, RateLimited, UnexpectedResponse
 from .models import Invitee, ResendResult
 
-__all__ = [
-    "Action",
-    "AttemptEvent",
-    "Call",
-    "Engine",
-    "Flow",
-    "Observe",
-    "Pause",
-    "PausedFor",
-    "Refresh",
-    "Reply",
-    "Reserve",
-    "Send",
-    "Sleep",
-]
+__all__ = ["Engine"]
 
 
-@attrs.frozen(slots=True)
-class Call:
-    """One request a vendor flow wants made.
-
-    ``reads_only`` marks a request that cannot send an email (a ``GET``): it is also retried when
-    its outcome is unknown.
-    """
-
-    method: str
-    url: str
-    json: Any = None
-    headers: Mapping[str, str] | None = None
-    reads_only: bool = False
-
-
-#: What a vendor's :meth:`BaseProvider.flow` is.
-Flow: TypeAlias = Generator[Call, httpx.Response, ResendResult]
-
-
-class _Action:
-    """An action: equal to another of its kind with equal fields; built once, then only read.
-
-    Plain slotted classes: an attrs class costs about a millisecond of import time to generate,
-    and building a frozen one costs more per request than a plain ``__init__``.
-    """
-
-    __slots__: tuple[str, ...] = ()
-
-    def _fields(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        assert isinstance(other, _Action)
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._fields()))
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__name__}({fields})"
-
-
-class Send(_Action):
-    """Send ``request``; reply with the answer read within the limit, or the failure."""
-
-    __slots__ = ("request",)
-
-    def __init__(self, request: httpx.Request) -> None:
-        self.request = request
-
-
-class Sleep(_Action):
-    """Wait ``seconds``; reply None."""
-
-    __slots__ = ("seconds",)
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-
-class Refresh(_Action):
-    """Fetch a new token replacing ``stale`` (None when none was ever fetched); reply None."""
-
-    __slots__ = ("stale",)
-
-    def __init__(self, stale: Secret | None) -> None:
-        self.stale = stale
-
-
-class Reserve(_Action):
-    """Reserve the pacer's next slot; reply the seconds to wait before sending (below 0: no slot
-    was given; ask again after that many seconds)."""
-
-    __slots__ = ()
-
-
-class PausedFor(_Action):
-    """Ask the pacer for the provider-wide pause in force; reply its seconds left (0: none)."""
-
-    __slots__ = ()
-
-
-class Pause(_Action):
-    """Hold every caller of the provider ``seconds`` from now; reply None."""
-
-    __slots__ = ("seconds",)
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-
-class Observe(_Action):
-    """Hand the pacer the vendor's ``response`` to learn from (a pacer that learns); reply None."""
-
-    __slots__ = ("response",)
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-
-
-RESERVE: Final = Reserve()
-PAUSED_FOR: Final = PausedFor()
-
-Action: TypeAlias = "Send | Sleep | Refresh | Reserve | PausedFor | Pause | Observe"
-Reply: TypeAlias = "httpx.Response | Exception | float | None"
-#: ``Client.build_request`` of the driver's client: merges its default headers and cookies.
-Builder: TypeAlias = Callable[..., httpx.Request]
-AuthHeader: TypeAlias = Callable[[str], "tuple[str, str]"]
-Steps: TypeAlias = Generator[Action, Reply, ResendResult]
-
-
-class _Run:
+class _Resend:
     """One resend in progress: whose, since when, how many requests it has made, and whether one
     that may send the invitation (not a read) may have reached the vendor."""
 
@@ -179,16 +72,32 @@ class _Run:
         self.watch = watch
 
 
+class _Attempt(NamedTuple):
+    """One attempt at a call, as it went: its number among the call's attempts (a refreshed
+    token's repeat keeps it), the token and request, the reply, when it left (None: not timed,
+    nothing wants a report) and its span."""
+
+    call: Call
+    number: int
+    token: Secret
+    request: httpx.Request
+    reply: httpx.Response | Exception
+    sent_at: float | None
+    span: object
+
+
 #: Replies to a Send that prove the request never left.
 _UNSENT: Final = (*CONNECT_ERRORS, ConnectionFailed)
 
 
 def _checked(reply: Reply) -> None:
+    """Raise the error an action ended with (a failed refresh, an unreachable pacing store)."""
     if isinstance(reply, Exception):
         raise reply
 
 
 def _seconds(reply: Reply) -> float:
+    """The seconds a pacing action replied; raise the error it ended with instead."""
     if isinstance(reply, Exception):
         raise reply
     assert isinstance(reply, (int, float))
@@ -244,13 +153,13 @@ class Engine:
         ``watch`` hears of each attempt and adds up the attempts made.
         """
         # Attempts are reported only to a watch that records them (OpenTelemetry in use).
-        run = _Run(invitee.user_id, self.clock(), watch if watch and watch.trace else None)
+        resend = _Resend(invitee.user_id, self.clock(), watch if watch and watch.trace else None)
         calls = flow(invitee)
         try:
             call = next(calls)
             while True:
                 try:
-                    response = yield from self._exchange(call, run, build, auth_header)
+                    response = yield from self._exchange(call, resend, build, auth_header)
                 except InviteError as exc:
                     # The flow may recover (a failed state read keeps the original refusal).
                     call = calls.throw(exc)
@@ -263,134 +172,162 @@ class Engine:
             if exc.provider is None:
                 exc.provider = self.name
             if exc.user_id is None:
-                exc.user_id = run.user_id
+                exc.user_id = resend.user_id
             if exc.attempts is None:
-                exc.attempts = run.attempts
+                exc.attempts = resend.attempts
             self.credentials.scrub(exc)
             raise
         except Exception as exc:
-            if not run.may_have_sent:
+            if not resend.may_have_sent:
                 raise  # nothing that could send the invitation left: a bug, shown as it is
             raise OutcomeUnknown(
                 f"the resend failed ({type(exc).__name__}) after a request that may send the "
                 "invitation left; the invitation may or may not have been sent",
                 provider=self.name,
-                user_id=run.user_id,
-                attempts=run.attempts,
+                user_id=resend.user_id,
+                attempts=resend.attempts,
             ) from exc
         finally:
             calls.close()
             if watch is not None:
-                watch.attempts += run.attempts
+                watch.attempts += resend.attempts
                 watch.engaged = True
 
     def _exchange(
-        self, call: Call, run: _Run, build: Builder, auth_header: AuthHeader
+        self, call: Call, resend: _Resend, build: Builder, auth_header: AuthHeader
     ) -> Generator[Action, Reply, httpx.Response]:
-        """Make one call under the delivery policy; return the answer the vendor should read.
+        """Make one call under the delivery policy; return the answer the vendor's flow reads.
 
-        The common case takes no clock reading and no policy decision: an answer with a status
-        the policy always delivers, from a provider reporting nothing, goes straight to the flow.
+        Each attempt is made (:meth:`_attempt`) and judged (:meth:`_judge`); then what the policy
+        decided is done, in this order: a refreshed token repeats the attempt; a pause holds
+        every caller of the provider; with no attempt left the call ends (:meth:`_end`: the
+        error, or the answer for the flow); else the next attempt follows a sleep.
         """
-        credentials = self.credentials
-        idle = self._pacing_idle
-        report = self.report
-        attempt = 0
+        number = 1
         refreshed = False
         while True:
-            if idle is None or not idle():
-                yield from self._paced(call, run, attempt)
-            token = credentials.current
-            if token is None:
-                _checked((yield Refresh(None)))
-                token = credentials.current
-                assert token is not None
-            attempt += 1
-            run.attempts += 1
-            request = self._build(build, call, self._headers_for(call.headers, token, auth_header))
-            span = None if run.watch is None else self._sending(call, request, run, attempt)
-            # An attempt is reported when the hook is set or DEBUG records are wanted as it leaves.
-            timed = report.active()
-            sent_at = self.clock() if timed else 0.0
-            reply = yield Send(request)
-            run.may_have_sent |= not (call.reads_only or isinstance(reply, _UNSENT))
-            if self._pacing_learns and type(reply) is httpx.Response:
-                yield Observe(reply)  # a failure to learn leaves the answer as it is
-            if type(reply) is httpx.Response and reply.status_code not in DECIDED_STATUSES:
-                self._answered(run, span, reply, None)
-                took = self.clock() - sent_at if timed else None
-                self._report(call, request, run, attempt, reply, took, DELIVER)
-                return credentials.scrubbed(reply)
-            if isinstance(reply, InviteError):
-                self._answered(run, span, reply, None)
-                raise reply
-            assert isinstance(reply, (httpx.Response, Exception))
-            now = self.clock()
-            decision = self.policy.decide(
-                reply,
-                reads_only=call.reads_only,
-                attempt=attempt,
-                elapsed=now - run.started,
-                refreshable=credentials.source is not None and not refreshed,
-            )
-            elapsed = now - sent_at if timed else None
-            self._answered(run, span, reply, decision.wait)
+            attempt = yield from self._attempt(call, resend, number, build, auth_header)
+            decision = self._judge(attempt, resend, refreshed)
+            if decision is DELIVER:
+                break
             if decision.refresh:
                 # The vendor refused the credential, so nothing was sent: the attempt is not spent.
                 refreshed = True
-                self._report(call, request, run, attempt, reply, elapsed, decision)
-                attempt -= 1
-                _checked((yield Refresh(token)))
+                _checked((yield Refresh(attempt.token)))
                 continue
             if decision.pause is not None:
                 _checked((yield Pause(decision.pause)))
-            self._report(call, request, run, attempt, reply, elapsed, decision)
             if decision.wait is None:
-                if decision is DELIVER:
-                    assert isinstance(reply, httpx.Response)
-                    return credentials.scrubbed(reply)
-                return self._settle(call, request, run, attempt, reply, decision)
-            if decision.pause is None:  # after a pause, the pacing above waits it out
+                self._end(attempt, resend, decision)
+                break
+            if decision.pause is None:  # after a pause, the next attempt's pacing waits it out
                 yield Sleep(decision.wait)
+            number += 1
+        assert isinstance(attempt.reply, httpx.Response)
+        return self.credentials.scrubbed(attempt.reply)
 
-    def _sending(self, call: Call, request: httpx.Request, run: _Run, attempt: int) -> object:
-        """Tell the resend's watch an attempt leaves: its span, when attempts are traced."""
-        watch = run.watch
-        if watch is None or not watch.tracing:
-            return None
-        return watch.sending(call.method, request, self.report.route(request, run.user_id), attempt)
+    def _attempt(
+        self, call: Call, resend: _Resend, number: int, build: Builder, auth_header: AuthHeader
+    ) -> Generator[Action, Reply, _Attempt]:
+        """Make attempt ``number`` of ``call``: wait for the pace, fetch a first token, send."""
+        idle = self._pacing_idle
+        if idle is None or not idle():
+            yield from self._paced(call, resend, number)
+        token = self.credentials.current
+        if token is None:
+            _checked((yield Refresh(None)))
+            token = self.credentials.current
+            assert token is not None
+        resend.attempts += 1
+        request = self._build(build, call, self._headers_for(call.headers, token, auth_header))
+        span = None if resend.watch is None else self._sending(call, request, resend, number)
+        # An attempt is timed when the hook is set or DEBUG records are wanted as it leaves.
+        sent_at = self.clock() if self.report.active() else None
+        reply = yield Send(request)
+        resend.may_have_sent |= not (call.reads_only or isinstance(reply, _UNSENT))
+        if self._pacing_learns and type(reply) is httpx.Response:
+            yield Observe(reply)  # a failure to learn leaves the answer as it is
+        if isinstance(reply, InviteError):  # raised by the transport (the deadline ran out)
+            if resend.watch is not None:
+                resend.watch.answered(span, reply, None)
+            raise reply
+        assert isinstance(reply, (httpx.Response, Exception))
+        return _Attempt(call, number, token, request, reply, sent_at, span)
 
-    def _answered(
-        self, run: _Run, span: object, reply: httpx.Response | Exception, wait: float | None
-    ) -> None:
-        if run.watch is not None:
-            run.watch.answered(span, reply, wait)
+    def _judge(self, attempt: _Attempt, resend: _Resend, refreshed: bool) -> Decision:
+        """The policy's decision on the attempt's reply; the attempt is recorded with it (its
+        span ends, its report is made).
 
-    def _report(
-        self,
-        call: Call,
-        request: httpx.Request,
-        run: _Run,
-        attempt: int,
-        reply: httpx.Response | Exception,
-        elapsed: float | None,
-        decision: Decision,
-    ) -> None:
-        """Report an attempt that was timed (``elapsed`` None: nothing wanted a report)."""
+        The common case takes no clock reading and no policy decision: an answer with a status
+        the policy always delivers goes straight to the flow.
+        """
+        reply = attempt.reply
+        sent_at = attempt.sent_at
+        if type(reply) is httpx.Response and reply.status_code not in DECIDED_STATUSES:
+            decision = DELIVER
+            elapsed = None if sent_at is None else self.clock() - sent_at
+        else:
+            now = self.clock()
+            decision = self.policy.decide(
+                reply,
+                reads_only=attempt.call.reads_only,
+                attempt=attempt.number,
+                elapsed=now - resend.started,
+                refreshable=self.credentials.source is not None and not refreshed,
+            )
+            elapsed = None if sent_at is None else now - sent_at
+        if resend.watch is not None:
+            resend.watch.answered(attempt.span, reply, decision.wait)
         if elapsed is not None:
             self.report.attempt(
-                call.method, request, run.user_id, attempt, reply, elapsed, decision.wait
+                attempt.call.method,
+                attempt.request,
+                resend.user_id,
+                attempt.number,
+                reply,
+                elapsed,
+                decision.wait,
             )
+        return decision
 
-    def _paced(self, call: Call, run: _Run, attempt: int) -> Generator[Action, Reply, None]:
+    def _end(self, attempt: _Attempt, resend: _Resend, decision: Decision) -> None:
+        """End a call no attempt follows: raise the error no retry is left to avoid; otherwise
+        the answer goes to the flow, which maps it."""
+        reply = attempt.reply
+        if decision.gave_up:
+            why = type(reply).__name__
+            if isinstance(reply, httpx.Response):
+                why = f"HTTP {reply.status_code}"
+            self.report.give_up(
+                attempt.call.method, attempt.request.url.path, resend.user_id, attempt.number, why
+            )
+        if isinstance(reply, Exception):
+            assert decision.error is not None
+            raise decision.error(
+                decision.message,
+                provider=self.name,
+                user_id=resend.user_id,
+                attempts=resend.attempts,
+            ) from reply
+
+    def _sending(self, call: Call, request: httpx.Request, resend: _Resend, number: int) -> object:
+        """Tell the resend's watch an attempt leaves: its span, when attempts are traced."""
+        watch = resend.watch
+        if watch is None or not watch.tracing:
+            return None
+        return watch.sending(
+            call.method, request, self.report.route(request, resend.user_id), number
+        )
+
+    def _paced(self, call: Call, resend: _Resend, number: int) -> Generator[Action, Reply, None]:
         """Ask the pacer before an attempt; wait when a pause or the pace holds the caller."""
-        paused = yield PAUSED_FOR
-        wait = 0.0 if paused else (yield RESERVE)
-        if paused or wait:  # anything else, an error too, is for the slow path to judge
-            yield from self._pace(call, run, attempt, _seconds(paused), _seconds(wait))
+        paused = _seconds((yield PAUSED_FOR))
+        wait = 0.0 if paused else _seconds((yield RESERVE))
+        if paused or wait:
+            yield from self._pace(call, resend, number, paused, wait)
 
     def _pace(
-        self, call: Call, run: _Run, attempt: int, paused: float, wait: float
+        self, call: Call, resend: _Resend, number: int, paused: float, wait: float
     ) -> Generator[Action, Reply, None]:
         """Wait out a pause in force (``paused``) or for a reserved slot (``wait``; below 0: none
         was given, ask again after ``-wait`` s).
@@ -399,23 +336,12 @@ class Engine:
         """
         while True:
             if paused > 0:
-                if not self.policy.may_pause(paused, self.clock() - run.started):
-                    self.report.give_up(
-                        call.method, httpx.URL(call.url).path, run.user_id, attempt, "paused"
-                    )
-                    raise RateLimited(
-                        f"the vendor asked to pause for {paused:.0f} s, longer than "
-                        "max_retry_after or the deadline allows; nothing was sent",
-                        provider=self.name,
-                        user_id=run.user_id,
-                        retry_after=paused,
-                        attempts=run.attempts,
-                    )
+                self._may_wait_out(call, resend, number, paused)
                 wait = _seconds((yield RESERVE))
             if wait == 0:
                 return
-            if run.watch is not None:
-                run.watch.paced(abs(wait))
+            if resend.watch is not None:
+                resend.watch.paced(abs(wait))
             yield Sleep(abs(wait))
             paused = _seconds((yield PAUSED_FOR))
             if paused > 0:
@@ -426,6 +352,20 @@ class Engine:
                 return
             # No slot was given (a learned pace hands them out only a little ahead): ask again.
             wait = _seconds((yield RESERVE))
+
+    def _may_wait_out(self, call: Call, resend: _Resend, number: int, paused: float) -> None:
+        """Raise RateLimited, with nothing sent, when the policy may not wait ``paused`` s."""
+        if self.policy.may_pause(paused, self.clock() - resend.started):
+            return
+        self.report.give_up(call.method, httpx.URL(call.url).path, resend.user_id, number, "paused")
+        raise RateLimited(
+            f"the vendor asked to pause for {paused:.0f} s, longer than max_retry_after or the "
+            "deadline allows; nothing was sent",
+            provider=self.name,
+            user_id=resend.user_id,
+            retry_after=paused,
+            attempts=resend.attempts,
+        )
 
     def _headers_for(
         self, extra: Mapping[str, str] | None, token: Secret, auth_header: AuthHeader
@@ -461,25 +401,3 @@ class Engine:
             raise UnexpectedResponse(
                 f"the request could not be built ({type(exc).__name__}); nothing was sent"
             ) from exc
-
-    def _settle(
-        self,
-        call: Call,
-        request: httpx.Request,
-        run: _Run,
-        attempt: int,
-        reply: httpx.Response | Exception,
-        decision: Decision,
-    ) -> httpx.Response:
-        """End the call: the answer for the flow, or the error no retry is left to avoid."""
-        if decision.gave_up:
-            why = type(reply).__name__
-            if isinstance(reply, httpx.Response):
-                why = f"HTTP {reply.status_code}"
-            self.report.give_up(call.method, request.url.path, run.user_id, attempt, why)
-        if isinstance(reply, Exception):
-            assert decision.error is not None
-            raise decision.error(
-                decision.message, provider=self.name, user_id=run.user_id, attempts=run.attempts
-            ) from reply
-        return self.credentials.scrubbed(reply)

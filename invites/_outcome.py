@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
 import attrs
 
@@ -22,7 +22,7 @@ from ._telemetry import ACTIVE, Watch
 from .errors import InviteError, OutcomeUnknown, ResendTooSoon
 from .ledger import Ledger
 from .ledger._guard import Guard, Guarded, outcome_status
-from .models import Invitee, ResendResult, as_invitee
+from .models import Invitee, OutcomeStatus, ResendResult, as_invitee
 
 __all__ = [
     "Hook",
@@ -39,7 +39,6 @@ __all__ = [
 
 logger = logging.getLogger("invites")
 
-OutcomeStatus: TypeAlias = Literal["sent", "already_verified", "failed", "unknown"]
 OutcomeHook: TypeAlias = Callable[["Outcome"], None]
 
 

@@ -80,9 +80,15 @@ class AutoThrottle:
 
     def observe(self, response: httpx.Response) -> None:
         """Learn from one vendor answer."""
-        answer = answer_of(response, self._clock())
+        at = self._clock()
+        answer = answer_of(response, at)
         with self._lock:
+            before = allowed_rate(self._state, at)
             self._state = decide(self._state, answer, self._tuning)
+            after = allowed_rate(self._state, at)
+            if after > before and self._tat > at:
+                # Slots handed out at the old rate need not hold back the new ones.
+                self._tat = at + (self._tat - at) * before / after
 
     # The lock is only ever held for a few arithmetic steps, so the async twins need not yield.
 

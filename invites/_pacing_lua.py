@@ -174,7 +174,14 @@ end
 local ev = {{at = at, accepted = tonumber(ARGV[6]), throttled = ARGV[8] == '1',
   retry_after = tonumber(ARGV[9] or '-1'), announced = tonumber(ARGV[7])}}
 if learns then
+  local before = allowed(s, at)
   s = decide(s, ev, fixed_rate > 0, most)
+  local after = allowed(s, at)
+  if fixed_rate == 0 and after > before and tat > now then
+    -- Slots handed out at the old rate need not hold back the new ones.
+    tat = now + (tat - now) * before / after
+    redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat))
+  end
 end
 local wait = 0
 if mode == 'reserve' then

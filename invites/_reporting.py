@@ -12,8 +12,8 @@ from collections.abc import Mapping
 import attrs
 import httpx
 
+from ._answers import segment
 from ._settings import AttemptHook
-from ._wire import segment
 
 __all__ = ["AttemptEvent", "Reporter", "route_ids", "route_template"]
 

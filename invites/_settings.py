@@ -212,7 +212,7 @@ class Timeouts:
 
 @attrs.frozen(kw_only=True)
 class ProviderSettings:
-    """Keys every provider accepts. See the README's configuration reference.
+    """Keys every provider accepts. See docs/configuration.md.
 
     Building one checks every key and raises one :class:`~invites.ConfigurationError` naming each
     bad key. A ``token`` may be a string or an :class:`~invites.Secret`; it is kept as a Secret.

@@ -13,14 +13,23 @@ JSON object a success must be, or an error); building URLs: :func:`segment`. Set
 checked by their type, or by a ``setting(check)`` field with one of the checks below
 (:func:`http_url`, :func:`uuid_text`, ...; a check raises :class:`Invalid`). A :class:`Pacer` passed
 as ``pacer=`` shares one pace and one 429 pause between providers (:class:`Throttle` is the
-in-process one each provider has by default). The README's "Writing an adapter" section walks
+in-process one each provider has by default). docs/adapters.md ("Writing an adapter") walks
 through a whole adapter.
 """
 
 from __future__ import annotations
 
+from ._actions import Call, Flow
+from ._answers import (
+    NOT_JSON,
+    error_class_for_status,
+    excerpt,
+    json_body,
+    json_object,
+    response_error,
+    segment,
+)
 from ._base import BaseProvider
-from ._engine import Call, Flow
 from ._pacing import Pacer, Throttle
 from ._settings import (
     REQUIRED,
@@ -39,15 +48,6 @@ from ._settings import (
     setting,
     text,
     uuid_text,
-)
-from ._wire import (
-    NOT_JSON,
-    error_class_for_status,
-    excerpt,
-    json_body,
-    json_object,
-    response_error,
-    segment,
 )
 from .models import Access, Invitee, ResendResult, check_user_id
 from .registry import register_provider

@@ -11,7 +11,8 @@ process gone) it records as ``unknown``; an intent still in flight it leaves alo
 Workers read their profiles from a TOML file (``app.conf.invites_profiles`` or the
 ``INVITES_PROFILES`` environment variable): the profile's ``ledger`` key (else
 ``app.conf.invites_ledger`` / ``INVITES_LEDGER``) names the shared ledger, and its
-``rate_limit_store`` the shared pacing. Secrets stay with the workers; a message carries a
+``rate_limit_store`` (else ``app.conf.invites_rate_limit_store`` / ``INVITES_RATE_LIMIT_STORE``)
+the shared pacing. Secrets stay with the workers; a message carries a
 profile name, an invitee and a key.
 
 Recipe::
@@ -24,7 +25,8 @@ Recipe::
     invites.celery.configure(app, profiles="/etc/invites.toml")
 
     # a worker (a node name of its own: two of one name on a broker cannot both run):
-    #   celery -A tasks worker --pool threads --concurrency 16 -n "invites-$RANDOM@%h"
+    #   celery -A tasks worker --pool threads --concurrency 16 \\
+    #       -n "invites-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')@%h"
     # one resend:  invites.celery.resend.delay("acme", {"user_id": "u-1"}, "welcome-u-1-2024-05")
     # a file:     for outcome in invites.celery.fan_out(app, rows, run="2024-05-monday"): ...
 """
@@ -37,10 +39,19 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
+import attrs
 from celery import Celery, Task, shared_task
 from celery.signals import worker_process_shutdown
 
-from ._celery_fanout import LEDGER_ENV, PROFILES_ENV, TASK_NAME, app_setting, configure, fan_out
+from ._celery_fanout import (
+    LEDGER_ENV,
+    PROFILES_ENV,
+    STORE_ENV,
+    TASK_NAME,
+    app_setting,
+    configure,
+    fan_out,
+)
 from ._celery_json import guarded_outcome, invitee_from_json, invitee_to_json, outcome_json
 from ._protocol import InviteProvider
 from .bulk import Outcome
@@ -86,7 +97,8 @@ class _Resources:
             self._after_fork()
             profiles = self._profiles.get(path)
             if profiles is None:
-                profiles = self._profiles[path] = load_profiles(path)
+                store = app_setting(app, "invites_rate_limit_store", STORE_ENV)
+                profiles = self._profiles[path] = _sharing(load_profiles(path), store)
             if profile not in profiles:
                 raise ConfigurationError(f"{path}: no profile named {profile!r}")
             provider = profiles[profile]
@@ -121,6 +133,21 @@ class _Resources:
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._profiles, self._ledgers, self._guards = {}, {}, {}
+
+
+def _sharing(profiles: Profiles, store: str | None) -> Profiles:
+    """``profiles``, those without a ``rate_limit_store`` of their own pacing through ``store``
+    (from the app or the environment, so that its password is in neither file nor command)."""
+    if store is None:
+        return profiles
+    settings = {name: profiles.settings(name) for name in profiles}
+    return Profiles(
+        {
+            name: each if each.rate_limit_store else attrs.evolve(each, rate_limit_store=store)
+            for name, each in settings.items()
+        },
+        profiles.default_name,
+    )
 
 
 _RESOURCES: Final = _Resources()

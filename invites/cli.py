@@ -279,7 +279,10 @@ def _ledger_target(parser: argparse.ArgumentParser) -> None:
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", required=True, metavar="FILE", help="TOML profiles file (see the README)"
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="TOML profiles file (see docs/configuration.md)",
     )
     parser.add_argument(
         "--profile", metavar="NAME", help="the profile to use (default: the file's default)"

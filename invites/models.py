@@ -5,13 +5,21 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Final, Literal, TypeAlias
 
 import attrs
 
 from .errors import MESSAGE_LIMIT, InvalidInvitee, one_line
 
-__all__ = ["MAX_ID_LENGTH", "Access", "Invitee", "ResendResult", "as_invitee", "check_user_id"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "Access",
+    "Invitee",
+    "OutcomeStatus",
+    "ResendResult",
+    "as_invitee",
+    "check_user_id",
+]
 
 #: Longer ids are refused: no vendor here issues ids anywhere near this long.
 MAX_ID_LENGTH = 256
@@ -98,6 +106,13 @@ def _optional_text(
         raise InvalidInvitee(f"{attribute.name} must be a string, got {type(value).__name__}")
     if not value.isprintable():
         raise InvalidInvitee(f"{attribute.name} contains a control character")
+
+
+#: What became of one resend, wherever it is told: a bulk run's :class:`~invites.Outcome`, a
+#: ledger's record, the outcome log record and span. ``sent`` (the vendor accepted it),
+#: ``already_verified``, ``failed`` (nothing was sent, or the vendor refused) or ``unknown`` (the
+#: invitation may or may not have gone out).
+OutcomeStatus: TypeAlias = Literal["sent", "already_verified", "failed", "unknown"]
 
 
 @attrs.frozen(kw_only=True)

@@ -63,14 +63,6 @@ class EcosuiteProvider(BaseProvider[EcosuiteSettings]):
     settings_class = EcosuiteSettings
     default_base_url = "https://api.ecosuite.io"
 
-    @classmethod
-    def check_settings(cls, settings: ProviderSettings) -> list[str]:
-        prefix = getattr(settings, "auth_prefix", "")
-        # It becomes part of a header value, which httpx encodes as ASCII.
-        if prefix and not (prefix.isascii() and prefix.isprintable()):
-            return ["auth_prefix: must be printable ASCII"]
-        return []
-
     def __init__(self, settings: EcosuiteSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         prefix = self.settings.auth_prefix.strip()

@@ -1,4 +1,4 @@
-"""An adapter for Relay, an invented vendor, written from the README's "Writing an adapter" alone.
+"""An adapter for Relay, an invented vendor, written from docs/adapters.md alone.
 
 Relay's wire shape differs from every built-in vendor's:
 

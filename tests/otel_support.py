@@ -67,6 +67,10 @@ def install() -> None:
         _installed = True
 
 
+# Set before any test resends: invites looks for an SDK at most once a second while none is set.
+install()
+
+
 @contextmanager
 def recording() -> Iterator[InMemorySpanExporter]:
     """Record spans inside the block; the exporter holds only the block's spans."""

@@ -371,3 +371,19 @@ def test_fan_out_reports_a_claim_the_per_user_budget_refused_without_waiting(
     assert [(o.status, o.skipped) for o in second] == [("failed", True)]
     assert type(second[0].error).__name__ == "ResendTooSoon"
     assert sandbox.emails_sent(user) == 1
+
+
+def test_a_worker_takes_the_rate_limit_store_from_the_environment(
+    app: celery.Celery, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INVITES_RATE_LIMIT_STORE", "redis://:test-password-not-real@127.0.0.1:1/0")
+    invites_celery._RESOURCES.close()  # profiles are loaded once per worker process
+    user = _uuid(sandbox)
+
+    outcome = apply(app, "sandbox", user, "run-1")
+
+    assert outcome["outcome"] == "failed"  # the store does not answer: nothing is sent
+    assert outcome["error"] == "ConnectionFailed"
+    assert "127.0.0.1:1" in outcome["message"]
+    assert "test-password-not-real" not in outcome["message"]
+    assert sandbox.emails_sent(user) == 0

@@ -1,4 +1,4 @@
-"""The Celery deployment as the README writes it, and its sender under faults: the README's worker
+"""The Celery deployment as docs/celery.md writes it, and its sender under faults: its worker
 command started twice on one host, a queue nobody consumes, the sender's ledger connection cut,
 an intent acknowledged but never settled, a prefork child killed mid-resend. Each run finishes,
 nobody is emailed twice, and nothing printed is contradicted by the ledger afterwards.
@@ -38,7 +38,7 @@ from invites.sandbox import Fault, RunningSandbox, Sandbox, serve
 
 pytestmark = pytest.mark.services
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+MANUAL = Path(__file__).resolve().parent.parent / "docs" / "celery.md"
 SLOW_SECONDS = 4.0
 
 
@@ -129,11 +129,11 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
         time.sleep(0.05)
 
 
-# -- the README's deployment -----------------------------------------------------------------
+# -- the manual's deployment (docs/celery.md) ------------------------------------------------------
 
 
 def readme_block(language: str, containing: str) -> str:
-    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    blocks = re.findall(rf"```{language}\n(.*?)```", MANUAL.read_text(encoding="utf-8"), re.S)
     (block,) = [block for block in blocks if containing in block]
     return str(block)
 
@@ -144,7 +144,7 @@ def test_two_workers_started_with_the_readme_command_on_one_host_both_run(
     url = fresh_postgres_url()
     profiles = write_profiles(tmp_path / "invites.toml", server.url, url)
     tasks = readme_block("python", "# tasks.py")
-    # The one line the README leaves out: a queue of this test's own on the shared broker.
+    # The one line the manual leaves out: a queue of this test's own on the shared broker.
     tasks += 'app.conf.task_default_queue = os.environ["TEST_QUEUE"]\n'
     (tmp_path / "tasks.py").write_text(tasks, encoding="utf-8")
     (command,) = readme_block("sh", "celery -A tasks worker").strip().splitlines()

@@ -70,6 +70,11 @@ def test_a_second_run_of_another_name_sends_nothing_and_exits_0(
     assert "0 sent" in err
     assert "0 failed" in err
     assert f"{len(ids)} skipped (per-user budget)" in err
+    assert "resend to" not in err  # no warning per refused row: the budget did its job
+
+    code, _, err = run(capsys, "resend", "--config", config, "--run", "later", "--dry-run", *ids)
+    assert code == 0
+    assert f"0 to resend, 0 invalid, {len(ids)} skipped (per-user budget)" in err
     assert sandbox.emails_snapshot() == dict.fromkeys(ids, 1)
 
 
@@ -134,3 +139,8 @@ def test_ledger_show_user_lists_every_run_with_times(
     assert "over the budget" in next(line for line in lines if "urgent" in line)
     assert f"user {ids[0].upper()}: 3 records, 2 of them sends" in out
     assert ids[1] not in out
+
+    assert main(["ledger", "export", str(ledger), "--run", "urgent"]) == 0
+    (exported,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert exported["budget_overridden"] is True
+    assert exported["claimed_at"] is not None

@@ -22,7 +22,7 @@ from support import vendor_config
 
 import invites
 from invites import registry
-from invites._wire import error_class_for_status, response_error
+from invites._answers import error_class_for_status, response_error
 from invites.sandbox import (
     SOFTWAREONE_ACCOUNT_ID,
     SOFTWAREONE_MEMBERSHIP_INVITED,

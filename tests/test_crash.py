@@ -104,7 +104,7 @@ LINE_BYTES = 150
 _LAUNCHER = """
 import json, os, sys, time
 import httpx, invites.cli, invites._cli.resend, invites.bulk, invites.ledger._sqlite
-import invites.ledger._guard, invites.providers.tenant_api
+import invites.ledger._provider_ledger, invites.providers.tenant_api
 print("ready", flush=True)
 for line in sys.stdin:
     job = json.loads(line)

@@ -20,9 +20,9 @@ from support import vendor_config
 
 import invites
 from invites import InvalidInvitee, Invitee
+from invites._answers import NOT_JSON, json_body, segment
 from invites._bodies import JSON_TYPED, fits
 from invites._policy import DECIDED_STATUSES, DELIVER, RetryPolicy
-from invites._wire import NOT_JSON, json_body, segment
 from invites.errors import MESSAGE_LIMIT, one_line
 from invites.models import as_invitee, check_user_id
 from invites.sandbox import TENANT_USER_INVITED

@@ -1,4 +1,4 @@
-"""A fourth vendor, Relay, written from the README alone, registered and driven like the others.
+"""A fourth vendor, Relay, written from the manual alone, registered and driven like the others.
 
 The adapter (``fourth_vendor``) imports only the public adapter kit and the exceptions; its
 sandbox module (``fourth_vendor_sandbox``) only the sandbox's public per-vendor API. Both are

@@ -43,8 +43,8 @@ from invites import (
     ResendResult,
     UnexpectedResponse,
 )
+from invites._answers import EXCERPT_LIMIT
 from invites._bodies import BODY_LIMIT
-from invites._wire import EXCERPT_LIMIT
 from invites.errors import MESSAGE_LIMIT
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]

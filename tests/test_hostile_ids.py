@@ -21,7 +21,7 @@ from support import vendor_config
 
 import invites
 from invites import ConfigurationError, InvalidInvitee, Invitee
-from invites._wire import segment
+from invites._answers import segment
 from invites.models import MAX_ID_LENGTH, check_user_id
 
 BASE_URL = "https://vendor.example"

@@ -30,7 +30,7 @@ import pytest
 import invites
 from invites import ConnectionFailed, OutcomeUnknown, cli
 from invites.ledger import RecordKey, new_owner, open_ledger
-from invites.ledger._once import Guard
+from invites.ledger._guard import Guard
 from invites.ledger._sqlite import SQLiteLedger
 from invites.sandbox import TENANT_API_KEY, TENANT_ID, Fault, RunningSandbox, Sandbox
 

@@ -13,11 +13,10 @@ import httpx
 import pytest
 
 import invites
-from invites import Invitee
-from invites._engine import Observe, Pause, PausedFor, Reserve, Send, Sleep
 from invites._pace_control import Answer, PaceState, Tuning, allowed_rate, decide
 from invites._pacing import Throttle
 from invites._pacing_auto import AutoThrottle
+from invites.testing import ResendSteps, Send, Sleep
 
 AUTO = Tuning(start=2.0)
 CAPPED = Tuning(start=2.0, most=30.0)
@@ -230,8 +229,11 @@ def test_the_auto_throttle_spaces_slots_at_the_learned_rate() -> None:
 def test_the_auto_throttle_follows_an_announced_budget() -> None:
     clock = Clock()
     pacer = AutoThrottle(Tuning(start=1.0), clock=clock)
+    assert [pacer.reserve(), pacer.reserve()] == [0.0, 1.0]
     pacer.observe(answer(200, {"RateLimit-Policy": '"d";q=100;w=10', "RateLimit": '"d";r=9;t=3'}))
     assert pacer.rate == pytest.approx(9.5)
+    # The slots handed out at 1/s no longer hold back those at 9.5/s.
+    assert pacer.reserve() == pytest.approx(2.0 / 9.5)
 
 
 def test_a_fixed_throttle_only_slows_down_to_an_announced_budget() -> None:
@@ -243,8 +245,10 @@ def test_a_fixed_throttle_only_slows_down_to_an_announced_budget() -> None:
     [pacer.reserve() for _ in range(10)]  # the burst of 10
     assert pacer.reserve() == pytest.approx(0.1)  # 10/s: the announced 47.5/s is not faster
     pacer.observe(answer(200, {"X-RateLimit-Remaining": "2", "X-RateLimit-Reset": "1"}))
+    clock.now += 5.0  # idle: a full burst again, but the announced 1.9/s allows a burst of 1
     first, second = pacer.reserve(), pacer.reserve()
-    assert second - first == pytest.approx(1 / 1.9)
+    assert first == 0.0
+    assert second == pytest.approx(1 / 1.9)
     clock.now += 100.0  # the announcement no longer holds
     waits = [pacer.reserve() for _ in range(11)]
     assert waits[-1] - waits[-2] == pytest.approx(0.1)
@@ -297,14 +301,6 @@ def test_a_bad_auto_setting_is_named(overrides: dict[str, Any], problem: str) ->
 # -- the engine with a learned pace: slots only a little ahead ------------------------------------
 
 
-def advance(provider: invites.BaseProvider, steps: Any) -> Any:
-    """Drive ``steps`` through the pacing actions to the next Send or Sleep."""
-    action = steps.send(None)
-    while isinstance(action, (PausedFor, Reserve, Pause, Observe)):
-        action = steps.send(provider._perform(action))
-    return action
-
-
 def test_a_caller_beyond_the_horizon_waits_and_asks_again() -> None:
     clock = Clock()
     configured = invites.from_config(
@@ -312,15 +308,11 @@ def test_a_caller_beyond_the_horizon_waits_and_asks_again() -> None:
          "base_url": "http://127.0.0.1:9", "rate_limit": "auto"}
     )  # fmt: skip
     provider = type(configured)(configured.settings, clock=clock)
-    build = provider._transport.client().build_request
-    callers = [
-        provider._engine.steps(provider.flow, Invitee(user_id=TENANT), build, provider.auth_header)
-        for _ in range(4)
-    ]
+    callers = [ResendSteps(provider, TENANT) for _ in range(4)]
     # 2/s: slots now, at +0.5 s and +1 s; the fourth would be 1.5 s ahead, beyond the horizon.
-    first = [advance(provider, steps) for steps in callers]
+    first = [steps.advance() for steps in callers]
     assert isinstance(first[0], Send)
     assert first[1:] == [Sleep(0.5), Sleep(1.0), Sleep(0.5)]
     clock.now += 0.5
-    assert advance(provider, callers[3]) == Sleep(1.0)  # asked again: now given the +1.5 s slot
+    assert callers[3].advance() == Sleep(1.0)  # asked again: now given the +1.5 s slot
     provider.close()

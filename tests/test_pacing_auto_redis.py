@@ -121,8 +121,14 @@ def test_accepted_answers_ride_on_reservations_and_grow_the_shared_rate(store: A
 def test_an_announced_budget_is_shared_and_a_fixed_rate_only_slows_down(store: Any) -> None:
     auto = shared("http://127.0.0.1:9", store, rate_limit="auto")
     one, other = (pacer_of(invites.from_config(auto)) for _ in range(2))
+    one.reserve()
+    before = int(store.hget(one.key, "tat"))  # the next slot at 2/s: 0.5 s ahead
     one.observe(httpx.Response(200, headers=POLICY))
     assert other.learned_rate() == pytest.approx(38.0)
+    other.reserve()
+    # The slot handed out at 2/s no longer holds back those at 38/s: the next one comes after
+    # 0.5 s x 2/38 at most, plus one interval at 38/s.
+    assert int(store.hget(one.key, "tat")) - before < -400_000
 
     fixed = shared("http://127.0.0.1:10", store, rate_limit=10)
     one, other = (pacer_of(invites.from_config(fixed)) for _ in range(2))

@@ -62,7 +62,7 @@ ENVIRONMENT = {"ACME_IDP_KEY": TENANT_API_KEY, "MPT_API_TOKEN": "test-token-not-
 #: Users the examples name, seeded in the sandbox: Ecosuite's, and the tenant API's (UUIDs).
 ECOSUITE_USERS = ["u-2"]
 #: Fenced blocks in README.md and docs/ together: moving a section between pages loses none.
-EXAMPLES_AT_LEAST = 29
+EXAMPLES_AT_LEAST = 34
 EXAMPLE_TENANT_USER = "3f6b2c1e-8d4a-4e7b-9a15-0c2d4e6f8a91"
 
 

@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -34,7 +34,6 @@ from invites import (
     ResendResult,
     UnexpectedResponse,
 )
-from invites._engine import Action, Observe, Pause, PausedFor, Reply, Reserve, Send, Sleep
 from invites.errors import AlreadyVerified, InvalidRequest
 from invites.sandbox import (
     ECOSUITE_TOKEN,
@@ -51,6 +50,7 @@ from invites.sandbox import (
     Sandbox,
     serve,
 )
+from invites.testing import ResendSteps, Send, Sleep
 
 MODES = ("sync", "async")
 USERS = {
@@ -548,7 +548,7 @@ def test_an_html_error_page_is_provider_unavailable_with_a_short_excerpt(
 
     assert (error.status_code, error.attempts) == (500, 1)
     assert "<h1>Internal Server Error</h1>" in error.details["body"]
-    assert len(error.details["body"]) <= invites._wire.EXCERPT_LIMIT + 3
+    assert len(error.details["body"]) <= invites._answers.EXCERPT_LIMIT + 3
     text = str(error)
     assert "<" not in text
     assert "\n" not in text
@@ -1066,23 +1066,9 @@ def _response(status: int, request: httpx.Request, **headers: str) -> httpx.Resp
     return httpx.Response(status, headers=headers, json={"message": "ok"}, request=request)
 
 
-def advance(
-    provider: invites.BaseProvider, steps: Generator[Action, Reply, Any], reply: Reply = None
-) -> Action:
-    """Send ``reply`` into ``steps``, perform the pacing actions that follow (handing an answer
-    to a pacer that learns included), and return the next action that takes time: a ``Send`` or a
-    ``Sleep``."""
-    action = steps.send(reply)
-    while isinstance(action, (PausedFor, Reserve, Pause, Observe)):
-        action = steps.send(provider._perform(action))
-    return action
-
-
-def _steps(provider: invites.BaseProvider) -> Any:
-    """The engine's actions for one resend of the invited tenant-API user, driven by the test."""
-    build = provider._transport.client().build_request
-    invitee = Invitee(user_id=TENANT_USER_INVITED)
-    return provider._engine.steps(provider.flow, invitee, build, provider.auth_header)
+def _steps(provider: invites.BaseProvider) -> ResendSteps:
+    """One resend of the invited tenant-API user, driven by the test."""
+    return ResendSteps(provider, TENANT_USER_INVITED)
 
 
 def test_slots_reserved_before_a_pause_are_retaken_after_it() -> None:
@@ -1091,22 +1077,22 @@ def test_slots_reserved_before_a_pause_are_retaken_after_it() -> None:
     fake = FakeTime()
     provider = make("tenant_api", "http://127.0.0.1:9", fake, rate_limit=1, max_attempts=1)
     a, b, c = (_steps(provider) for _ in range(3))
-    send_a = advance(provider, a)
+    send_a = a.advance()
     assert isinstance(send_a, Send)
-    assert advance(provider, b) == Sleep(1.0)
-    assert advance(provider, c) == Sleep(2.0)
+    assert b.advance() == Sleep(1.0)
+    assert c.advance() == Sleep(2.0)
 
     with pytest.raises(RateLimited):
-        advance(provider, a, _response(429, send_a.request, **{"Retry-After": "10"}))
+        a.advance(_response(429, send_a.request, **{"Retry-After": "10"}))
 
     fake.now += 1.0  # B slept its 1 s: the pause holds it, and it takes a new slot
-    assert advance(provider, b) == Sleep(9.0)
+    assert b.advance() == Sleep(9.0)
     fake.now += 1.0  # C slept its 2 s: its new slot comes one interval after B's
-    assert advance(provider, c) == Sleep(9.0)
+    assert c.advance() == Sleep(9.0)
     fake.now += 8.0  # t = 10: the pause ends and B sends...
-    assert isinstance(advance(provider, b), Send)
+    assert isinstance(b.advance(), Send)
     fake.now += 1.0  # ...and C one interval later, not in the same instant
-    assert isinstance(advance(provider, c), Send)
+    assert isinstance(c.advance(), Send)
     provider.close()
 
 
@@ -1114,10 +1100,10 @@ def test_a_429_without_retry_after_pauses_for_the_backoff_it_reports() -> None:
     fake, events = FakeTime(), list[invites.AttemptEvent]()
     provider = make("tenant_api", "http://127.0.0.1:9", fake, on_attempt=events.append)
     steps = _steps(provider)
-    send = advance(provider, steps)
+    send = steps.advance()
     assert isinstance(send, Send)
 
-    wait = advance(provider, steps, _response(429, send.request))
+    wait = steps.advance(_response(429, send.request))
 
     [event] = events
     assert event.will_retry

@@ -14,8 +14,8 @@ of the spec itself:
 
 OpenAPI 3.0's ``nullable: true`` is translated to JSON Schema's ``"null"`` type (a translation,
 not a relaxation). A status the operation does not list (401, the 409, 501) is an assumption of
-the sandbox (README, "What the sandbox assumes") and is validated against ``ProblemDetails``, the
-platform's error schema.
+the sandbox (docs/sandbox.md, "What the sandbox assumes") and is validated against
+``ProblemDetails``, the platform's error schema.
 """
 
 from __future__ import annotations

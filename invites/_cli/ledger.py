@@ -197,6 +197,8 @@ def export_record(record: Record, now: float) -> dict[str, Any]:
         },
         "created_at": _when(record.created_at),
         "updated_at": _when(record.updated_at),
+        "claimed_at": None if record.claimed_at is None else _when(record.claimed_at),
+        "budget_overridden": record.budget_overridden,
     }
 
 

@@ -12,14 +12,15 @@ import time
 from datetime import UTC, datetime
 from typing import TextIO
 
+from .._protocol import InviteProvider
 from ..errors import InviteError, ResendTooSoon
-from ..ledger import Ledger, Record
-from ..ledger._budget import COUNTED
+from ..ledger import Ledger, Record, provider_identity
+from ..ledger._budget import COUNTED, budget_of
 from .common import EXIT_OK
 from .display import table
 from .ledger import _matches
 
-__all__ = ["show_user"]
+__all__ = ["show_user", "would_refuse"]
 
 
 def _sent_at(record: Record) -> float:
@@ -70,3 +71,19 @@ def show_user(ledger: Ledger, args: argparse.Namespace, stdout: TextIO) -> int:
         "that per_user_limit counts\n"
     )
     return EXIT_OK
+
+
+def would_refuse(ledger: Ledger, provider: InviteProvider, user_id: str) -> bool:
+    """Dry run: whether the provider's ``per_user_limit`` would refuse ``user_id`` now, by the
+    ledger's records of every run (this process's clock)."""
+    limit = getattr(getattr(provider, "settings", None), "per_user_limit", None)
+    budget = budget_of(limit) if isinstance(limit, str) else None
+    if budget is None:
+        return False
+    identity = provider_identity(provider)
+    sends = [
+        _sent_at(record)
+        for record in ledger.records(user_id=user_id)
+        if record.key.identity == identity and record.state in COUNTED
+    ]
+    return budget.refusal(sends, time.time()) is not None

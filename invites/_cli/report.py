@@ -58,6 +58,8 @@ class Tally:
             invalid = totals["failed"]
             parts = [f"{self.would_send} to resend", f"{invalid} invalid"]
             parts += [f"{n} skipped (journal: {status})" for status, n in self.skipped.items()]
+            if self.too_soon:
+                parts.append(f"{self.too_soon} skipped (per-user budget)")
             if self.duplicates:
                 parts.append(f"{self.duplicates} repeated")
             stderr.write(f"invites: dry run, nothing sent: {', '.join(parts)}\n")

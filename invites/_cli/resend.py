@@ -47,6 +47,7 @@ from .common import (
 )
 from .display import Progress, progress_bar
 from .fanout import sending_profile
+from .ledger_user import would_refuse
 from .report import Tally, record_of, silence
 from .rows import BadRow, InputError, InputFile, Row, Rows, from_arguments
 from .where import label, open_target, probe, sqlite_path
@@ -274,6 +275,9 @@ class _Run:
             ):
                 assert status is not None
                 self.tally.skipped[status] += 1
+                return
+            if not self.args.ignore_budget and would_refuse(self.ledger, self.provider, user_id):
+                self.tally.too_soon += 1
                 return
         self.tally.would_send += 1
 

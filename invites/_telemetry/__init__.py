@@ -25,8 +25,14 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import httpx
 
-from ..errors import AlreadyVerified, InviteError, OutcomeUnknown, UnexpectedResponse
-from ..models import Invitee, ResendResult
+from ..errors import (
+    AlreadyVerified,
+    InviteError,
+    OutcomeUnknown,
+    ResendTooSoon,
+    UnexpectedResponse,
+)
+from ..models import Invitee, OutcomeStatus, ResendResult
 
 if TYPE_CHECKING:
     from ._otel import ResendTrace
@@ -34,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTIVE",
     "ClaimResult",
-    "Status",
     "Watch",
     "claimed",
     "status_of",
@@ -42,7 +47,6 @@ __all__ = [
 
 logger = logging.getLogger("invites")
 
-Status = Literal["sent", "already_verified", "failed", "unknown"]
 ClaimResult = Literal["granted", "settled", "in_flight", "too_soon", "error"]
 #: ``on_outcome``: called with an :class:`invites.bulk.Outcome`.
 OutcomeHook = Callable[[Any], None]
@@ -54,19 +58,26 @@ ACTIVE: Final[ContextVar[Watch | None]] = ContextVar("invites_watch", default=No
 _OK: Final = frozenset(("sent", "already_verified"))
 
 
+_loaded: Any = None  # the OpenTelemetry side once imported; False: it cannot be
+
+
 def _opentelemetry() -> Any:  # the module, or None
     """The OpenTelemetry side (:mod:`._otel`), or None while the application has not loaded the
     OpenTelemetry API: nothing here imports it first."""
-    if "opentelemetry.trace" not in sys.modules:
-        return None
-    try:
-        from . import _otel as otel
-    except ImportError:  # an API too old for the instruments used
-        return None
-    return otel
+    global _loaded
+    if _loaded is None:
+        if "opentelemetry.trace" not in sys.modules:
+            return None
+        try:
+            from . import _otel
+        except ImportError:  # an API too old for the instruments used
+            _loaded = False
+        else:
+            _loaded = _otel
+    return _loaded or None
 
 
-def status_of(error: BaseException) -> Status:
+def status_of(error: BaseException) -> OutcomeStatus:
     """What a resend that raised ``error`` amounts to (a cancellation or interrupt: unknown)."""
     if isinstance(error, AlreadyVerified):
         return "already_verified"
@@ -190,7 +201,7 @@ class Watch:
 
     def end(
         self,
-        status: Status,
+        status: OutcomeStatus,
         *,
         invitee: Invitee | None = None,
         result: ResendResult | None = None,
@@ -219,13 +230,15 @@ class Watch:
 
 def _log(
     watch: Watch,
-    status: Status,
+    status: OutcomeStatus,
     elapsed: float,
     request_id: str | None,
     error: BaseException | None,
     skipped: bool,
 ) -> None:
-    level = logging.INFO if status in _OK else logging.WARNING
+    # A resend the per-user budget refused is the budget doing its job, not a failure to warn of.
+    too_soon = isinstance(error, ResendTooSoon)
+    level = logging.INFO if status in _OK or too_soon else logging.WARNING
     if not logger.isEnabledFor(level):
         return
     elapsed_ms = round(elapsed * 1000.0, 3)
@@ -240,7 +253,11 @@ def _log(
         why,
         watch.attempts,
         elapsed_ms,
-        ", settled earlier (ledger)" if skipped else "",
+        ", not sent (per_user_limit)"
+        if too_soon
+        else ", settled earlier (ledger)"
+        if skipped
+        else "",
         extra={
             "vendor": watch.vendor,
             "outcome": status,
@@ -258,7 +275,7 @@ def _log(
 
 def _outcome(
     user_id: str,
-    status: Status,
+    status: OutcomeStatus,
     invitee: Invitee | None,
     result: ResendResult | None,
     error: BaseException | None,

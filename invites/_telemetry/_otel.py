@@ -12,6 +12,7 @@ user id, an account id or a token.
 
 from __future__ import annotations
 
+import time
 from contextvars import Token
 from typing import Final
 
@@ -59,14 +60,47 @@ _METHODS: Final = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "O
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 
 
+#: Seconds between two looks at whether an SDK was set, while none is: the API answers that
+#: question through os.environ, about as costly as the rest of a resend's telemetry.
+_RECHECK: Final = 1.0
+_sdk = False
+_next_look = 0.0
+#: Attribute sets, built once each (vendor, ...) and reused: bounded by design.
+_labels: dict[tuple[str, ...], dict[str, str]] = {}
+
+
+def _sdk_set() -> bool:
+    """Whether a tracer provider other than the API's proxy is set (once set, it stays)."""
+    global _sdk, _next_look
+    if _sdk:
+        return True
+    now = time.monotonic()
+    if now < _next_look:
+        return False
+    _next_look = now + _RECHECK
+    _sdk = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return _sdk
+
+
+def _attributes(*pairs: str) -> dict[str, str]:
+    """The attribute set of ``key, value, key, value...``."""
+    found = _labels.get(pairs)
+    if found is None:
+        found = _labels[pairs] = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    return found
+
+
 def claimed(vendor: str, result: str) -> None:
-    CLAIMS.add(1, {"invites.vendor": vendor, "invites.claim": result})
+    CLAIMS.add(1, _attributes("invites.vendor", vendor, "invites.claim", result))
 
 
 def _status_class(reply: httpx.Response | Exception) -> str:
     if isinstance(reply, httpx.Response):
-        return f"{reply.status_code // 100}xx"
+        return _CLASSES.get(reply.status_code // 100, "none")
     return "none"
+
+
+_CLASSES: Final = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
 def _error_type(error: BaseException) -> str:
@@ -88,7 +122,7 @@ class ResendTrace:
         self.tracing = False
         # No SDK configured: no span (the API's own would be a no-op, at a cost); metrics go to
         # the API's proxies, which forward them once an SDK is set.
-        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        if not _sdk_set():
             return
         span = _tracer.start_span(
             "invites.resend",
@@ -125,12 +159,14 @@ class ResendTrace:
         return span
 
     def answered(self, span: object, reply: httpx.Response | Exception, wait: float | None) -> None:
-        labels = {"invites.vendor": self.vendor}
+        vendor = self.vendor
         if isinstance(reply, httpx.Response) and reply.status_code == 429:
-            RATE_LIMITED.add(1, labels)
-        ATTEMPTS.add(1, {**labels, "invites.status_class": _status_class(reply)})
-        if not isinstance(span, Span):
+            RATE_LIMITED.add(1, _attributes("invites.vendor", vendor))
+        status_class = _status_class(reply)
+        ATTEMPTS.add(1, _attributes("invites.vendor", vendor, "invites.status_class", status_class))
+        if span is None:
             return
+        assert isinstance(span, Span)
         if isinstance(reply, httpx.Response):
             status = reply.status_code
             span.set_attribute("http.response.status_code", status)
@@ -146,7 +182,7 @@ class ResendTrace:
         span.end()
 
     def paced(self, seconds: float) -> None:
-        PACING_WAIT.record(seconds, {"invites.vendor": self.vendor})
+        PACING_WAIT.record(seconds, _attributes("invites.vendor", self.vendor))
         if self.span is not None:
             self.span.add_event("invites.pacing", {"invites.pacing.wait": seconds})
 
@@ -160,7 +196,7 @@ class ResendTrace:
         skipped: bool,
         request_id: str | None,
     ) -> None:
-        labels = {"invites.vendor": self.vendor, "invites.outcome": status}
+        labels = _attributes("invites.vendor", self.vendor, "invites.outcome", status)
         RESENDS.add(1, labels)
         DURATION.record(elapsed, labels)
         span = self.span

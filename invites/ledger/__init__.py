@@ -25,8 +25,9 @@ library for a plain path or ``sqlite:///path``; ``postgresql://`` the PostgreSQL
 Writing an implementation: subclass :class:`Ledger` and implement :meth:`Ledger.claim`,
 :meth:`Ledger.settle`, :meth:`Ledger.get`, :meth:`Ledger.records` and :meth:`Ledger.close` with
 exactly the semantics their docstrings state (the test-suite's contract tests apply to every
-implementation). The async methods default to running the sync ones on a worker thread; override
-them when the store has a native async client. :meth:`Ledger.settle_soon` (and its async twin)
+implementation; ``budget`` is passed to :meth:`Ledger.claim` only under a ``per_user_limit``).
+The async methods default to running the sync ones on a worker thread; override them when the
+store has a native async client. :meth:`Ledger.settle_soon` (and its async twin)
 default to a waiting :meth:`Ledger.settle` and :meth:`Ledger.flush` to nothing; override them to
 commit outcomes in groups. :func:`dump_result`, :func:`load_result`, :func:`dump_error` and
 :func:`load_error` turn outcomes into JSON text and back.
@@ -47,7 +48,7 @@ import attrs
 
 from .._identity import provider_identity
 from ..errors import ConfigurationError, InviteError
-from ..models import ResendResult
+from ..models import OutcomeStatus, ResendResult
 from ._budget import Budget, TooSoon
 from ._json import dump_error, dump_result, load_error, load_result
 from ._owners import owner_gone
@@ -76,10 +77,11 @@ __all__ = [
 
 #: What a record holds. ``intent``: claimed, no outcome yet.
 State: TypeAlias = Literal["intent", "sent", "already_verified", "failed", "unknown"]
-#: The outcomes :meth:`Ledger.settle` records.
-OutcomeState: TypeAlias = Literal["sent", "already_verified", "failed", "unknown"]
-#: How a record reads: an intent with no outcome reads ``unknown``.
-ReadStatus: TypeAlias = Literal["sent", "already_verified", "failed", "unknown"]
+#: The outcomes :meth:`Ledger.settle` records, and how a record reads (an intent with no outcome
+#: reads ``unknown``): :data:`invites.models.OutcomeStatus`, under the names earlier releases
+#: gave it here.
+OutcomeState: TypeAlias = OutcomeStatus
+ReadStatus: TypeAlias = OutcomeStatus
 
 #: States a claim never takes over: the invitee needs nothing more.
 SETTLED: Final = frozenset({"sent", "already_verified"})
@@ -124,7 +126,7 @@ class Record:
     claimed_at: float | None = None
     budget_overridden: bool = False
 
-    def status(self) -> ReadStatus:
+    def status(self) -> OutcomeStatus:
         """How the record reads: its outcome, or ``unknown`` for an intent with no outcome."""
         return "unknown" if self.state == "intent" else self.state
 
@@ -191,7 +193,7 @@ class Ledger(abc.ABC):
     def settle(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str | None,
         result: ResendResult | None = None,
@@ -208,7 +210,7 @@ class Ledger(abc.ABC):
     def settle_soon(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str,
         result: ResendResult | None = None,
@@ -262,7 +264,7 @@ class Ledger(abc.ABC):
     async def asettle(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str | None,
         result: ResendResult | None = None,
@@ -276,7 +278,7 @@ class Ledger(abc.ABC):
     async def asettle_soon(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str,
         result: ResendResult | None = None,

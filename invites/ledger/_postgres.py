@@ -36,8 +36,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import ConnectionFailed
-from ..models import ResendResult
-from . import Budget, Claim, Ledger, OutcomeState, Record, RecordKey, read_record
+from ..models import OutcomeStatus, ResendResult
+from . import Budget, Claim, Ledger, Record, RecordKey, read_record
 from ._json import dump_error, dump_result
 from ._postgres_budget import budget_claim, migrate, select_function
 from ._postgres_budget import claim_params as budget_params
@@ -148,7 +148,7 @@ class PostgresLedger(Ledger):
     def settle(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str | None,
         result: ResendResult | None = None,
@@ -165,7 +165,7 @@ class PostgresLedger(Ledger):
     def settle_soon(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str,
         result: ResendResult | None = None,
@@ -260,7 +260,7 @@ class PostgresLedger(Ledger):
     async def asettle(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str | None,
         result: ResendResult | None = None,
@@ -277,7 +277,7 @@ class PostgresLedger(Ledger):
     async def asettle_soon(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str,
         result: ResendResult | None = None,
@@ -314,7 +314,7 @@ class PostgresLedger(Ledger):
     def _settle_statement(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         owner: str | None,
         result: ResendResult | None,
         error: BaseException | None,

@@ -30,12 +30,11 @@ from concurrent.futures import Future
 from typing import Any, Final
 
 from ..errors import ConnectionFailed, InviteError, OutcomeUnknown
-from ..models import ResendResult
+from ..models import OutcomeStatus, ResendResult
 from . import (
     Budget,
     Claim,
     Ledger,
-    OutcomeState,
     Record,
     RecordKey,
     dump_error,
@@ -112,7 +111,7 @@ class SQLiteLedger(Ledger):
     def settle(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str | None,
         result: ResendResult | None = None,
@@ -124,7 +123,7 @@ class SQLiteLedger(Ledger):
     def settle_soon(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str,
         result: ResendResult | None = None,
@@ -136,7 +135,7 @@ class SQLiteLedger(Ledger):
     async def asettle_soon(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str,
         result: ResendResult | None = None,
@@ -218,7 +217,7 @@ class SQLiteLedger(Ledger):
     async def asettle(
         self,
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         *,
         owner: str | None,
         result: ResendResult | None = None,
@@ -236,7 +235,7 @@ class SQLiteLedger(Ledger):
     @staticmethod
     def _settle_work(
         key: RecordKey,
-        state: OutcomeState,
+        state: OutcomeStatus,
         owner: str | None,
         result: str | None,
         error: str | None,

@@ -5,7 +5,7 @@ written one CSV per vendor with ``--users-dir``), then serves until interrupted.
 instead prints a running sandbox's email counts and exits. ``--hidden-limit RPS`` puts a vendor's
 rate limit in front (``--announce-budget``, ``--limit-schedule``: see
 :mod:`invites.sandbox._limit`). ``--assume VENDOR.SWITCH=VALUE`` switches an answer no vendor
-documents (README, "What the sandbox assumes").
+documents (docs/sandbox.md, "What the sandbox assumes").
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _flag(text: str) -> bool:
     return text == "true"
 
 
-# The sandbox's assumptions (README, "What the sandbox assumes"): switch name -> value parser.
+# The sandbox's assumptions (docs/sandbox.md, "What the sandbox assumes"): switch -> value parser.
 _ASSUMPTIONS: dict[str, Callable[[str], object]] = {
     "softwareone.active_status": int,
     "softwareone.expired_status": int,

@@ -1,4 +1,6 @@
-"""Small pure helpers vendor adapters use to read answers and build errors."""
+"""Reading vendor answers (JSON bodies, excerpts) and building the errors they map to; the path
+segment a user id becomes. Small pure helpers for the vendor adapters (re-exported by
+:mod:`invites.adapter`)."""
 
 from __future__ import annotations
 
