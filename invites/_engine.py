@@ -45,13 +45,13 @@ from ._actions import (
     Sleep,
     Steps,
 )
+from ._answers import json_bytes
 from ._credentials import Credentials
 from ._policy import CONNECT_ERRORS, DECIDED_STATUSES, DELIVER, Decision, RetryPolicy
 from ._reporting import Reporter
 from ._secret import Secret
 from ._settings import AttemptHook
 from ._telemetry import Watch
-from ._wire import json_bytes
 from .errors import ConnectionFailed, InviteError, OutcomeUnknown, RateLimited, UnexpectedResponse
 from .models import Invitee, ResendResult
 
