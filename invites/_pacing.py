@@ -115,10 +115,12 @@ class Throttle:
             if not self._interval:
                 return start - now
             tat = max(self._tat, start)
-            allowed = tat - self._tolerance
-            interval, until = self._announced
-            self._tat = tat + (max(interval, self._interval) if now < until else self._interval)
-            return max(0.0, allowed - now, start - now)
+            step, tolerance = self._interval, self._tolerance
+            announced, until = self._announced
+            if now < until and announced > step:  # a slower announced budget: its burst too
+                step, tolerance = announced, (max(1, int(1.0 / announced)) - 1) * announced
+            self._tat = tat + step
+            return max(0.0, tat - tolerance - now, start - now)
 
     def idle(self) -> bool:
         """True while :meth:`reserve` and :meth:`paused_for` can only answer 0: no rate, no pause.

@@ -245,8 +245,10 @@ def test_a_fixed_throttle_only_slows_down_to_an_announced_budget() -> None:
     [pacer.reserve() for _ in range(10)]  # the burst of 10
     assert pacer.reserve() == pytest.approx(0.1)  # 10/s: the announced 47.5/s is not faster
     pacer.observe(answer(200, {"X-RateLimit-Remaining": "2", "X-RateLimit-Reset": "1"}))
+    clock.now += 5.0  # idle: a full burst again, but the announced 1.9/s allows a burst of 1
     first, second = pacer.reserve(), pacer.reserve()
-    assert second - first == pytest.approx(1 / 1.9)
+    assert first == 0.0
+    assert second == pytest.approx(1 / 1.9)
     clock.now += 100.0  # the announcement no longer holds
     waits = [pacer.reserve() for _ in range(11)]
     assert waits[-1] - waits[-2] == pytest.approx(0.1)
