@@ -16,6 +16,7 @@ from ._base import AttemptEvent, BaseProvider, Call, Flow
 from ._protocol import InviteProvider
 from ._secret import Secret
 from ._settings import ProviderSettings
+from ._version import __version__ as __version__
 from .config import Profiles, from_config, from_env, load_profiles
 from .errors import (
     AccessDenied,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from .bulk import Outcome, aresend_many, resend_many
     from .ledger import Ledger, open_ledger
 
-__version__ = "0.1.0"
 
 # An application that configures no logging gets nothing from invites on stderr (not even
 # through logging's last resort); one that configures it gets every record as usual.

@@ -9,7 +9,6 @@ asynchronous I/O. No vendor and no policy is written twice.
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -19,35 +18,24 @@ import attrs
 import httpx
 from typing_extensions import TypeVar
 
-from ._actions import (
-    Call,
-    Flow,
-    Observe,
-    Pause,
-    PausedFor,
-    Refresh,
-    Reply,
-    Reserve,
-    Send,
-    Sleep,
-)
+from ._actions import Call, Flow
 from ._credentials import Credentials
-from ._deadline import DEADLINE
+from ._drivers import Driver
 from ._engine import Engine
 from ._identity import canonical_base_url, compute_identity
 from ._pacing import Learner, Pacer, Throttle
+from ._pacing_choice import local_pacer, store_pacer
 from ._policy import RetryPolicy
 from ._proxies import Route
 from ._reporting import AttemptEvent, route_ids
 from ._settings import ProviderSettings
 from ._telemetry import ACTIVE, Watch
 from ._transport import Transport, timeout_for
-from .errors import ConfigurationError, InviteError
+from ._version import __version__
+from .errors import ConfigurationError
 from .models import Invitee, ResendResult, as_invitee
 
 if TYPE_CHECKING:
-    from ._pace_control import Tuning
-    from ._pacing_redis import RedisPacer
     from .ledger import Ledger
     from .ledger._provider_ledger import ProviderLedger
 
@@ -66,8 +54,6 @@ async def _asyncio_sleep(seconds: float) -> None:
 
 def user_agent(extra: str | None = None) -> str:
     """``invites/<version> httpx/<version>``, then `extra` (the ``user_agent`` setting)."""
-    from . import __version__  # the package is imported whole before any provider is built
-
     agent = f"invites/{__version__} httpx/{httpx.__version__}"
     return f"{agent} {extra}" if extra else agent
 
@@ -117,8 +103,10 @@ class BaseProvider(Generic[S]):
         timeout = timeout_for(settings)
         self._transport = Transport(timeout, _route(self), client, async_client)
         self._credentials = Credentials(settings.token, settings.token_provider)
-        self._store_pacer = _store_pacer(self, clock) if pacer is None else None
-        self._pacer: Pacer = pacer or self._store_pacer or _local_pacer(settings, clock)
+        self._store_pacer = (
+            store_pacer(self.name, self.identity, settings, clock) if pacer is None else None
+        )
+        self._pacer: Pacer = pacer or self._store_pacer or local_pacer(settings, clock)
         learns = isinstance(self._pacer, Learner) and self._pacer.learns
         self._learner = self._pacer if isinstance(self._pacer, Learner) and learns else None
         self._engine = Engine(
@@ -140,8 +128,15 @@ class BaseProvider(Generic[S]):
             headers=self._default_headers(),
             route_ids=route_ids(settings),
         )
-        self._sleep = sleep
-        self._async_sleep = async_sleep
+        self._driver = Driver(
+            self._engine,
+            self._transport,
+            self._pacer,
+            self._learner,
+            self._credentials,
+            sleep,
+            async_sleep,
+        )
         self._ledger = _provider_ledger(settings, ledger)
         if settings.per_user_limit is not None and self._ledger is None:
             raise ConfigurationError(
@@ -229,24 +224,9 @@ class BaseProvider(Generic[S]):
         )
 
     def _resend(self, invitee: Invitee, watch: Watch) -> ResendResult:
-        # The clients' sockets and body reading end by this instant, whatever the vendor sends.
-        deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
-        try:
-            transport = self._transport
-            steps = self._engine.steps(
-                self.flow, invitee, transport.client().build_request, self.auth_header, watch
-            )
-            send, perform = transport.send, self._perform
-            reply: Reply = None
-            while True:
-                try:
-                    action = steps.send(reply)
-                except StopIteration as stop:
-                    result: ResendResult = stop.value
-                    return result
-                reply = send(action.request) if isinstance(action, Send) else perform(action)
-        finally:
-            DEADLINE.reset(deadline)
+        return self._driver.resend(
+            self.flow, invitee, self.auth_header, watch, self.settings.deadline
+        )
 
     async def aresend_invite(
         self,
@@ -281,29 +261,9 @@ class BaseProvider(Generic[S]):
         )
 
     async def _aresend(self, invitee: Invitee, watch: Watch) -> ResendResult:
-        deadline = DEADLINE.set(time.monotonic() + self.settings.deadline)
-        try:
-            try:
-                client = self._transport.async_client()
-            except InviteError as exc:  # a client of another event loop: refused, nothing sent
-                exc.provider, exc.user_id, exc.attempts = self.name, invitee.user_id, 0
-                raise
-            steps = self._engine.steps(
-                self.flow, invitee, client.build_request, self.auth_header, watch
-            )
-            send, perform = self._transport.asend, self._aperform
-            reply: Reply = None
-            while True:
-                try:
-                    action = steps.send(reply)
-                except StopIteration as stop:
-                    result: ResendResult = stop.value
-                    return result
-                reply = await (
-                    send(action.request, client) if isinstance(action, Send) else perform(action)
-                )
-        finally:
-            DEADLINE.reset(deadline)
+        return await self._driver.aresend(
+            self.flow, invitee, self.auth_header, watch, self.settings.deadline
+        )
 
     def close(self) -> None:
         """Close the clients (and ledger, pace store) this provider created; it refuses resends
@@ -372,48 +332,6 @@ class BaseProvider(Generic[S]):
     def _closed(self) -> RuntimeError:
         return RuntimeError(f"cannot resend, as the provider {self!r} has been closed")
 
-    def _perform(self, action: Sleep | Refresh | Reserve | PausedFor | Pause | Observe) -> Reply:
-        """Do one action other than Send with blocking I/O; its error goes to the engine."""
-        try:
-            if isinstance(action, PausedFor):
-                return self._pacer.paused_for()
-            if isinstance(action, Reserve):
-                return self._pacer.reserve()
-            if isinstance(action, Observe):
-                assert self._learner is not None
-                self._learner.observe(action.response)
-            elif isinstance(action, Refresh):
-                self._credentials.refresh(action.stale)
-            elif isinstance(action, Pause):
-                self._pacer.pause(action.seconds)
-            else:
-                self._sleep(action.seconds)
-        except Exception as exc:  # the engine knows whether anything was sent
-            return exc
-        return None
-
-    async def _aperform(
-        self, action: Sleep | Refresh | Reserve | PausedFor | Pause | Observe
-    ) -> Reply:
-        """Do one action other than Send with async I/O; its error goes to the engine."""
-        try:
-            if isinstance(action, PausedFor):
-                return await self._pacer.apaused_for()
-            if isinstance(action, Reserve):
-                return await self._pacer.areserve()
-            if isinstance(action, Observe):
-                assert self._learner is not None
-                await self._learner.aobserve(action.response)
-            elif isinstance(action, Refresh):
-                await self._credentials.arefresh(action.stale)
-            elif isinstance(action, Pause):
-                await self._pacer.apause(action.seconds)
-            else:
-                await self._async_sleep(action.seconds)
-        except Exception as exc:  # the engine knows whether anything was sent
-            return exc
-        return None
-
 
 # -- the ledger for idempotency keys (logic in invites.ledger; loaded only when configured) --------
 
@@ -444,31 +362,7 @@ def _needs_ledger(ledger: ProviderLedger | None) -> ProviderLedger:
     return ledger
 
 
-# -- pacing -----------------------------------------------------------------------------------
-
-
-def _local_pacer(settings: ProviderSettings, clock: Callable[[], float]) -> Pacer:
-    """This process's own pace: a fixed ``rate_limit`` (or none), or a learned one (``"auto"``)."""
-    if settings.rate_limit != "auto":
-        return Throttle(settings.rate_limit, clock=clock)
-    from ._pacing_auto import AutoThrottle
-
-    return AutoThrottle(tuning_of(settings), clock=clock)
-
-
-def tuning_of(settings: ProviderSettings) -> Tuning:
-    """The controller's tuning from the settings: ``rate_limit`` and its start and ceiling."""
-    from ._pace_control import START, Tuning
-
-    most = math.inf if settings.rate_limit_max is None else settings.rate_limit_max
-    if settings.rate_limit == "auto":
-        start = settings.rate_limit_start if settings.rate_limit_start is not None else START
-        return Tuning(start=min(start, most), most=most)
-    assert settings.rate_limit is not None
-    return Tuning(start=settings.rate_limit, most=settings.rate_limit, fixed=True)
-
-
-# -- a pace shared through a store (logic in invites._pacing_redis; loaded only when configured) --
+# -- the proxies of its own clients ---------------------------------------------------------
 
 
 def _route(provider: BaseProvider[Any]) -> Route:
@@ -480,26 +374,3 @@ def _route(provider: BaseProvider[Any]) -> Route:
         return Route(provider.settings.proxy)
     except ValueError as exc:
         raise ConfigurationError(str(exc), provider=provider.name) from None
-
-
-def _store_pacer(provider: BaseProvider[Any], clock: Callable[[], float]) -> RedisPacer | None:
-    settings = provider.settings
-    if settings.rate_limit_store is None:
-        return None
-    try:
-        from ._pacing_redis import RedisPacer, identity_key
-    except ImportError as exc:
-        from .errors import ConfigurationError
-
-        raise ConfigurationError(
-            "rate_limit_store: needs redis-py, the redis extra (pip install 'invites[redis]')",
-            provider=provider.name,
-        ) from exc
-    fallback = settings.rate_limit_fallback == "local"
-    return RedisPacer(
-        settings.rate_limit_store,
-        identity_key(settings.rate_limit_key_prefix, provider.name, provider.identity),
-        None if settings.rate_limit is None else tuning_of(settings),
-        fallback=_local_pacer(settings, clock) if fallback else None,
-        clock=clock,
-    )

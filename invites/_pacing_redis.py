@@ -77,9 +77,9 @@ class RedisPacer:
 
     A :class:`invites._pacing.Pacer` and :class:`invites._pacing.Learner`: :meth:`reserve`,
     :meth:`paused_for`, :meth:`pause`, :meth:`observe`, their async twins. ``tuning`` (see
-    :func:`invites._base.tuning_of`): a fixed rate (bursts of at most ``max(1, int(rate))``) or a
-    learned one (no bursts); None: pauses only. ``fallback`` paces this process alone while the
-    store is unreachable; without it, every call made then raises
+    :func:`invites._pacing_choice.tuning_of`): a fixed rate (bursts of at most
+    ``max(1, int(rate))``) or a learned one (no bursts); None: pauses only. ``fallback`` paces
+    this process alone while the store is unreachable; without it, every call made then raises
     :class:`~invites.ConnectionFailed`.
     """
 

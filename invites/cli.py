@@ -18,8 +18,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from . import __version__
 from ._cli.common import EXIT_OK, EXIT_USAGE, UsageError
+from ._version import __version__
 from .errors import redact_url
 from .registry import known_providers
 

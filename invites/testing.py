@@ -95,6 +95,7 @@ class FakeProvider:
 #: ``httpx.TransportError``) the request met.
 Scripted: TypeAlias = "httpx.Response | Callable[[httpx.Request], httpx.Response] | Exception"
 
+#: The actions that take no time: :meth:`ResendSteps.advance` performs them.
 _QUICK = (PausedFor, Reserve, Pause, Observe, Refresh)
 
 
@@ -121,11 +122,8 @@ class ResendSteps:
         #: Every request sent, and every sleep asked for (seconds), in order.
         self.requests: list[httpx.Request] = []
         self.slept: list[float] = []
-        # The provider's own client builds the requests: its default headers and cookies apply.
-        build = provider._transport.client().build_request
-        self._steps = provider._engine.steps(
-            provider.flow, self.invitee, build, provider.auth_header
-        )
+        self._driver = provider._driver
+        self._steps = self._driver.steps(provider.flow, self.invitee, provider.auth_header)
 
     def advance(self, reply: httpx.Response | Exception | None = None) -> Send | Sleep | None:
         """Reply to the last action; return the next Send or Sleep, or None when it ended."""
@@ -133,7 +131,7 @@ class ResendSteps:
         try:
             action = self._steps.send(answer)
             while isinstance(action, _QUICK):
-                action = self._steps.send(self.provider._perform(action))
+                action = self._steps.send(self._driver.perform(action))
         except StopIteration as stop:
             self.result = stop.value
             return None

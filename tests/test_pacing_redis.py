@@ -650,8 +650,10 @@ def test_importing_and_building_without_a_store_never_loads_redis() -> None:
         "import sys, invites; "
         "invites.from_config({'provider': 'tenant_api', 'base_url': 'http://127.0.0.1:9', "
         "'token': 'test-token-not-real', 'tenant_id': '0b5e7c1a-1111-4a4a-8b8b-000000000001'}); "
-        "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('invites._pacing_')))"
+        "print(sorted(m for m in sys.modules if m.partition('.')[0] == 'redis' or m in STORE))"
     )
+    store = ("invites._pacing_redis", "invites._pacing_lua", "invites._pacing_auto")
+    code = f"STORE = {store!r}; {code}"
     output = subprocess.run(  # noqa: S603 (this interpreter, the code above)
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
