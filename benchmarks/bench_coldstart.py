@@ -91,14 +91,14 @@ def _module_check() -> tuple[bool, str]:
     for vendor, config in CONFIGS.items():
         result, _ = run_child(["-c", _code("invites", config)])
         modules = result["modules"]
-        if not _loaded(modules, f"providers.{vendor}"):
-            problems.append(f"{vendor}: providers.{vendor} not loaded")
-        unwanted = [f"providers.{other}" for other in CONFIGS if other != vendor]
+        if not _loaded(modules, f"invites.providers.{vendor}"):
+            problems.append(f"{vendor}: invites.providers.{vendor} not loaded")
+        unwanted = [f"invites.providers.{other}" for other in CONFIGS if other != vendor]
         for name in (*unwanted, *NOT_LOADED):
             if name not in by_dependencies and _loaded(modules, name):
                 problems.append(f"{vendor}: {name} loaded")
     clean = [name for name in NOT_LOADED if name not in by_dependencies]
-    note = "providers.<vendor> loads; not loaded: the other vendors, " + ", ".join(clean)
+    note = "invites.providers.<vendor> loads; not loaded: the other vendors, " + ", ".join(clean)
     if by_dependencies:
         note += (
             f"; {', '.join(by_dependencies)} also load with bare `import httpx` here (httpx "
