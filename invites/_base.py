@@ -1,10 +1,10 @@
-"""The base every vendor adapter subclasses, and its two drivers: blocking and asynchronous.
+"""The base every vendor adapter subclasses: its public surface, its parts and their lifecycle.
 
 A vendor adapter writes only :meth:`BaseProvider.flow`, a generator that yields :class:`Call`
 objects and receives ``httpx.Response`` objects, raising a mapped :class:`~invites.InviteError` or
 returning a :class:`~invites.ResendResult`. The delivery engine (:mod:`invites._engine`) wraps it
-in the delivery policy and yields named actions; the drivers here perform them with blocking or
-asynchronous I/O. No vendor and no policy is written twice.
+in the delivery policy and yields named actions; the drivers (:mod:`invites._drivers`) perform
+them with blocking or asynchronous I/O. No vendor and no policy is written twice.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Delivery policy shared by every vendor: what is retried, and how long to wait.
 
 All of it is free of I/O: the engine (:mod:`invites._engine`) turns a :class:`Decision` into
-actions, which the drivers in :mod:`invites._base` perform.
+actions, which the drivers in :mod:`invites._drivers` perform.
 """
 
 from __future__ import annotations
