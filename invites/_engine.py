@@ -45,6 +45,7 @@ from ._actions import (
     Sleep,
     Steps,
 )
+from ._answers import json_bytes
 from ._credentials import Credentials
 from ._policy import CONNECT_ERRORS, DECIDED_STATUSES, DELIVER, Decision, RetryPolicy
 from ._reporting import Reporter
@@ -387,9 +388,14 @@ class Engine:
         # The timeouts also apply over a caller's own client.
         extensions = {"timeout": self._timeout.copy()}
         try:
-            return build(
-                call.method, call.url, json=call.json, headers=headers, extensions=extensions
+            if call.json is None:
+                return build(call.method, call.url, headers=headers, extensions=extensions)
+            content = json_bytes(call.json)
+            request = build(
+                call.method, call.url, content=content, headers=headers, extensions=extensions
             )
+            request.headers.setdefault("Content-Type", "application/json")
+            return request
         except (UnicodeError, httpx.InvalidURL) as exc:
             # e.g. a cookie a vendor set in the caller's own client that cannot be sent back
             raise UnexpectedResponse(

@@ -15,13 +15,16 @@ from __future__ import annotations
 import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import httpcore
 import httpx
 
-from ._deadline import AsyncDeadlineBackend, DeadlineBackend
+from ._deadline import AsyncDeadlineBackend, DeadlineBackend, time_left
 from ._proxies import Route
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AsyncTransport", "SyncTransport", "as_httpx_error", "verifying_context"]
 
@@ -131,6 +134,22 @@ class _Pools(Generic[_P]):
         return pools
 
 
+def _handed(
+    pools: _Pools[_P], request: httpx.Request, pool_type: type[_P]
+) -> tuple[_P, httpcore.Request]:
+    """The pool for ``request`` and the request as httpcore takes it.
+
+    Nothing has been sent yet: a failure here (the TLS context cannot be loaded, say) is a
+    ``ConnectError``, never an answer that may have been lost.
+    """
+    try:
+        return pools.get(request.url, pool_type), _core_request(request)
+    except Exception as exc:
+        raise httpx.ConnectError(
+            f"the connection could not be prepared ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 class SyncTransport(httpx.BaseTransport):
     """An httpx transport over httpcore pools whose socket operations end by the deadline."""
 
@@ -140,9 +159,9 @@ class SyncTransport(httpx.BaseTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        pool = self._pools.get(request.url, httpcore.ConnectionPool)
+        pool, core = _handed(self._pools, request, httpcore.ConnectionPool)
         try:
-            answer = pool.handle_request(_core_request(request))
+            answer = pool.handle_request(core)
         except Exception as exc:
             mapped = as_httpx_error(exc)
             if mapped is None:
@@ -161,22 +180,51 @@ class SyncTransport(httpx.BaseTransport):
 
 
 class AsyncTransport(httpx.AsyncBaseTransport):
-    """:class:`SyncTransport` for asyncio (anyio's backend, as httpx uses under asyncio)."""
+    """:class:`SyncTransport` for asyncio (anyio's backend, as httpx uses under asyncio).
+
+    One request at a time waits in a pool for a connection: httpcore's asyncio pool gives an
+    idle HTTP/1.1 connection to every request queued when it assigns them (the connection stays
+    idle until a request starts on it, which happens only when the loop reaches that task), so
+    all but one fail with ``ConnectionNotAvailable`` and queue again, pass after pass. The next
+    request enters once the one before has started on a connection (httpcore's first trace event
+    for it) or ended.
+    """
 
     def __init__(self, limits: httpx.Limits, route: Route) -> None:
+        import asyncio  # loaded already: only async code gets here
+
         self._pools: _Pools[httpcore.AsyncConnectionPool] = _Pools(
             limits, route, AsyncDeadlineBackend(), httpcore.AsyncHTTPProxy
         )
+        self._entry = asyncio.Lock()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        pool = self._pools.get(request.url, httpcore.AsyncConnectionPool)
+        pool, core = _handed(self._pools, request, httpcore.AsyncConnectionPool)
+        entry = self._entry
+        await _enter(entry, request)
+        inner = core.extensions.get("trace")
+        held = True
+
+        async def started(name: str, info: dict[str, Any]) -> None:
+            nonlocal held
+            if held:
+                held = False
+                entry.release()
+            if inner is not None:
+                await inner(name, info)
+
+        core.extensions = {**core.extensions, "trace": started}
         try:
-            answer = await pool.handle_async_request(_core_request(request))
+            answer = await pool.handle_async_request(core)
         except Exception as exc:
             mapped = as_httpx_error(exc)
             if mapped is None:
                 raise
             raise mapped from exc
+        finally:
+            if held:
+                held = False
+                entry.release()
         return httpx.Response(
             status_code=answer.status,
             headers=answer.headers,
@@ -187,6 +235,26 @@ class AsyncTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         for pool in self._pools.take_all():
             await pool.aclose()
+
+
+async def _enter(entry: asyncio.Lock, request: httpx.Request) -> None:
+    """Take ``entry``, waiting at most until the resend's deadline (then ``PoolTimeout``).
+
+    The request ahead holds it only until it has a connection, or its own pool timeout ends.
+    """
+    if not entry.locked():
+        await entry.acquire()
+        return
+    import asyncio
+
+    waited = time_left()
+    if waited is None:  # outside a resend
+        waited = request.extensions.get("timeout", {}).get("pool")
+    try:
+        async with asyncio.timeout(waited):
+            await entry.acquire()
+    except TimeoutError:
+        raise httpx.PoolTimeout("no connection came free within the pool timeout") from None
 
 
 class _SyncBody(httpx.SyncByteStream):

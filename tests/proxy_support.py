@@ -182,5 +182,9 @@ def serving(start: Callable[[Loop], Any]) -> Iterator[Any]:
     try:
         yield made
     finally:
-        made.server.close()
+        loop.run(_close(made.server))  # in its loop: an asyncio server is not thread-safe
         loop.stop()
+
+
+async def _close(server: asyncio.Server) -> None:
+    server.close()

@@ -55,6 +55,18 @@ def test_plain_http_never_loads_the_tls_context(
     assert _resend(server.url, asynchronous, TENANT_USER_INVITED).status_code == 200
 
 
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_tls_context_that_cannot_be_loaded_is_a_connection_failure(
+    monkeypatch: pytest.MonkeyPatch, asynchronous: bool
+) -> None:
+    def unreadable() -> ssl.SSLContext:
+        raise FileNotFoundError("/nowhere/ca-bundle.pem")
+
+    monkeypatch.setattr(_http, "verifying_context", unreadable)
+    with pytest.raises(ConnectionFailed, match="nothing was sent"):
+        _resend("https://127.0.0.1:9", asynchronous)
+
+
 def test_the_shared_context_verifies_servers() -> None:
     context = verifying_context()
     assert context.verify_mode == ssl.CERT_REQUIRED

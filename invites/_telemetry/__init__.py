@@ -4,7 +4,7 @@ provider's ``on_outcome`` hook, and OpenTelemetry spans and metrics.
 OpenTelemetry is optional (extra ``otel``, the API only) and imported here alone, lazily: telemetry
 is recorded once the application has imported ``opentelemetry.trace`` itself (any SDK set-up
 does). A program that does not use OpenTelemetry never loads it; one that loads the API but
-configures no SDK gets the API's no-op spans and instruments, and then no attempt spans at all.
+configures no SDK records nothing (see :func:`._otel.configured`).
 
 A resend may pass through several entry points: a bulk run's ``resend_one``, the ledger's guard,
 the provider's ``resend_invite``. The first one opens a :class:`Watch` (and makes it
@@ -118,7 +118,7 @@ class Watch:
         self.started = time.monotonic()
         if "opentelemetry.trace" in sys.modules:  # else nothing to load: see _opentelemetry
             otel = _opentelemetry()
-            if otel is not None:
+            if otel is not None and otel.configured():
                 self.trace = otel.ResendTrace(self.vendor, self.user_id)
         return self
 

@@ -63,23 +63,26 @@ _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 #: Seconds between two looks at whether an SDK was set, while none is: the API answers that
 #: question through os.environ, about as costly as the rest of a resend's telemetry.
 _RECHECK: Final = 1.0
-_sdk = False
+_tracing = False  # a tracer provider other than the API's proxy is set (once set, it stays)
+_metering = False  # likewise for the meter provider
 _next_look = 0.0
 #: Attribute sets, built once each (vendor, ...) and reused: bounded by design.
 _labels: dict[tuple[str, ...], dict[str, str]] = {}
 
 
-def _sdk_set() -> bool:
-    """Whether a tracer provider other than the API's proxy is set (once set, it stays)."""
-    global _sdk, _next_look
-    if _sdk:
+def configured() -> bool:
+    """Whether an SDK records traces or metrics; while neither does, a resend records nothing."""
+    global _tracing, _metering, _next_look
+    if _tracing and _metering:
         return True
     now = time.monotonic()
-    if now < _next_look:
-        return False
-    _next_look = now + _RECHECK
-    _sdk = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-    return _sdk
+    if now >= _next_look:
+        _next_look = now + _RECHECK
+        _tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        # The API's own providers (its proxy, its no-op) live in its module; an SDK's elsewhere.
+        provider = type(metrics.get_meter_provider())
+        _metering = not provider.__module__.startswith("opentelemetry.metrics")
+    return _tracing or _metering
 
 
 def _attributes(*pairs: str) -> dict[str, str]:
@@ -91,7 +94,8 @@ def _attributes(*pairs: str) -> dict[str, str]:
 
 
 def claimed(vendor: str, result: str) -> None:
-    CLAIMS.add(1, _attributes("invites.vendor", vendor, "invites.claim", result))
+    if configured():
+        CLAIMS.add(1, _attributes("invites.vendor", vendor, "invites.claim", result))
 
 
 def _status_class(reply: httpx.Response | Exception) -> str:
@@ -120,9 +124,8 @@ class ResendTrace:
         self.span: Span | None = None
         self.token: Token[Context] | None = None
         self.tracing = False
-        # No SDK configured: no span (the API's own would be a no-op, at a cost); metrics go to
-        # the API's proxies, which forward them once an SDK is set.
-        if not _sdk_set():
+        # No tracing SDK: no span (the API's own would be a no-op, at a cost).
+        if not _tracing:
             return
         span = _tracer.start_span(
             "invites.resend",
