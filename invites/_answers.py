@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from ._bodies import json_typed
-from ._policy import parse_retry_after
+from ._ratelimit_fields import parse_retry_after
 from .errors import (
     AuthenticationFailed,
     InvalidRequest,

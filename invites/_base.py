@@ -1,10 +1,10 @@
-"""The base every vendor adapter subclasses, and its two drivers: blocking and asynchronous.
+"""The base every vendor adapter subclasses: its public surface, its parts and their lifecycle.
 
 A vendor adapter writes only :meth:`BaseProvider.flow`, a generator that yields :class:`Call`
 objects and receives ``httpx.Response`` objects, raising a mapped :class:`~invites.InviteError` or
 returning a :class:`~invites.ResendResult`. The delivery engine (:mod:`invites._engine`) wraps it
-in the delivery policy and yields named actions; the drivers here perform them with blocking or
-asynchronous I/O. No vendor and no policy is written twice.
+in the delivery policy and yields named actions; the drivers (:mod:`invites._drivers`) perform
+them with blocking or asynchronous I/O. No vendor and no policy is written twice.
 """
 
 from __future__ import annotations
@@ -109,25 +109,7 @@ class BaseProvider(Generic[S]):
         self._pacer: Pacer = pacer or self._store_pacer or local_pacer(settings, clock)
         learns = isinstance(self._pacer, Learner) and self._pacer.learns
         self._learner = self._pacer if isinstance(self._pacer, Learner) and learns else None
-        self._engine = Engine(
-            self.name,
-            policy=RetryPolicy(
-                max_attempts=settings.max_attempts,
-                deadline=settings.deadline,
-                max_retry_after=settings.max_retry_after,
-                retry_unknown=settings.retry_unknown,
-                jitter=jitter,
-            ),
-            credentials=self._credentials,
-            timeout=timeout,
-            clock=clock,
-            on_attempt=settings.on_attempt,
-            # Only this process's own throttle can tell for sure, without I/O, that it is idle.
-            pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
-            pacing_learns=self._learner is not None,
-            headers=self._default_headers(),
-            route_ids=route_ids(settings),
-        )
+        self._engine = self._make_engine(timeout, clock, jitter)
         self._driver = Driver(
             self._engine,
             self._transport,
@@ -144,6 +126,33 @@ class BaseProvider(Generic[S]):
                 "budget is counted over its records)",
                 provider=self.name,
             )
+
+    def _make_engine(
+        self,
+        timeout: httpx.Timeout,
+        clock: Callable[[], float],
+        jitter: Callable[[float], float] | None,
+    ) -> Engine:
+        """The engine of this provider's resends: its policy from the settings, its parts."""
+        return Engine(
+            self.name,
+            policy=RetryPolicy(
+                max_attempts=self.settings.max_attempts,
+                deadline=self.settings.deadline,
+                max_retry_after=self.settings.max_retry_after,
+                retry_unknown=self.settings.retry_unknown,
+                jitter=jitter,
+            ),
+            credentials=self._credentials,
+            timeout=timeout,
+            clock=clock,
+            on_attempt=self.settings.on_attempt,
+            # Only this process's own throttle can tell for sure, without I/O, that it is idle.
+            pacing_idle=self._pacer.idle if type(self._pacer) is Throttle else None,
+            pacing_learns=self._learner is not None,
+            headers=self._default_headers(),
+            route_ids=route_ids(self.settings),
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"

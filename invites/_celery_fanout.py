@@ -110,16 +110,12 @@ def fan_out(
     deadline = time.monotonic() + timeout
     loaded = _profiles(app, profiles)
     try:
-        name = profile or loaded.default_name
-        if name is None or name not in loaded:
-            raise ConfigurationError(f"no profile named {name!r} (profiles: {', '.join(loaded)})")
-        provider = identity_provider(loaded, name)
+        provider = identity_provider(loaded, name := _profile_name(loaded, profile))
         opened = _ledger(app, provider, ledger)
         try:
-            guard = Guard(opened, provider, retry_unknown=retry_unknown)
             sender = Collector(
                 app,
-                guard,
+                Guard(opened, provider, retry_unknown=retry_unknown),
                 name,
                 run,
                 on_outcome=on_outcome,
@@ -137,6 +133,14 @@ def fan_out(
     finally:
         if loaded is not profiles:
             loaded.close()
+
+
+def _profile_name(profiles: Profiles, profile: str | None) -> str:
+    """``profile``, else the default; ConfigurationError when no such profile is there."""
+    name = profile or profiles.default_name
+    if name is None or name not in profiles:
+        raise ConfigurationError(f"no profile named {name!r} (profiles: {', '.join(profiles)})")
+    return name
 
 
 def identity_provider(profiles: Profiles, name: str) -> BaseProvider[Any]:

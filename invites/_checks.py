@@ -315,7 +315,6 @@ def ledger_url(value: object, _: object = None) -> str:
 
 def user_limit(value: object, _: object = None) -> str:
     """A ``per_user_limit``: ``"N/window"`` (units s, m, h, d), kept without outer spaces."""
-    from .ledger._budget import parse_limit  # loaded only when the key is set
 
     raw = text(value)
     try:
@@ -334,3 +333,22 @@ def key_prefix(value: object, _: object = None) -> str:
     if not raw or raw != raw.strip():
         raise Invalid("must be non-empty, without leading or trailing spaces")
     return raw
+
+
+_LIMIT: Final = re.compile(r"\s*([0-9]+)\s*/\s*([0-9]+(?:\.[0-9]+)?)?\s*([smhd])\s*\Z")
+_UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_limit(text: str) -> tuple[int, float]:
+    """``"N/window"`` as (N, seconds); ValueError naming the expected form otherwise.
+
+    The window's number may be left out (``"1/h"``: one per hour).
+    """
+    match = _LIMIT.match(text)
+    if match is None:
+        raise ValueError('expected "N/window", e.g. "1/24h" or "3/7d" (units s, m, h, d)')
+    count, amount, unit = match.groups()
+    window = float(amount or 1) * _UNITS[unit]
+    if int(count) < 1 or window <= 0:
+        raise ValueError("the count and the window must both be above zero")
+    return int(count), window

@@ -1,9 +1,8 @@
 """The sans-I/O delivery engine: one vendor flow, wrapped in the delivery policy, as actions.
 
-The engine runs a vendor's flow (:data:`~invites._actions.Flow`) and wraps each
-:class:`~invites._actions.Call` it yields in pacing, token refresh, retries and reporting,
-yielding actions for a driver to perform (:mod:`invites._actions`). Each attempt of a call waits
-for the pace, sends, and is judged by :meth:`RetryPolicy.decide`; its decision picks what follows::
+The engine runs a vendor's flow and wraps each call it yields in pacing, token refresh, retries
+and reporting, yielding actions for a driver to perform (the words: :mod:`invites._actions`).
+Each attempt waits for the pace, sends, and is judged by :meth:`RetryPolicy.decide`::
 
     DELIVER          the flow reads the answer
     refresh          Refresh the token, then the same attempt again (not counted)
@@ -12,8 +11,7 @@ for the pace, sends, and is judged by :meth:`RetryPolicy.decide`; its decision p
     wait             Sleep (after a pause: the next attempt's pacing waits it out); next attempt
 
 An action that fails (a refresh, an unreachable pacing store) raises its error where the engine
-receives it and ends the resend, except :class:`~invites._actions.Observe`: the answer is in, and
-it stands.
+receives it and ends the resend, except Observe: the answer is in, and it stands.
 
 Whatever ends a resend after a request that may send the invitation left, other than a mapped
 :class:`~invites.InviteError` (a plug-in flow's bug, an error inside the HTTP client), ends it
@@ -45,14 +43,14 @@ from ._actions import (
     Sleep,
     Steps,
 )
-from ._answers import json_bytes
 from ._credentials import Credentials
 from ._policy import CONNECT_ERRORS, DECIDED_STATUSES, DELIVER, Decision, RetryPolicy
 from ._reporting import Reporter
+from ._requests import Requests
 from ._secret import Secret
 from ._settings import AttemptHook
 from ._telemetry import Watch
-from .errors import ConnectionFailed, InviteError, OutcomeUnknown, RateLimited, UnexpectedResponse
+from .errors import ConnectionFailed, InviteError, OutcomeUnknown, RateLimited
 from .models import Invitee, ResendResult
 
 __all__ = ["Engine"]
@@ -122,13 +120,9 @@ class Engine:
         route_ids: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
-        # Headers every request carries (User-Agent, Accept); a call's own headers override them.
-        self._default_headers = dict(headers or {})
         self.policy = policy
         self.credentials = credentials
-        # Given to each request as httpx's "timeout" request extension, which its transports
-        # read: cheaper than build_request(timeout=...), which rebuilds a Timeout every time.
-        self._timeout = timeout.as_dict()
+        self.requests = Requests(timeout, headers)
         self.clock = clock
         self.report = Reporter(name, on_attempt, route_ids)
         # True while pacing could only answer "no pause, send now": the pacing actions are then
@@ -136,9 +130,6 @@ class Engine:
         self._pacing_idle = pacing_idle
         # The pacer reads every answer (Observe): a learned rate, a vendor's announced budget.
         self._pacing_learns = pacing_learns
-        # The last headers built: (the call's headers, the token, the merged headers). The
-        # credential header is built once per token, not on every attempt.
-        self._headers: tuple[Mapping[str, str] | None, Secret, dict[str, str]] | None = None
 
     def steps(
         self,
@@ -239,7 +230,7 @@ class Engine:
             token = self.credentials.current
             assert token is not None
         resend.attempts += 1
-        request = self._build(build, call, self._headers_for(call.headers, token, auth_header))
+        request = self.requests.build(build, call, token, auth_header)
         span = None if resend.watch is None else self._sending(call, request, resend, number)
         # An attempt is timed when the hook is set or DEBUG records are wanted as it leaves.
         sent_at = self.clock() if self.report.active() else None
@@ -366,38 +357,3 @@ class Engine:
             retry_after=paused,
             attempts=resend.attempts,
         )
-
-    def _headers_for(
-        self, extra: Mapping[str, str] | None, token: Secret, auth_header: AuthHeader
-    ) -> dict[str, str]:
-        """The call's headers with the credential's; never mutated (httpx copies them)."""
-        last = self._headers
-        if last is not None and last[0] is extra and last[1] is token:
-            return last[2]
-        name, value = auth_header(token.reveal())
-        headers = dict(self._default_headers)
-        if extra:
-            given = {key.lower() for key in extra}
-            headers = {key: text for key, text in headers.items() if key.lower() not in given}
-            headers.update(extra)
-        headers[name] = value
-        self._headers = (extra, token, headers)
-        return headers
-
-    def _build(self, build: Builder, call: Call, headers: dict[str, str]) -> httpx.Request:
-        # The timeouts also apply over a caller's own client.
-        extensions = {"timeout": self._timeout.copy()}
-        try:
-            if call.json is None:
-                return build(call.method, call.url, headers=headers, extensions=extensions)
-            content = json_bytes(call.json)
-            request = build(
-                call.method, call.url, content=content, headers=headers, extensions=extensions
-            )
-            request.headers.setdefault("Content-Type", "application/json")
-            return request
-        except (UnicodeError, httpx.InvalidURL) as exc:
-            # e.g. a cookie a vendor set in the caller's own client that cannot be sent back
-            raise UnexpectedResponse(
-                f"the request could not be built ({type(exc).__name__}); nothing was sent"
-            ) from exc

@@ -21,8 +21,8 @@ from ._protocol import InviteProvider
 from ._telemetry import ACTIVE, Watch
 from .errors import InviteError, OutcomeUnknown, ResendTooSoon
 from .ledger import Ledger
-from .ledger._guard import Guard, Guarded, outcome_status
-from .models import Invitee, OutcomeStatus, ResendResult, as_invitee
+from .ledger._guard import Guard, Guarded
+from .models import Invitee, OutcomeStatus, ResendResult, as_invitee, outcome_status
 
 __all__ = [
     "Hook",

@@ -17,8 +17,7 @@ from collections.abc import Callable
 import httpx
 
 from ._pace_control import HORIZON, POLL, Answer, PaceState, Tuning, allowed_rate, decide
-from ._policy import parse_retry_after
-from ._ratelimit_fields import announced_rate
+from ._ratelimit_fields import announced_rate, parse_retry_after
 
 __all__ = ["AutoThrottle", "answer_of"]
 

@@ -1,20 +1,19 @@
 """Delivery policy shared by every vendor: what is retried, and how long to wait.
 
 All of it is free of I/O: the engine (:mod:`invites._engine`) turns a :class:`Decision` into
-actions, which the drivers in :mod:`invites._base` perform.
+actions, which the drivers in :mod:`invites._drivers` perform.
 """
 
 from __future__ import annotations
 
-import email.utils
 import random
-import time
 from collections.abc import Callable
 from typing import Final
 
 import attrs
 import httpx
 
+from ._ratelimit_fields import parse_retry_after
 from .errors import ConnectionFailed, InviteError, OutcomeUnknown
 
 __all__ = [
@@ -23,7 +22,6 @@ __all__ = [
     "DELIVER",
     "Decision",
     "RetryPolicy",
-    "parse_retry_after",
 ]
 
 #: Transport failures raised before the request left: retrying them cannot send twice.
@@ -34,28 +32,6 @@ CONNECT_ERRORS: Final = (
     httpx.PoolTimeout,
     httpx.ProxyError,
 )
-
-
-def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date; else None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if seconds >= 0 and seconds == seconds else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now())
 
 
 @attrs.frozen(slots=True)

@@ -1,6 +1,7 @@
-"""A vendor's announced budget: the ``RateLimit`` header fields, parsed without I/O.
+"""What a vendor announces of its pace, parsed without I/O: how long to wait (``Retry-After``,
+:func:`parse_retry_after`) and its budget, the ``RateLimit`` header fields.
 
-Read, in this order of precedence:
+The budget is read, in this order of precedence:
 
 - the current IETF draft (draft-ietf-httpapi-ratelimit-headers-08 and later):
   ``RateLimit-Policy: "default";q=100;w=10`` (quota ``q`` per window ``w`` seconds) and
@@ -18,6 +19,7 @@ fail a resend.
 
 from __future__ import annotations
 
+import email.utils
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +27,7 @@ from typing import Final
 
 import attrs
 
-__all__ = ["Budget", "announced_rate", "budget_rate", "parse_budgets"]
+__all__ = ["Budget", "announced_rate", "budget_rate", "parse_budgets", "parse_retry_after"]
 
 #: A reset larger than this many seconds is a Unix time (about 2001-09-09), not a delay.
 EPOCH_AFTER: Final = 1_000_000_000
@@ -33,6 +35,28 @@ EPOCH_AFTER: Final = 1_000_000_000
 _TOKEN: Final = re.compile(r'\s*((?:[^,;"]|"(?:[^"\\]|\\.)*")+|[,;])')
 _ITEM: Final = re.compile(r'"(?:[^"\\]|\\.)*"|[^\s"]+')
 _NUMBER: Final = re.compile(r"\d{1,15}(?:\.\d{1,6})?")
+
+
+def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date; else None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if seconds >= 0 and seconds == seconds else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now())
 
 
 @attrs.frozen(kw_only=True)

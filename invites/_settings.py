@@ -45,7 +45,7 @@ from ._checks import (
     variable_name,
     without_password,
 )
-from ._proxies import proxy_setting
+from ._proxy_setting import proxy_setting
 from ._secret import Secret
 from .errors import ConfigurationError
 

@@ -111,6 +111,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_arguments(resend: argparse.ArgumentParser) -> None:
+    """What a run may do beyond sending once: check only, resend unknowns, go over the budget."""
+    resend.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the configuration and every row; send nothing, write no output",
+    )
+    resend.add_argument(
+        "--retry-unknown",
+        action="store_true",
+        help="resend to invitees the journal shows with an unknown outcome (they may get the "
+        "email twice)",
+    )
+    resend.add_argument(
+        "--ignore-budget",
+        action="store_true",
+        help="send even to users the profile's per_user_limit says were emailed too recently "
+        "(this run only; the ledger records each resend that went over it)",
+    )
+
+
 def _resend_command(commands: Any) -> None:
     resend = commands.add_parser(
         "resend",
@@ -154,23 +175,7 @@ def _resend_command(commands: Any) -> None:
         help="the run's name in the journal: a rerun with the same name resumes it, another "
         "name sends to everyone again (default: %(default)s)",
     )
-    resend.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="check the configuration and every row; send nothing, write no output",
-    )
-    resend.add_argument(
-        "--retry-unknown",
-        action="store_true",
-        help="resend to invitees the journal shows with an unknown outcome (they may get the "
-        "email twice)",
-    )
-    resend.add_argument(
-        "--ignore-budget",
-        action="store_true",
-        help="send even to users the profile's per_user_limit says were emailed too recently "
-        "(this run only; the ledger records each resend that went over it)",
-    )
+    _run_arguments(resend)
     _worker_arguments(resend)
 
 

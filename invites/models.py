@@ -9,7 +9,14 @@ from typing import Final, Literal, TypeAlias
 
 import attrs
 
-from .errors import MESSAGE_LIMIT, InvalidInvitee, one_line
+from .errors import (
+    MESSAGE_LIMIT,
+    AlreadyVerified,
+    InvalidInvitee,
+    OutcomeUnknown,
+    UnexpectedResponse,
+    one_line,
+)
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -113,6 +120,17 @@ def _optional_text(
 #: ``already_verified``, ``failed`` (nothing was sent, or the vendor refused) or ``unknown`` (the
 #: invitation may or may not have gone out).
 OutcomeStatus: TypeAlias = Literal["sent", "already_verified", "failed", "unknown"]
+
+
+def outcome_status(error: BaseException) -> OutcomeStatus:
+    """What a resend that raised ``error`` amounts to (a cancellation or an interrupt: unknown)."""
+    if isinstance(error, AlreadyVerified):
+        return "already_verified"
+    if isinstance(error, OutcomeUnknown) or not isinstance(error, Exception):
+        return "unknown"
+    if isinstance(error, UnexpectedResponse) and 200 <= (error.status_code or 0) < 300:
+        return "unknown"  # the vendor accepted the request but its answer was unreadable
+    return "failed"
 
 
 @attrs.frozen(kw_only=True)

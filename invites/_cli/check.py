@@ -1,4 +1,5 @@
-"""``invites check-config``: validate a profiles file and list its profiles, never a secret."""
+"""``invites check-config``: validate a profiles file and list its profiles, never a secret; and
+the check of one invitee against its vendor's adapter, with no I/O."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import warnings
 from typing import TextIO
 
 from .._base import BaseProvider
+from .._protocol import InviteProvider
 from ..config import Profiles
+from ..errors import InvalidInvitee
+from ..models import Invitee
 from .common import EXIT_FAILED, EXIT_OK, UsageError, open_profiles, pick_profile
 
-__all__ = ["run"]
+__all__ = ["run", "vendor_problem"]
 
 
 def _credential(provider: BaseProvider) -> str:
@@ -67,3 +71,23 @@ def _check_servers(profiles: Profiles, names: list[str], stdout: TextIO, stderr:
                 stderr.write(f"invites: {name}: {what}: {problem}\n")
                 status = EXIT_FAILED
     return status
+
+
+def vendor_problem(provider: InviteProvider, invitee: Invitee) -> str | None:
+    """Why the vendor's adapter would refuse ``invitee`` before sending anything, if it would.
+
+    A vendor flow checks its invitee before its first request, so running it up to that request
+    (which is never made) validates the row without any I/O.
+    """
+    if not isinstance(provider, BaseProvider):
+        return None
+    flow = provider.flow(invitee)
+    try:
+        next(flow)
+    except InvalidInvitee as exc:
+        return exc.message
+    except StopIteration:
+        pass
+    finally:
+        flow.close()
+    return None

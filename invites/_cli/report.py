@@ -49,20 +49,22 @@ class Tally:
     #: Invitees the per-user budget skipped (nothing sent: emailed recently by some run).
     too_soon: int = 0
 
+    def _write_dry_run(self, stderr: TextIO, *, invalid: int) -> None:
+        parts = [f"{self.would_send} to resend", f"{invalid} invalid"]
+        parts += [f"{n} skipped (journal: {status})" for status, n in self.skipped.items()]
+        if self.too_soon:
+            parts.append(f"{self.too_soon} skipped (per-user budget)")
+        if self.duplicates:
+            parts.append(f"{self.duplicates} repeated")
+        stderr.write(f"invites: dry run, nothing sent: {', '.join(parts)}\n")
+
     def write(self, stderr: TextIO, elapsed: float, *, dry_run: bool) -> None:
         """The summary a person reads on stderr after the run."""
         totals = Counter[str]()
         for (outcome, _), count in self.counts.items():
             totals[outcome] += count
         if dry_run:
-            invalid = totals["failed"]
-            parts = [f"{self.would_send} to resend", f"{invalid} invalid"]
-            parts += [f"{n} skipped (journal: {status})" for status, n in self.skipped.items()]
-            if self.too_soon:
-                parts.append(f"{self.too_soon} skipped (per-user budget)")
-            if self.duplicates:
-                parts.append(f"{self.duplicates} repeated")
-            stderr.write(f"invites: dry run, nothing sent: {', '.join(parts)}\n")
+            self._write_dry_run(stderr, invalid=totals["failed"])
             return
         counted = Counter(
             {(outcome, error or "-"): n for (outcome, error), n in self.counts.items()}

@@ -28,13 +28,13 @@ from collections.abc import Generator, Iterator
 from types import FrameType
 from typing import Any, Final, TextIO
 
-from .._base import BaseProvider
 from .._identity import canonical_user_id
 from .._protocol import InviteProvider
 from ..bulk import Outcome, resend_many
 from ..errors import InvalidInvitee
 from ..ledger import Ledger, RecordKey, provider_identity
 from ..models import Invitee
+from .check import vendor_problem
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -53,26 +53,6 @@ from .rows import BadRow, InputError, InputFile, Row, Rows, from_arguments
 from .where import label, open_target, probe, sqlite_path
 
 __all__ = ["record_of", "run"]
-
-
-def _vendor_problem(provider: InviteProvider, invitee: Invitee) -> str | None:
-    """Why the vendor's adapter would refuse ``invitee`` before sending anything, if it would.
-
-    A vendor flow checks its invitee before its first request, so running it up to that request
-    (which is never made) validates the row without any I/O.
-    """
-    if not isinstance(provider, BaseProvider):
-        return None
-    flow = provider.flow(invitee)
-    try:
-        next(flow)
-    except InvalidInvitee as exc:
-        return exc.message
-    except StopIteration:
-        pass
-    finally:
-        flow.close()
-    return None
 
 
 #: What a repeated row copies from its first row's output line.
@@ -233,7 +213,7 @@ class _Run:
                 self._repeat(row, user_id)
                 continue
             self.first_row[user_id] = row.where
-            problem = _vendor_problem(self.provider, invitee)
+            problem = vendor_problem(self.provider, invitee)
             if problem is not None:
                 self._bad(BadRow(row.where, invitee.user_id, problem), user_id)
                 continue

@@ -25,14 +25,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import httpx
 
-from ..errors import (
-    AlreadyVerified,
-    InviteError,
-    OutcomeUnknown,
-    ResendTooSoon,
-    UnexpectedResponse,
-)
-from ..models import Invitee, OutcomeStatus, ResendResult
+from ..errors import InviteError, ResendTooSoon
+from ..models import Invitee, OutcomeStatus, ResendResult, outcome_status
 
 if TYPE_CHECKING:
     from ._otel import ResendTrace
@@ -42,7 +36,6 @@ __all__ = [
     "ClaimResult",
     "Watch",
     "claimed",
-    "status_of",
 ]
 
 logger = logging.getLogger("invites")
@@ -75,17 +68,6 @@ def _opentelemetry() -> Any:  # the module, or None
         else:
             _loaded = _otel
     return _loaded or None
-
-
-def status_of(error: BaseException) -> OutcomeStatus:
-    """What a resend that raised ``error`` amounts to (a cancellation or interrupt: unknown)."""
-    if isinstance(error, AlreadyVerified):
-        return "already_verified"
-    if isinstance(error, OutcomeUnknown) or not isinstance(error, Exception):
-        return "unknown"
-    if isinstance(error, UnexpectedResponse) and 200 <= (error.status_code or 0) < 300:
-        return "unknown"  # the vendor accepted the request but its answer was unreadable
-    return "failed"
 
 
 def claimed(vendor: str, result: ClaimResult) -> None:
@@ -197,7 +179,7 @@ class Watch:
         self.end("sent", invitee=invitee, result=result, skipped=skipped)
 
     def raised(self, invitee: Invitee, error: BaseException, *, skipped: bool = False) -> None:
-        self.end(status_of(error), invitee=invitee, error=error, skipped=skipped)
+        self.end(outcome_status(error), invitee=invitee, error=error, skipped=skipped)
 
     def end(
         self,

@@ -9,19 +9,17 @@ the budget in the same atomic step as the claim (see :meth:`invites.ledger.Ledge
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import attrs
 
+from .._checks import parse_limit
 from ..errors import ResendTooSoon
 
 __all__ = ["COUNTED", "Budget", "TooSoon", "budget_of", "parse_limit", "too_soon_error"]
 
-_LIMIT: Final = re.compile(r"\s*([0-9]+)\s*/\s*([0-9]+(?:\.[0-9]+)?)?\s*([smhd])\s*\Z")
-_UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 #: States whose records count as sends: their email went, or may have.
 COUNTED: Final = frozenset({"intent", "sent", "unknown"})
 
@@ -61,21 +59,6 @@ class TooSoon:
     retry_after: float
     last_sent_at: float
     sends: int
-
-
-def parse_limit(text: str) -> tuple[int, float]:
-    """``"N/window"`` as (N, seconds); ValueError naming the expected form otherwise.
-
-    The window's number may be left out (``"1/h"``: one per hour).
-    """
-    match = _LIMIT.match(text)
-    if match is None:
-        raise ValueError('expected "N/window", e.g. "1/24h" or "3/7d" (units s, m, h, d)')
-    count, amount, unit = match.groups()
-    window = float(amount or 1) * _UNITS[unit]
-    if int(count) < 1 or window <= 0:
-        raise ValueError("the count and the window must both be above zero")
-    return int(count), window
 
 
 def budget_of(text: str | None, *, ignore: bool = False) -> Budget | None:

@@ -21,9 +21,8 @@ from ..errors import (
     AlreadyVerified,
     InviteError,
     OutcomeUnknown,
-    UnexpectedResponse,
 )
-from ..models import Invitee, OutcomeStatus, ResendResult
+from ..models import Invitee, OutcomeStatus, ResendResult, outcome_status
 from . import (
     Budget,
     Claim,
@@ -37,7 +36,7 @@ from . import provider_identity as _identity
 from ._budget import budget_of, too_soon_error
 from ._owners import owned_by
 
-__all__ = ["DEFAULT_LEASE", "Guard", "Guarded", "outcome_status", "under_claim"]
+__all__ = ["DEFAULT_LEASE", "Guard", "Guarded", "under_claim"]
 
 _T = TypeVar("_T")
 
@@ -57,17 +56,6 @@ logger = logging.getLogger("invites.ledger")
 DEFAULT_LEASE: Final = 600.0
 #: Added to a provider's deadline: its last request may still be answering when it runs out.
 _LEASE_MARGIN: Final = 60.0
-
-
-def outcome_status(error: BaseException) -> OutcomeStatus:
-    """What a resend that raised ``error`` amounts to."""
-    if isinstance(error, AlreadyVerified):
-        return "already_verified"
-    if isinstance(error, OutcomeUnknown | asyncio.CancelledError):
-        return "unknown"
-    if isinstance(error, UnexpectedResponse) and 200 <= (error.status_code or 0) < 300:
-        return "unknown"  # the vendor accepted the request but its answer was unreadable
-    return "failed"
 
 
 @attrs.frozen(kw_only=True)

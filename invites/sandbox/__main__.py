@@ -79,33 +79,8 @@ def _assumption(text: str) -> tuple[str, str, object]:
     return vendor, switch, parsed
 
 
-def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Serve simulated Ecosuite, SoftwareOne and tenant-header API vendors on one "
-        "base URL (fake credentials, loopback by default). GET /__sandbox__/stats on it answers "
-        "the emails sent per user as JSON.",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    parser.add_argument(
-        "--fault-rate",
-        type=float,
-        default=0.0,
-        help="probability in [0, 1] that a resend meets a random fault",
-    )
-    parser.add_argument("--seed", type=int, default=None, help="seed of the random faults")
-    parser.add_argument(
-        "--faults",
-        type=_fault_kinds,
-        default=list(Fault),
-        help="comma-separated kinds random faults draw from (default: all)",
-    )
-    parser.add_argument(
-        "--rate-limit", type=float, default=None, metavar="RPS", help="requests per second"
-    )
-    parser.add_argument("--retry-after", type=int, default=1, help="Retry-After of faults")
-    _limit_arguments(parser)
+def _vendor_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the vendors answer: removed or reshaped endpoints, assumptions, seeded users."""
     parser.add_argument(
         "--legacy-removed",
         action="store_true",
@@ -138,6 +113,36 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         metavar="DIR",
         help="with --users: write DIR/<vendor>.csv (a user_id column) for invites resend --input",
     )
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Serve simulated Ecosuite, SoftwareOne and tenant-header API vendors on one "
+        "base URL (fake credentials, loopback by default). GET /__sandbox__/stats on it answers "
+        "the emails sent per user as JSON.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="probability in [0, 1] that a resend meets a random fault",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed of the random faults")
+    parser.add_argument(
+        "--faults",
+        type=_fault_kinds,
+        default=list(Fault),
+        help="comma-separated kinds random faults draw from (default: all)",
+    )
+    parser.add_argument(
+        "--rate-limit", type=float, default=None, metavar="RPS", help="requests per second"
+    )
+    parser.add_argument("--retry-after", type=int, default=1, help="Retry-After of faults")
+    _limit_arguments(parser)
+    _vendor_arguments(parser)
     parser.add_argument(
         "--stats",
         metavar="URL",

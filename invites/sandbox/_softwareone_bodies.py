@@ -94,36 +94,9 @@ _AUDITOR = {"id": "USR-0000-0000", "name": "Sandbox Administrator", "icon": None
 """Who created and updated every membership: an ``Id`` object, as the schema has ``by``."""
 
 
-def account_user(
-    membership: Membership, shape: str, *, legacy: bool = True, by_artifact: bool = False
-) -> dict[str, object]:
-    """The published account-user object; with `TOP_LEVEL_STATUS`, the member's ``status`` too.
-
-    `legacy`: the ``AccountUserQueryLegacy`` schema, which the invite actions and the deprecated
-    family answer (``lastLoginAt``, ``audit.invitationAcceptedAt``); else ``AccountUser``, which
-    a ``GET`` on the current family answers, without them. `by_artifact`: ``audit.*.by`` as the
-    published example spells it (``{"0": "[", "1": "C", ...}``, a documentation-generator
-    artifact the schema refuses) instead of an ``Id`` object.
-    """
-    accepted = membership.status == "Active"
-    state: dict[str, object] = {"status": membership.status} if shape == TOP_LEVEL_STATUS else {}
-    audit: dict[str, object] = {
-        "created": {"at": SEEDED_AT, "by": _circular_reference() if by_artifact else _AUDITOR},
-        "updated": {
-            "at": membership.updated_at,
-            "by": _circular_reference() if by_artifact else _AUDITOR,
-        },
-    }
-    if legacy:
-        audit["invitationAcceptedAt"] = SEEDED_AT if accepted else None
-    audit["access"] = {"at": SEEDED_AT if accepted else None}
-    audit["joined"] = {"at": SEEDED_AT if accepted else None}
-    body = {
-        "id": membership.membership_id,
-        **state,
-        "audit": audit,
-        "$meta": {"omitted": ["settings"]},
-        "user": {"id": membership.user_id, "icon": None, "name": membership.name},
+def _seeded_parts() -> dict[str, object]:
+    """The parts of an account user the sandbox seeds alike for every member (fresh each time)."""
+    return {
         "groups": [
             {
                 "id": "UGR-0000-0001",
@@ -155,6 +128,40 @@ def account_user(
             "status": "Active",
             "name": "Sandbox Client",
         },
+    }
+
+
+def account_user(
+    membership: Membership, shape: str, *, legacy: bool = True, by_artifact: bool = False
+) -> dict[str, object]:
+    """The published account-user object; with `TOP_LEVEL_STATUS`, the member's ``status`` too.
+
+    `legacy`: the ``AccountUserQueryLegacy`` schema, which the invite actions and the deprecated
+    family answer (``lastLoginAt``, ``audit.invitationAcceptedAt``); else ``AccountUser``, which
+    a ``GET`` on the current family answers, without them. `by_artifact`: ``audit.*.by`` as the
+    published example spells it (``{"0": "[", "1": "C", ...}``, a documentation-generator
+    artifact the schema refuses) instead of an ``Id`` object.
+    """
+    accepted = membership.status == "Active"
+    state: dict[str, object] = {"status": membership.status} if shape == TOP_LEVEL_STATUS else {}
+    audit: dict[str, object] = {
+        "created": {"at": SEEDED_AT, "by": _circular_reference() if by_artifact else _AUDITOR},
+        "updated": {
+            "at": membership.updated_at,
+            "by": _circular_reference() if by_artifact else _AUDITOR,
+        },
+    }
+    if legacy:
+        audit["invitationAcceptedAt"] = SEEDED_AT if accepted else None
+    audit["access"] = {"at": SEEDED_AT if accepted else None}
+    audit["joined"] = {"at": SEEDED_AT if accepted else None}
+    body = {
+        "id": membership.membership_id,
+        **state,
+        "audit": audit,
+        "$meta": {"omitted": ["settings"]},
+        "user": {"id": membership.user_id, "icon": None, "name": membership.name},
+        **_seeded_parts(),
         "invitation": {
             "url": None if accepted else membership.invitation_url,
             "status": membership.status,
