@@ -12,27 +12,25 @@ import functools
 import itertools
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-from .._identity import canonical_user_id
 from .._protocol import InviteProvider
 from ..errors import InviteError, redact_url
 from ..ledger import Ledger, Record
 from ..models import ResendResult
 from .common import EXIT_OK, EXIT_USAGE, UsageError, open_profiles, pick_profile
 from .display import table
+from .ledger_user import show_user, user_records
 from .where import label, open_target
 
 __all__ = ["backup", "run"]
 
 #: Records read before a table's column widths are fixed; a longer selection streams after them.
 _PAGE = 500
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 def _target(args: argparse.Namespace) -> tuple[str, InviteProvider | None]:
@@ -145,8 +143,6 @@ def _show(ledger: Ledger, args: argparse.Namespace, stdout: TextIO) -> int:
     """A table of the selected records: drawn whole when they fit in one page, otherwise in
     columns as wide as the first page's, streamed (memory stays flat, however many there are)."""
     if getattr(args, "user", None) is not None:
-        from .ledger_user import show_user
-
         return show_user(ledger, args, stdout)
     rows = _Counted(_selected(ledger, args))
     stream = iter(rows)
@@ -219,21 +215,8 @@ def _export(ledger: Ledger, args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_OK
 
 
-def _matches(ledger: Ledger, args: argparse.Namespace, limit: int | None = 20) -> list[Record]:
-    """The records of ``args.user_id`` (at most ``limit``): as written, else (a UUID) in its
-    canonical lower case."""
-    user_id = args.user_id
-    if args.provider is not None:
-        user_id = canonical_user_id(args.provider, user_id)
-    matches = list(itertools.islice(ledger.records(run=args.run, user_id=user_id), limit))
-    if not matches and _UUID.fullmatch(user_id) and user_id.lower() != user_id:
-        lower = ledger.records(run=args.run, user_id=user_id.lower())
-        matches = list(itertools.islice(lower, limit))
-    return matches
-
-
 def _settle(ledger: Ledger, args: argparse.Namespace, stdout: TextIO) -> int:
-    matches = _matches(ledger, args)
+    matches = user_records(ledger, args)
     if not matches:
         where = f" in run {args.run!r}" if args.run is not None else ""
         raise UsageError(f"{args.shown}: no record of user {args.user_id!r}{where}")

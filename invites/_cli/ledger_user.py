@@ -8,19 +8,37 @@ What the per-user budget (``per_user_limit``) counts: a record that reads ``sent
 from __future__ import annotations
 
 import argparse
+import itertools
+import re
 import time
 from datetime import UTC, datetime
 from typing import TextIO
 
+from .._identity import canonical_user_id
 from .._protocol import InviteProvider
 from ..errors import InviteError, ResendTooSoon
 from ..ledger import Ledger, Record, provider_identity
 from ..ledger._budget import COUNTED, budget_of
 from .common import EXIT_OK
 from .display import table
-from .ledger import _matches
 
-__all__ = ["show_user", "would_refuse"]
+__all__ = ["show_user", "user_records", "would_refuse"]
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def user_records(ledger: Ledger, args: argparse.Namespace, limit: int | None = 20) -> list[Record]:
+    """The records of ``args.user_id`` (at most ``limit``): as written, else (a UUID) in its
+    canonical lower case."""
+    user_id = args.user_id
+    if args.provider is not None:
+        user_id = canonical_user_id(args.provider, user_id)
+    matches = list(itertools.islice(ledger.records(run=args.run, user_id=user_id), limit))
+    if not matches and _UUID.fullmatch(user_id) and user_id.lower() != user_id:
+        lower = ledger.records(run=args.run, user_id=user_id.lower())
+        matches = list(itertools.islice(lower, limit))
+    return matches
 
 
 def _sent_at(record: Record) -> float:
@@ -46,7 +64,7 @@ def _records(ledger: Ledger, user_id: str, args: argparse.Namespace) -> list[Rec
     selected = argparse.Namespace(**{**vars(args), "user_id": user_id})
     records = [
         record
-        for record in _matches(ledger, selected, limit=None)
+        for record in user_records(ledger, selected, limit=None)
         if args.state is None or record.status() == args.state
     ]
     return sorted(records, key=_sent_at)
