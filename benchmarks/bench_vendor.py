@@ -19,12 +19,11 @@ import importlib.abc
 import importlib.machinery
 import sys
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from types import ModuleType
 
 import httpx
-from _harness import Row, at_least, median, paired_ratios, sandbox_process
+from _harness import Row, sandbox_process
 from bench_loopback import (
     TIMEOUT,
     Round,
@@ -35,7 +34,9 @@ from bench_loopback import (
     _config,
     _threads_invites,
     _threads_raw,
+    async_alternated,
 )
+from bench_loopback import _row as _loopback_row
 
 import invites
 from invites._transport import LIMITS
@@ -47,23 +48,8 @@ TARGET = 0.95
 
 
 def _row(mode: str, concurrency: int, count: int, results: dict[str, list[Round]]) -> Row:
-    rate = {name: [count / elapsed for elapsed, _, _ in runs] for name, runs in results.items()}
-    failures = {name: sum(f for _, f, _ in runs) for name, runs in results.items()}
-    ratio = median(paired_ratios(rate["invites"], rate["raw"]))
-    note = f"{len(rate['raw'])} alternated rounds of {count} resends a side"
-    if any(failures.values()):
-        note += f"; FAILED RESENDS: {failures}"
-    return Row(
-        benchmark=f"vendor {LATENCY * 1000:.0f} ms {mode} c={concurrency}",
-        invites=median(rate["invites"]),
-        raw=median(rate["raw"]),
-        unit="resends/s",
-        ratio=ratio,
-        target=f">= {TARGET:.2f}x",
-        passed=bool(at_least(ratio, TARGET)) and not any(failures.values()),
-        note=note,
-        detail={"rate": rate, "failures": failures},
-    )
+    label = f"vendor {LATENCY * 1000:.0f} ms"
+    return _loopback_row(mode, concurrency, count, results, label=label, at_least_ratio=TARGET)
 
 
 def _thread_rows(url: str, count: int, rounds: int) -> list[Row]:
@@ -80,20 +66,6 @@ def _thread_rows(url: str, count: int, rounds: int) -> list[Row]:
     return rows
 
 
-async def _async_rounds(
-    sides: dict[str, Callable[[], Awaitable[tuple[float, int]]]], rounds: int
-) -> dict[str, list[Round]]:
-    for side in sides.values():  # warm up
-        await side()
-    results: dict[str, list[Round]] = {name: [] for name in sides}
-    for index in range(rounds):
-        for name in list(sides) if index % 2 == 0 else list(sides)[::-1]:
-            cpu = time.process_time()
-            elapsed, failures = await sides[name]()
-            results[name].append((elapsed, failures, time.process_time() - cpu))
-    return results
-
-
 def _async_rows(url: str, count: int, rounds: int) -> list[Row]:
     async def main() -> list[Row]:
         rows = []
@@ -105,7 +77,7 @@ def _async_rows(url: str, count: int, rounds: int) -> list[Row]:
                     "invites": functools.partial(_async_invites, provider, resends, concurrency),
                     "raw": functools.partial(_async_raw, client, url, resends, concurrency),
                 }
-                results = await _async_rounds(sides, rounds)
+                results = await async_alternated(sides, rounds)
                 rows.append(_row("async", concurrency, resends, results))
         return rows
 
