@@ -163,12 +163,15 @@ def _spellings(tokens: list[Secret]) -> tuple[re.Pattern[bytes], re.Pattern[str]
 
 
 def _spelling(char: str) -> str:
+    # The escapes before the character itself: a backslash is where its own escapes begin, and
+    # an alternation takes the first that matches, so the whole escape goes, never half of it.
     codes = {f"{ord(form):04x}" for form in (char, char.lower(), char.upper())}
-    ways = [re.escape(char), *(f"\\\\u{code}" for code in sorted(codes))]
+    ways = [f"\\\\u{code}" for code in sorted(codes)]
     if char in '"\\/':
         ways.append(re.escape("\\" + char))
     if not char.isalnum():
         ways.append(f"%{ord(char):02x}")
+    ways.append(re.escape(char))
     return f"(?:{'|'.join(ways)})"
 
 
