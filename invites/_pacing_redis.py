@@ -32,8 +32,9 @@ from typing import Any, Final
 import httpx
 import redis
 import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from ._loops import LoopOwned
 from ._pace_control import Tuning
@@ -244,7 +245,9 @@ class RedisPacer:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    client = redis.Redis.from_url(self._url, **_client_options())
+                    client = redis.Redis.from_url(
+                        self._url, retry=redis.retry.Retry(NoBackoff(), 0), **_client_options()
+                    )
                     self._script = client.register_script(_SCRIPT)
                     self._client = client
         return self._script
@@ -253,7 +256,9 @@ class RedisPacer:
         loop = asyncio.get_running_loop()
         entry = self._async.get(loop)
         if entry is None:
-            client = redis.asyncio.Redis.from_url(self._url, **_client_options())
+            client = redis.asyncio.Redis.from_url(
+                self._url, retry=redis.asyncio.retry.Retry(NoBackoff(), 0), **_client_options()
+            )
             owned = LoopOwned(client, loop, weakref.WeakMethod(self._forget))
             entry = (owned, client.register_script(_SCRIPT))
             with self._lock:
@@ -301,11 +306,11 @@ class RedisPacer:
 
 
 def _client_options() -> dict[str, Any]:
-    # No retry inside the client: a reservation must answer within the timeouts, or fail closed.
+    # Both clients get a Retry of their own kind with no retries: a reservation must answer within
+    # the timeouts, or fail closed.
     return {
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_timeout": SOCKET_TIMEOUT,
-        "retry": Retry(NoBackoff(), 0),
         "client_name": "invites-pacer",
         "health_check_interval": 0,
     }

@@ -12,7 +12,7 @@ import contextlib
 import ssl
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import trustme
 
@@ -20,6 +20,9 @@ ANSWER = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 19\r\n\r\n"
     b'{"message": "sent"}'
 )
+
+#: The kind of server :func:`serving` runs.
+_Served = TypeVar("_Served", bound="_Server")
 
 
 class Loop:
@@ -34,9 +37,14 @@ class Loop:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(10)  # type: ignore[arg-type]
 
     def stop(self) -> None:
-        self.run(_cancel_others())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        """Cancels what still runs, stops the loop in its own thread, waits for it, closes it."""
+        try:
+            self.run(_cancel_others())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+        if self.thread.is_alive():
+            raise RuntimeError("the servers' event loop did not stop within 10 s")
         self.loop.close()
 
 
@@ -65,15 +73,51 @@ async def _body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
     return await reader.readexactly(int(headers.get("content-length", "0")))
 
 
-class Origin:
+class _Server:
+    """A server on a :class:`Loop`: every connection is closed when its handler ends, and
+    :meth:`close` (run in the loop) ends the open ones too."""
+
+    server: asyncio.Server
+
+    def __init__(self) -> None:
+        self._open: set[asyncio.StreamWriter] = set()
+
+    def _listen(self, loop: Loop, context: ssl.SSLContext | None = None) -> asyncio.Server:
+        return loop.run(  # type: ignore[no-any-return]
+            asyncio.start_server(self._connection, "127.0.0.1", 0, ssl=context)
+        )
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open.add(writer)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self._open.discard(writer)
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """No new connection; the open ones aborted (their handlers see the end of the stream);
+        returns once the server has let go of all of them."""
+        self.server.close()
+        for writer in list(self._open):
+            writer.transport.abort()
+        await _cancel_others()
+        await self.server.wait_closed()
+
+
+class Origin(_Server):
     """A vendor over TLS on 127.0.0.1; ``requests`` lists each request line it answered."""
 
     def __init__(self, loop: Loop, ca: trustme.CA) -> None:
+        super().__init__()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         self.ca = ca
         self.requests: list[str] = []
-        self.server = loop.run(asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=context))
+        self.server = self._listen(loop, context)
         self.port = self.server.sockets[0].getsockname()[1]
         self.url = f"https://127.0.0.1:{self.port}"
 
@@ -84,10 +128,9 @@ class Origin:
                 self.requests.append(head[0])
                 writer.write(ANSWER)
                 await writer.drain()
-        writer.close()
 
 
-class ForwardProxy:
+class ForwardProxy(_Server):
     """An HTTP proxy on 127.0.0.1.
 
     ``refuse`` answers every request (``CONNECT`` or forwarded) with that status instead;
@@ -96,11 +139,12 @@ class ForwardProxy:
     """
 
     def __init__(self, loop: Loop) -> None:
+        super().__init__()
         self.refuse: int | None = None
         self.stall = False
         self.seen: list[str] = []
         self.auth: list[str | None] = []
-        self.server = loop.run(asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self.server = self._listen(loop)
         self.port = self.server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -121,7 +165,6 @@ class ForwardProxy:
                 else:
                     await self._forward(method, target, headers, reader, writer)
                 break
-        writer.close()
 
     async def _tunnel(
         self, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -175,16 +218,15 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @contextlib.contextmanager
-def serving(start: Callable[[Loop], Any]) -> Iterator[Any]:
-    """``start(loop)``'s server on a fresh loop thread, closed afterwards."""
+def serving(start: Callable[[Loop], _Served]) -> Iterator[_Served]:
+    """``start(loop)``'s server on a fresh loop thread; afterwards, the server and its connections
+    are closed in that loop (asyncio objects are not thread-safe), then the loop is stopped."""
     loop = Loop()
     made = start(loop)
     try:
         yield made
     finally:
-        loop.run(_close(made.server))  # in its loop: an asyncio server is not thread-safe
-        loop.stop()
-
-
-async def _close(server: asyncio.Server) -> None:
-    server.close()
+        try:
+            loop.run(made.close())
+        finally:
+            loop.stop()

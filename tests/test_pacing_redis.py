@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -386,6 +387,21 @@ def test_async_reservations_from_several_loops_share_one_rate(store: Any) -> Non
     instants = slots(waits)
     assert len(instants) == 12
     assert min(gaps(instants)) > 1.9
+
+
+def test_the_async_store_client_is_built_without_a_warning(store: Any) -> None:
+    pacer = redis_pacer(invites.from_config(shared("http://127.0.0.1:9", store)))
+
+    async def reserve() -> float:
+        try:
+            return await pacer.areserve()
+        finally:
+            await pacer.aclose()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert asyncio.run(reserve()) == 0.0
+    assert [str(warning.message) for warning in caught] == []
 
 
 # -- fail closed, or the local fallback ----------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ssl
 import time
 from collections.abc import Iterator
@@ -60,13 +61,20 @@ def proxy() -> Iterator[ForwardProxy]:
 def _resend(
     config: dict[str, Any], mode: str, client: Any = None, user: str = USER
 ) -> invites.ResendResult:
+    """One resend; a caller's ``client`` is the caller's to close, so it is closed here after."""
     if mode == "sync":
-        with invites.from_config(config, client=client) as provider:
-            return provider.resend_invite(user)
+        with contextlib.ExitStack() as stack:
+            if client is not None:
+                stack.enter_context(client)
+            with invites.from_config(config, client=client) as provider:
+                return provider.resend_invite(user)
 
     async def run() -> invites.ResendResult:
-        async with invites.from_config(config, async_client=client) as provider:
-            return await provider.aresend_invite(user)
+        async with contextlib.AsyncExitStack() as stack:
+            if client is not None:
+                await stack.enter_async_context(client)
+            async with invites.from_config(config, async_client=client) as provider:
+                return await provider.aresend_invite(user)
 
     return asyncio.run(run())
 
