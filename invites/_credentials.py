@@ -97,7 +97,8 @@ class Credentials:
         content = response.content
         reason = response.extensions.get("reason_phrase", b"")
         spellings = self._spellings
-        if spellings is None or not (self._mentioned(content) or self._mentioned(reason)):
+        mentioned = self._mentioned
+        if spellings is None or not (mentioned(content) or (reason and mentioned(reason))):
             return response
         content = spellings[0].sub(_REDACTED_BYTES, content)
         reason = spellings[0].sub(_REDACTED_BYTES, reason)
