@@ -32,6 +32,7 @@ class Credentials:
         # Every token handed out (a static one, then each refresh), for scrubbing errors.
         self._used: list[Secret] = [token] if token is not None else []
         self._spellings = _spellings(self._used)
+        self._literals = _literals(self._used)
         # Held by a blocking refresh for its whole length: blocking callers share one refresh.
         self._lock = threading.Lock()
         # The async refresh in flight, from any thread and event loop: async callers await it
@@ -96,7 +97,8 @@ class Credentials:
         content = response.content
         reason = response.extensions.get("reason_phrase", b"")
         spellings = self._spellings
-        if spellings is None or not (spellings[0].search(content) or spellings[0].search(reason)):
+        mentioned = self._mentioned
+        if spellings is None or not (mentioned(content) or (reason and mentioned(reason))):
             return response
         content = spellings[0].sub(_REDACTED_BYTES, content)
         reason = spellings[0].sub(_REDACTED_BYTES, reason)
@@ -126,9 +128,23 @@ class Credentials:
         if pattern.search(repr(error.details)):
             error.details = _scrubbed(error.details, pattern)
 
+    def _mentioned(self, text: bytes) -> bool:
+        """Whether ``text`` holds a token this provider used, in any spelling that decodes to it.
+
+        Every spelling but the token itself starts with ``\\`` or ``%``: text holding neither
+        can only hold the token as it is, in some case, which a plain search finds far quicker
+        than the pattern.
+        """
+        if b"\\" in text or b"%" in text:
+            assert self._spellings is not None
+            return self._spellings[0].search(text) is not None
+        lowered = text.lower()  # ASCII letters only, as the bytes pattern's IGNORECASE
+        return any(literal in lowered for literal in self._literals)
+
     def _use(self, value: object) -> None:
         self.current = _secret(value)
         self._used = [*self._used[-3:], self.current]
+        self._literals = _literals(self._used)
         self._spellings = _spellings(self._used)
 
     def _call(self) -> object:
@@ -160,6 +176,11 @@ def _spellings(tokens: list[Secret]) -> tuple[re.Pattern[bytes], re.Pattern[str]
     forms = sorted({token.reveal() for token in tokens}, key=len, reverse=True)
     text = "|".join("".join(_spelling(char) for char in form) for form in forms)
     return re.compile(text.encode("ascii"), re.IGNORECASE), re.compile(text, re.IGNORECASE)
+
+
+def _literals(tokens: list[Secret]) -> tuple[bytes, ...]:
+    """Every token as it is, lower-cased: what :meth:`Credentials._mentioned` looks for first."""
+    return tuple({token.reveal().lower().encode("ascii") for token in tokens})
 
 
 def _spelling(char: str) -> str:

@@ -28,12 +28,13 @@ class Requests:
         self._timeout = timeout.as_dict()
         # The last headers built: (the call's headers, the token, the merged headers). The
         # credential header is built once per token, not on every attempt.
-        self._last: tuple[Mapping[str, str] | None, Secret, dict[str, str]] | None = None
+        self._last: tuple[Mapping[str, str] | None, Secret, httpx.Headers] | None = None
 
     def _headers(
         self, extra: Mapping[str, str] | None, token: Secret, auth_header: AuthHeader
-    ) -> dict[str, str]:
-        """The call's headers with the credential's; never mutated (httpx copies them)."""
+    ) -> httpx.Headers:
+        """The call's headers with the credential's, normalised once; never mutated (httpx
+        copies them, which for ``httpx.Headers`` is a list copy, not a new normalisation)."""
         last = self._last
         if last is not None and last[0] is extra and last[1] is token:
             return last[2]
@@ -44,17 +45,18 @@ class Requests:
             headers = {key: text for key, text in headers.items() if key.lower() not in given}
             headers.update(extra)
         headers[name] = value
-        self._last = (extra, token, headers)
-        return headers
+        built = httpx.Headers(headers)
+        self._last = (extra, token, built)
+        return built
 
     def build(
         self, build: Builder, call: Call, token: Secret, auth_header: AuthHeader
     ) -> httpx.Request:
         """The request for ``call`` with ``token``, built by the driver's client's ``build``."""
-        headers = self._headers(call.headers, token, auth_header)
         # The timeouts also apply over a caller's own client.
         extensions = {"timeout": self._timeout.copy()}
         try:
+            headers = self._headers(call.headers, token, auth_header)
             if call.json is None:
                 return build(call.method, call.url, headers=headers, extensions=extensions)
             content = json_bytes(call.json)
