@@ -167,9 +167,9 @@ def _secret(value: object) -> Secret:
 def _spellings(tokens: list[Secret]) -> tuple[re.Pattern[bytes], re.Pattern[str]] | None:
     """Patterns finding every token in any spelling that decodes to it, in any case.
 
-    One alternation per character: the character itself, its JSON escape ``\\uXXXX`` (hex in
-    either case, for both cases of a letter), its short JSON escape (``\\"``, ``\\\\``,
-    ``\\/``) and its percent-encoding. Matched case-insensitively, so an upper-cased echo is found.
+    One alternation per character: its JSON escape ``\\uXXXX`` (hex in either case, for both
+    cases of a letter), its short JSON escape (``\\"``, ``\\\\``, ``\\/``), its percent-encoding,
+    then the character itself. Matched case-insensitively, so an upper-cased echo is found.
     """
     if not tokens:
         return None
