@@ -63,10 +63,22 @@ class Requests:
             request = build(
                 call.method, call.url, content=content, headers=headers, extensions=extensions
             )
-            request.headers.setdefault("Content-Type", "application/json")
+            _type_json(request.headers)
             return request
         except (UnicodeError, httpx.InvalidURL) as exc:
             # e.g. a cookie a vendor set in the caller's own client that cannot be sent back
             raise UnexpectedResponse(
                 f"the request could not be built ({type(exc).__name__}); nothing was sent"
             ) from exc
+
+
+def _type_json(headers: httpx.Headers) -> None:
+    """Add ``Content-Type: application/json`` unless the headers have a content type already.
+
+    One pass over the raw headers: ``setdefault`` would look the name up through ``Headers``,
+    which first works out the headers' text encoding and raises a KeyError when it is absent.
+    """
+    for key, _ in headers.raw:
+        if key.lower() == b"content-type":
+            return
+    headers["Content-Type"] = "application/json"

@@ -151,3 +151,27 @@ def test_a_reported_resend_times_its_attempt(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.DEBUG, logger="invites"):
         quiet.resend_invite(TENANT_USER_INVITED)
     assert any("-> 200 (attempt 1" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "client_headers",
+    [{}, {"Content-Type": "application/vnd.caller+json"}, {"content-type": "text/plain"}],
+)
+def test_a_json_body_is_typed_as_setdefault_would(client_headers: dict[str, str]) -> None:
+    """A JSON call's request gets ``Content-Type: application/json`` exactly when neither the
+    client's default headers nor the call's own carry one."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    client = httpx.Client(transport=httpx.MockTransport(answer), headers=client_headers)
+    config = vendor_config("ecosuite", BASE_URL, token="fake-token-ct")
+    invitee = Invitee(user_id="user-1", email="user@example.com", first_name="A", last_name="B")
+    with client, invites.from_config(config, client=client) as provider:
+        provider.resend_invite(invitee)
+    expected = httpx.Headers(client_headers)
+    expected.setdefault("Content-Type", "application/json")
+    assert seen[-1].content  # the JSON call
+    assert seen[-1].headers.get_list("content-type") == expected.get_list("content-type")
