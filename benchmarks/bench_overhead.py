@@ -143,7 +143,7 @@ class TenantApi(Vendor):
     argument = TENANT_USER_INVITED
 
     def __init__(self) -> None:
-        self.headers = {"X-Tenant-ID": TENANT_ID, "X-API-Key": TENANT_API_KEY}
+        self.headers = {**_IDENTIFYING, "X-Tenant-ID": TENANT_ID, "X-API-Key": TENANT_API_KEY}
 
     def _url(self, user_id: str) -> str:
         return f"{BASE_URL}/v1/users/{user_id}/resend-invite"
@@ -198,7 +198,7 @@ class Ecosuite(Vendor):
                 restrict_projects=access["restrictProjects"],
             ),
         )
-        self.headers = {"Authorization": ECOSUITE_TOKEN}
+        self.headers = {**_IDENTIFYING, "Authorization": ECOSUITE_TOKEN}
 
     def _request(self) -> tuple[str, dict[str, Any]]:
         p = self.profile
@@ -239,7 +239,7 @@ class SoftwareOne(Vendor):
     argument = SOFTWAREONE_USER_INVITED
 
     def __init__(self) -> None:
-        self.headers = {"Authorization": "Bearer " + SOFTWAREONE_TOKEN}
+        self.headers = {**_IDENTIFYING, "Authorization": "Bearer " + SOFTWAREONE_TOKEN}
 
     def _url(self, user_id: str) -> str:
         return (
@@ -278,7 +278,19 @@ def _transport(body: bytes, seen: list[httpx.Request] | None = None) -> httpx.Mo
     return httpx.MockTransport(answer)
 
 
-_COMPARED_HEADERS = ("authorization", "x-api-key", "x-tenant-id", "content-type")
+_COMPARED_HEADERS = (
+    "authorization",
+    "x-api-key",
+    "x-tenant-id",
+    "content-type",
+    "user-agent",
+    "accept",
+)
+# What every request of the library says of itself; the raw side sends the same.
+_IDENTIFYING = {
+    "User-Agent": f"invites/{invites.__version__} httpx/{httpx.__version__}",
+    "Accept": "application/json",
+}
 
 
 def _same_request(vendor: Vendor) -> str | None:
