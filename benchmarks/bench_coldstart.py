@@ -50,7 +50,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 NOT_LOADED = (
     "invites.sandbox",
     "invites.cli",
-    "invites._cli",
+    "invites.cli",
     "starlette",
     "uvicorn",
     "rich",
@@ -67,7 +67,7 @@ VARIANTS = {
     # The client a provider's first send creates (a private call: nothing public makes one early).
     "invites+client": "import invites\ninvites.from_config({config!r})._transport.client()\n",
     "invites+client+tls": (
-        "import invites\nfrom invites._http import verifying_context\n"
+        "import invites\nfrom invites._http.transports import verifying_context\n"
         "invites.from_config({config!r})._transport.client()\nverifying_context()\n"
     ),
     "raw": "import httpx, attrs, cattrs\nhttpx.Client()\n",

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from invites._celery_collect import OVERLAP
+from invites.celery.collect import OVERLAP
 from invites.ledger import Ledger, RecordKey, open_ledger
 
 IDENTITY = '{"base_url":"https://vendor.example","vendor":"tenant_api"}'

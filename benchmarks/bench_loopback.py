@@ -10,7 +10,7 @@ other core, as a real vendor would, and the client side is measured alone.
   concurrency 1, 8, 64 and 256, rounds alternated; throughput (resends/s), and the client
   process's CPU time per resend (``time.process_time``, every thread), which load from other
   processes on the machine does not inflate as it does wall-clock throughput. Both sides use the
-  pool limits the provider's own clients use (:data:`invites._transport.LIMITS`).
+  pool limits the provider's own clients use (:data:`invites._http.clients.LIMITS`).
 - Rate-limited bulk: the sandbox admits 100 requests/s and the provider is configured with
   ``rate_limit = 100``; the elapsed time against the ideal ``N / 100`` s, the 429s the sandbox
   drew, and how many emails each user received.
@@ -40,7 +40,7 @@ from _harness import (
 )
 
 import invites
-from invites._transport import LIMITS
+from invites._http.clients import LIMITS
 from invites.sandbox import TENANT_API_KEY, TENANT_ID, TENANT_USER_INVITED
 
 CONCURRENCY = 32  # the rate-limited run

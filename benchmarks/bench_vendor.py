@@ -39,7 +39,7 @@ from bench_loopback import (
 from bench_loopback import _row as _loopback_row
 
 import invites
-from invites._transport import LIMITS
+from invites._http.clients import LIMITS
 from invites.sandbox import TENANT_USER_INVITED
 
 LATENCY = 0.025

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ._base import AttemptEvent, BaseProvider, Call, Flow
+from ._delivery.provider import AttemptEvent, BaseProvider, Call, Flow
 from ._protocol import InviteProvider
-from ._secret import Secret
-from ._settings import ProviderSettings
+from ._settings.fields import ProviderSettings
+from ._settings.secret import Secret
 from ._version import __version__ as __version__
 from .config import Profiles, from_config, from_env, load_profiles
 from .errors import (

@@ -19,8 +19,8 @@ through a whole adapter.
 
 from __future__ import annotations
 
-from ._actions import Call, Flow
-from ._answers import (
+from ._delivery.actions import Call, Flow
+from ._delivery.answers import (
     NOT_JSON,
     error_class_for_status,
     excerpt,
@@ -29,9 +29,9 @@ from ._answers import (
     response_error,
     segment,
 )
-from ._base import BaseProvider
-from ._pacing import Pacer, Throttle
-from ._settings import (
+from ._delivery.provider import BaseProvider
+from ._pacing.local import Pacer, Throttle
+from ._settings.fields import (
     REQUIRED,
     Invalid,
     ProviderSettings,

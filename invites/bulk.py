@@ -26,8 +26,7 @@ from collections.abc import (
 )
 from typing import Final, cast
 
-from ._bulk_threads import ThreadRun
-from ._outcome import (
+from ._bulk.resend_one import (
     Hook,
     Ledgered,
     Outcome,
@@ -37,6 +36,7 @@ from ._outcome import (
     aresend_one,
     cancelled,
 )
+from ._bulk.threads import ThreadRun
 from ._protocol import InviteProvider
 from .ledger import Ledger
 from .models import Invitee

@@ -1,9 +1,9 @@
 """Build a provider from configuration: a mapping, environment variables or TOML profiles.
 
-The settings classes check their own values when built; :mod:`invites._structuring` structures a
-mapping into them with cattrs and walks cattrs' structured errors for key paths. Every problem is
-reported at once, in one :class:`ConfigurationError`, each with its key path. Values are never
-echoed.
+The settings classes check their own values when built; :mod:`invites._settings.structuring`
+structures a mapping into them with cattrs and walks cattrs' structured errors for key paths. Every
+problem is reported at once, in one :class:`ConfigurationError`, each with its key path. Values are
+never echoed.
 """
 
 from __future__ import annotations
@@ -17,14 +17,22 @@ from typing import Any
 
 import httpx
 
-from ._secret import Secret
-from ._settings import ProviderSettings, with_token
-from ._structuring import AnySettings, Problem, Spell, as_key, close_match, join_path, structure
+from ._settings.fields import ProviderSettings, with_token
+from ._settings.secret import Secret
+from ._settings.structuring import (
+    AnySettings,
+    Problem,
+    Spell,
+    as_key,
+    close_match,
+    join_path,
+    structure,
+)
 from .errors import ConfigurationError
 from .registry import provider_class
 
 if typing.TYPE_CHECKING:
-    from ._base import BaseProvider
+    from ._delivery.provider import BaseProvider
 
 __all__ = ["Profiles", "from_config", "from_env", "load_profiles"]
 

@@ -14,7 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from ._base import BaseProvider
+    from ._delivery.provider import BaseProvider
 
 __all__ = ["ENTRY_POINT_GROUP", "known_providers", "provider_class", "register_provider"]
 

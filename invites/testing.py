@@ -19,8 +19,8 @@ from typing import Any, TypeAlias
 
 import httpx
 
-from ._actions import Observe, Pause, PausedFor, Refresh, Reply, Reserve, Send, Sleep
-from ._base import BaseProvider
+from ._delivery.actions import Observe, Pause, PausedFor, Refresh, Reply, Reserve, Send, Sleep
+from ._delivery.provider import BaseProvider
 from .errors import InviteError
 from .models import Invitee, ResendResult, as_invitee
 

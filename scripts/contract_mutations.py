@@ -4,10 +4,10 @@
 
 Applies one mutation at a time to the adapters' source (drop ``X-Tenant-ID``, change the tenant
 path, rename ``X-API-Key`` or ``Authorization``, a JSON body on SoftwareOne's resend, ``Bearer ``
-on Ecosuite's token), runs ``tests/test_request_contracts.py``, restores the file, and prints
-pytest's summary for each. Exits non-zero when a mutation leaves the tests green or the source no
-longer holds the text a mutation replaces. It edits files in place (restored in ``finally``): do
-not run it while tests run from the same checkout.
+on Ecosuite's token), runs ``tests/contracts/test_request_contracts.py``, restores the file, and
+prints pytest's summary for each. Exits non-zero when a mutation leaves the tests green or the
+source no longer holds the text a mutation replaces. It edits files in place (restored in
+``finally``): do not run it while tests run from the same checkout.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ MUTATIONS = (
     ),
     (
         "rename Authorization (SoftwareOne, the base's default)",
-        "invites/_base.py",
+        "invites/_delivery/provider.py",
         'return ("Authorization", "Bearer " + token)',
         'return ("Authorisation", "Bearer " + token)',
     ),
@@ -68,7 +68,7 @@ MUTATIONS = (
 def run_contract_tests() -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     return subprocess.run(  # noqa: S603  (this interpreter, fixed arguments)
-        [*command, "tests/test_request_contracts.py"],
+        [*command, "tests/contracts/test_request_contracts.py"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -4,7 +4,7 @@
     python scripts/record_cassettes.py softwareone     # only the vendors named
 
 Serves a fresh `invites.sandbox.Sandbox` on an ephemeral 127.0.0.1 port, runs each documented
-scenario of ``tests/cassette_support.py`` through its adapter and writes
+scenario of ``tests/_support/cassettes.py`` through its adapter and writes
 ``cassettes/<vendor>/<scenario>.yaml`` (stored URLs read ``http://sandbox.invalid``, whatever the
 port). Each scenario's outcome, requests and email count are checked while recording; sandbox
 cassettes of scenarios that no longer exist are removed (``live_*`` cassettes are left alone).
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from cassette_support import CASSETTES, SCENARIOS, leaks, record  # noqa: E402
+from _support.cassettes import CASSETTES, SCENARIOS, leaks, record  # noqa: E402
 
 from invites.sandbox import Sandbox, serve  # noqa: E402
 

@@ -41,8 +41,8 @@ def sandbox(server: RunningSandbox) -> Sandbox:
 
 @pytest.fixture(scope="session", autouse=True)
 def _drop_postgres_schemas() -> Iterator[None]:
-    """Drops the PostgreSQL schemas the session's tests created (see tests/services.py)."""
+    """Drops the PostgreSQL schemas the session's tests created (see tests/_support/services.py)."""
     yield
-    from services import drop_postgres_schemas
+    from _support.services import drop_postgres_schemas
 
     drop_postgres_schemas()

@@ -46,7 +46,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
-from .._identity import provider_identity
+from .._settings.identity import provider_identity
 from ..errors import ConfigurationError, InviteError
 from ..models import OutcomeStatus, ResendResult
 from ._budget import Budget, TooSoon

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import attrs
 
-from .._checks import parse_limit
+from .._settings.checks import parse_limit
 from ..errors import ResendTooSoon
 
 __all__ = ["COUNTED", "Budget", "TooSoon", "budget_of", "parse_limit", "too_soon_error"]

@@ -14,8 +14,8 @@ from typing import Final, TypeVar
 
 import attrs
 
-from .._identity import canonical_user_id
 from .._protocol import InviteProvider
+from .._settings.identity import canonical_user_id
 from .._telemetry import ClaimResult, claimed
 from ..errors import (
     AlreadyVerified,

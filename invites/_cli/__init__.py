@@ -1,1 +1,0 @@
-"""The pieces of the ``invites`` command line; :mod:`invites.cli` is the entry point."""
