@@ -211,15 +211,22 @@ def _bare_invitee(user_id: str) -> Invitee:
     """An :class:`Invitee` of a checked id and nothing else.
 
     Built without ``__init__``: its only validation is the id's, done by the caller, and the
-    other fields take their defaults (None, which their validators accept).
+    other fields take their defaults (None, which their validators accept). Each field is set
+    through its slot's own setter, which costs half of ``object.__setattr__`` (the class is
+    frozen).
     """
     invitee = object.__new__(Invitee)
-    set_field = object.__setattr__
-    set_field(invitee, "user_id", user_id)
-    set_field(invitee, "email", None)
-    set_field(invitee, "first_name", None)
-    set_field(invitee, "last_name", None)
-    set_field(invitee, "timezone", None)
-    set_field(invitee, "user_type", None)
-    set_field(invitee, "access", None)
+    _SET_USER_ID(invitee, user_id)
+    for set_none in _SET_OTHERS:
+        set_none(invitee, None)
     return invitee
+
+
+#: The setters of an Invitee's slots: the id's, then every other field's (all default to None).
+_SET_USER_ID: Final[Callable[[Invitee, str], None]] = Invitee.__dict__["user_id"].__set__
+_SET_OTHERS: Final[tuple[Callable[[Invitee, None], None], ...]] = tuple(
+    Invitee.__dict__[field.name].__set__
+    for field in attrs.fields(Invitee)
+    if field.name != "user_id" and field.default is None
+)
+assert len(_SET_OTHERS) == len(attrs.fields(Invitee)) - 1, "an Invitee field with a default"
