@@ -77,8 +77,15 @@ class TenantApiProvider(BaseProvider[TenantApiSettings]):
         return ("X-API-Key", token)
 
     def canonical_user_id(self, user_id: str) -> str:
-        """A UUID in lower case (RFC 9562 compares UUIDs without case); anything else as given."""
-        return user_id.lower() if _UUID.fullmatch(user_id) else user_id
+        """A UUID in lower case (RFC 9562 compares UUIDs without case); anything else as given.
+
+        An id in lower case already is its own canonical spelling, UUID or not: only the flow
+        matches it then (once per resend, not twice).
+        """
+        lowered = user_id.lower()
+        if lowered != user_id and _UUID.fullmatch(user_id):
+            return lowered
+        return user_id
 
     def flow(self, invitee: Invitee) -> Flow:
         user_id = invitee.user_id
