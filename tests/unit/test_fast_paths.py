@@ -8,6 +8,7 @@ report) without the general path; these tests hold each one to the general path'
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -21,11 +22,13 @@ from hypothesis import strategies as st
 import invites
 from invites import InvalidInvitee, Invitee
 from invites._delivery.answers import NOT_JSON, json_body, segment
+from invites._delivery.credentials import Credentials
 from invites._delivery.policy import DECIDED_STATUSES, DELIVER, RetryPolicy
 from invites._http.bodies import JSON_TYPED, fits
+from invites._settings.secret import Secret
 from invites.errors import MESSAGE_LIMIT, one_line
 from invites.models import as_invitee, check_user_id
-from invites.sandbox import TENANT_USER_INVITED
+from invites.sandbox import TENANT_API_KEY, TENANT_ID, TENANT_USER_INVITED
 
 BASE_URL = "https://vendor.example"
 
@@ -70,6 +73,40 @@ def test_a_bare_id_becomes_the_invitee_its_constructor_builds() -> None:
     built = Invitee(user_id="u-1")
     assert (bare, hash(bare), repr(bare)) == (built, hash(built), repr(built))
     assert as_invitee(built) is built
+
+
+#: The tenant API's ids as RFC 9562 reads them: hex digits compared without case.
+_UUID_WITHOUT_CASE = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+_UUID_LIKE = st.one_of(
+    TEXTS,
+    st.sampled_from([TENANT_USER_INVITED, TENANT_USER_INVITED.upper(), TENANT_ID]),
+    st.lists(st.sampled_from([*"0123456789abcdefABCDEFgG-", "\u212a", "\u0130"]), max_size=40).map(
+        "".join
+    ),
+)
+
+
+@given(_UUID_LIKE)
+def test_the_tenant_id_shortcuts_agree_with_a_uuid_compared_without_case(user_id: str) -> None:
+    from providers.tenant_api import _UUID
+
+    provider = invites.from_config(vendor_config("tenant_api", BASE_URL))
+    is_uuid = _UUID_WITHOUT_CASE.fullmatch(user_id) is not None
+    assert (_UUID.fullmatch(user_id) is not None) == is_uuid
+    assert provider.canonical_user_id(user_id) == (user_id.lower() if is_uuid else user_id)
+
+
+@given(st.text(alphabet='abcXYZ019_-.:%\\/"+ ', max_size=60))
+def test_a_token_is_found_as_the_general_pattern_finds_it(text: str) -> None:
+    tokens = ("Sk-Test.1", "other+token", TENANT_API_KEY)
+    credentials = Credentials(Secret(tokens[0]), None)
+    for token in tokens[1:]:
+        credentials._use(token)
+    body = (text + tokens[len(text) % 3].swapcase() * (len(text) % 2) + text).encode()
+    assert credentials._spellings is not None
+    assert credentials._mentioned(body) == (credentials._spellings[0].search(body) is not None)
 
 
 @given(TEXTS, st.sampled_from([5, 40, MESSAGE_LIMIT]))
