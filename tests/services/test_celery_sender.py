@@ -402,9 +402,12 @@ def test_an_intent_acknowledged_but_never_settled_is_unknown_when_its_lease_ends
     assert_final(outcomes, [user], url, "r1")
 
 
+@pytest.mark.parametrize("retry_unknown", [False, True])
 def test_a_prefork_child_killed_mid_resend_ends_the_run_unknown_and_sends_nothing_twice(
-    tmp_path: Path, server: RunningSandbox, sandbox: Sandbox, queue: str
+    tmp_path: Path, server: RunningSandbox, sandbox: Sandbox, queue: str, retry_unknown: bool
 ) -> None:
+    """Its redelivery records the lost intent unknown and replays it, even when the run retries
+    unknown outcomes: those are an earlier claim's, not its own task's."""
     url = fresh_postgres_url()
     profiles = write_profiles(tmp_path / "invites.toml", server.url, url)
     sender_profiles = tokenless_profiles(tmp_path / "sender.toml", server.url, url)
@@ -423,13 +426,21 @@ def test_a_prefork_child_killed_mid_resend_ends_the_run_unknown_and_sends_nothin
             wait_for(lambda: (r := ledger.get(key)) is not None and r.state == "intent", "claim")
             record = ledger.get(key)
         assert record is not None
+        wait_for(lambda: resends_of(sandbox, users[0]) == 1, "the resend at the vendor")
         pid = int(record.owner.split(":")[1])
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
 
     try:
         outcomes = list(
-            invites_celery.fan_out(app, rows(), run="r1", profiles=sender_profiles, timeout=120)
+            invites_celery.fan_out(
+                app,
+                rows(),
+                run="r1",
+                profiles=sender_profiles,
+                timeout=120,
+                retry_unknown=retry_unknown,
+            )
         )
     finally:
         for worker in workers:
@@ -440,6 +451,7 @@ def test_a_prefork_child_killed_mid_resend_ends_the_run_unknown_and_sends_nothin
     statuses = {outcome.user_id: outcome.status for outcome in outcomes}
     assert statuses[users[0]] == "unknown"
     assert all(statuses[user] == "sent" for user in users[1:])
+    assert [resends_of(sandbox, user) for user in users] == [1, 1, 1, 1]
     assert set(sandbox.emails_snapshot().values()) <= {1}
     assert_final(outcomes, users, url, "r1")
 
