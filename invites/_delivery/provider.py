@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
 import attrs
@@ -259,19 +259,17 @@ class BaseProvider(Generic[S]):
             return await self._aresend(invitee, watch)
         watch = Watch(self.name, invitee.user_id, self.settings.on_outcome)
         if idempotency_key is None and not budgeted:
-            return await watch.awatching(invitee, lambda: self._aresend(invitee, watch))
+            return await watch.awatching(invitee, self._aresend(invitee, watch))
         ledger = _needs_ledger(self._ledger)
         send = self.aresend_invite
         return await watch.awatching(
             invitee,
-            lambda: ledger.aresend(
-                self, idempotency_key, invitee, send, ignore_budget=ignore_budget
-            ),
+            ledger.aresend(self, idempotency_key, invitee, send, ignore_budget=ignore_budget),
             nested=True,
         )
 
-    async def _aresend(self, invitee: Invitee, watch: Watch) -> ResendResult:
-        return await self._driver.aresend(
+    def _aresend(self, invitee: Invitee, watch: Watch) -> Coroutine[Any, Any, ResendResult]:
+        return self._driver.aresend(
             self.flow, invitee, self.auth_header, watch, self.settings.deadline
         )
 

@@ -31,7 +31,7 @@ from .bodies import (
     read_failure,
     too_large,
 )
-from .deadline import time_left
+from .deadline import DEADLINE
 from .decoding import ACCEPT_ENCODING
 from .loops import LoopOwned
 from .proxies import Route
@@ -39,6 +39,8 @@ from .transports import AsyncTransport, SyncTransport
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
+
+    from .watchdog import Watchdog
 
 __all__ = ["BODY_LIMIT", "Transport", "timeout_for"]
 
@@ -76,6 +78,8 @@ class Transport:
         self._owns_client = client is None
         self._foreign_async = async_client
         self._foreign_loop: weakref.ref[AbstractEventLoop] | None = None
+        #: Ends each exchange of the injected async client by the resend's deadline (its loop's).
+        self._watchdog: Watchdog | None = None
         self._loop_clients: dict[AbstractEventLoop, LoopOwned[httpx.AsyncClient]] = {}
         self._lock = threading.Lock()
         #: Set by close() and aclose(): no client is handed out any more.
@@ -159,7 +163,10 @@ class Transport:
             if self.closed:
                 raise _closed()
             if self._foreign_loop is None:
+                from .watchdog import Watchdog  # loads asyncio: only async code gets here
+
                 self._foreign_loop = weakref.ref(loop)
+                self._watchdog = Watchdog()
             bound = self._foreign_loop()
         assert self._foreign_async is not None
         if bound is loop:
@@ -248,20 +255,22 @@ class Transport:
         """:meth:`send` from async code, through ``client`` when the caller has looked it up
         already (the running loop's, from :meth:`async_client`).
 
-        With a caller's own client, the event loop's timeout bounds the whole exchange by the
-        resend's deadline: its sockets do not know the deadline.
+        With a caller's own client, the event loop ends the whole exchange at the resend's
+        deadline (one timer per loop, in `watchdog`): its sockets do not know the deadline.
         """
-        left = time_left() if self._foreign_async is not None else None
-        if left is None:
+        if self._foreign_async is None or (deadline := DEADLINE.get()) is None:
             return await self._asend(request, client)
-        import asyncio  # loaded already: only async code gets here
-
+        assert self._watchdog is not None  # bound with the client, by async_client()
+        watched = self._watchdog.watch(deadline)
         try:
-            async with asyncio.timeout(left):
-                return await self._asend(request, client)
-        except TimeoutError:
-            # Anything may have been under way, sending included: a lost answer to the policy.
-            return past_deadline(request)
+            return await self._asend(request, client)
+        except BaseException as exc:
+            if watched.timed_out(exc):
+                # Anything may have been under way, sending included: a lost answer to the policy.
+                return past_deadline(request)
+            raise
+        finally:
+            watched.done()
 
     async def _asend(
         self, request: httpx.Request, client: httpx.AsyncClient | None

@@ -155,15 +155,15 @@ class Watch:
     async def awatching(
         self,
         invitee: Invitee,
-        send: Callable[[], Awaitable[ResendResult]],
+        sending: Awaitable[ResendResult],
         *,
         nested: bool = False,
     ) -> ResendResult:
-        """:meth:`watching` for async code."""
+        """:meth:`watching` for async code: ``sending`` is the resend, not yet awaited."""
         self.start()
         active = ACTIVE.set(self) if nested else None
         try:
-            result = await send()
+            result = await sending
         except BaseException as exc:
             self.raised(invitee, exc, skipped=not self.engaged)
             raise

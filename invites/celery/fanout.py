@@ -34,8 +34,9 @@ __all__ = [
 PROFILES_ENV: Final = "INVITES_PROFILES"
 LEDGER_ENV: Final = "INVITES_LEDGER"
 STORE_ENV: Final = "INVITES_RATE_LIMIT_STORE"
-#: Seconds between AMQP heartbeats: a connection the broker dropped is noticed within about two,
-#: and the tasks a worker prefetched on it go to another worker then (Celery's default: 120).
+#: The AMQP heartbeat timeout, in seconds: RabbitMQ closes a connection gone silent (a dropped NAT
+#: entry, a firewall) 2 to 3 of these after the last byte it got, and the tasks a worker held on it
+#: go to another worker then. Celery's default, 120, gets RabbitMQ's default, 60: 2 to 3 minutes.
 BROKER_HEARTBEAT: Final = 10
 
 
@@ -51,10 +52,10 @@ def configure(
     ``task_acks_late`` and ``task_reject_on_worker_lost``: a task lost with its worker (or its
     prefork child) is delivered again, and the ledger, not the broker, decides whether it sends.
     A prefetch of one: a lost worker holds few tasks. A broker heartbeat of
-    :data:`BROKER_HEARTBEAT` seconds: a dropped broker connection is noticed in seconds, not
-    minutes, so its unacknowledged tasks are redelivered to a live worker. Retrying the broker
-    connection at startup: a worker started before its broker waits for it. Change any of these
-    after calling this when you know better.
+    :data:`BROKER_HEARTBEAT` seconds: a broker connection that silently dropped is closed within
+    half a minute, not minutes, so its unacknowledged tasks are redelivered to a live worker.
+    Retrying the broker connection at startup: a worker started before its broker waits for it.
+    Change any of these after calling this when you know better.
     """
     if profiles is not None:
         app.conf.invites_profiles = os.fspath(profiles)
