@@ -4,13 +4,16 @@ Fills one run with N settled records through the ledger's own API, then writes `
 more (the outcomes that arrived since the previous poll) and times, per poll: reading the whole
 run (``Ledger.records(run=...)``, what the sender did before), reading what changed since the
 previous poll less the collector's overlap (``Ledger.records_since``), and a poll when nothing
-changed.
+changed. Then what a record's writes cost at that size (a claim and its outcome, as a worker
+writes them; each write also updates the index a poll searches), µs a record.
 
     python benchmarks/bench_fanout_collect.py                    # SQLite, 2,000 and 20,000
+    python benchmarks/bench_fanout_collect.py --rows 2000 20000 100000
     python benchmarks/bench_fanout_collect.py --postgres postgresql://postgres@127.0.0.1:5432/test
 
 Expected: the ``records_since`` rows stay near-flat in N and grow with ``--recent`` (the
-records transferred); the whole-run row grows with N.
+records transferred), the "nothing new" row stays flat in N (the store searches the index on
+``(run, updated_at)``); the whole-run row grows with N.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from invites.ledger import Ledger, RecordKey, open_ledger
 
 IDENTITY = '{"base_url":"https://vendor.example","vendor":"tenant_api"}'
 ROUNDS = 5
+WRITES = 500
 
 
 def fill(ledger: Ledger, run: str, count: int, prefix: str) -> None:
@@ -59,6 +63,10 @@ def measure(ledger: Ledger, size: int, recent: int) -> None:
     }
     for name, (count, ms) in rows.items():
         print(f"{size + recent:>8,}  {name:<14} {count:>8,} records  {ms:8.1f} ms a poll")
+    started = time.perf_counter()
+    fill(ledger, run, WRITES, "more-")
+    us = (time.perf_counter() - started) / WRITES * 1e6
+    print(f"{size + recent:>8,}  {'writes':<14} {WRITES:>8,} records  {us:8.0f} µs a record")
 
 
 def main() -> None:

@@ -102,6 +102,9 @@ class Collector:
         self.deadline = deadline
         self.ignore_budget = ignore_budget
         self.pending: dict[str, _Pending] = {}
+        #: The pending whose claim's intent was seen, by user id: the only ones a poll checks for
+        #: an ended lease or owner, so a poll's work follows the claims in flight, not the run.
+        self.intents: dict[str, _Pending] = {}
         self.started = time.time()
         self.sent = 0
         self.recorded = 0
@@ -124,7 +127,9 @@ class Collector:
             if record is not None and record.state == "intent" and not self._expired(record):
                 # In flight elsewhere: await its outcome rather than send a task that would
                 # only report it in flight.
-                self.pending[key.user_id] = _Pending(invitee, key, record.claims - 1, intent=record)
+                waiting = _Pending(invitee, key, record.claims - 1)
+                self.pending[key.user_id] = waiting
+                self._await_intent(waiting, record)
                 continue
             claims = record.claims if record is not None else 0
             self._publish(invitee, claims)
@@ -198,16 +203,29 @@ class Collector:
                 yield from self._settled(waiting, _replayed(record))
             return
         if record.state == "intent":
-            waiting.intent = record
+            self._await_intent(waiting, record)
             return
         yield from self._settled(waiting, _from_record(record))
 
+    def _await_intent(self, waiting: _Pending, intent: Record) -> None:
+        waiting.intent = intent
+        self.intents[waiting.key.user_id] = waiting
+
     def _expire_intents(self) -> Iterator[Outcome]:
-        """Intents whose lease ended, or whose owner on this host is gone, become ``unknown``."""
-        for waiting in list(self.pending.values()):
+        """Intents whose lease ended, or whose owner on this host is gone, become ``unknown``.
+
+        Each owner is asked after once a poll: many intents share a worker process.
+        """
+        gone: dict[str, bool] = {}
+        for waiting in list(self.intents.values()):
             intent = waiting.intent
-            if intent is None or not (self._expired(intent) or owner_gone(intent.owner)):
+            if intent is None:
                 continue
+            if not self._expired(intent):
+                if intent.owner not in gone:
+                    gone[intent.owner] = owner_gone(intent.owner)
+                if not gone[intent.owner]:
+                    continue
             guarded = self._settle_unknown(intent)
             if guarded is not None:
                 yield from self._settled(waiting, guarded)
@@ -215,6 +233,7 @@ class Collector:
             # Its owner settled it, or a later claim took it, meanwhile: read which.
             current = self._ask(functools.partial(self.ledger.get, waiting.key))
             waiting.intent = None
+            self.intents.pop(waiting.key.user_id, None)
             if current is not None:
                 yield from self._seen(current)
 
@@ -244,11 +263,13 @@ class Collector:
             )
             yield from self._settled(waiting, Guarded(status="unknown", error=late))
         self.pending.clear()
+        self.intents.clear()
 
     # -- helpers -------------------------------------------------------------------------------
 
     def _settled(self, waiting: _Pending, guarded: Guarded) -> Iterator[Outcome]:
         del self.pending[waiting.key.user_id]
+        self.intents.pop(waiting.key.user_id, None)
         self.recorded += 1
         user_id = waiting.key.user_id
         yield self._emit(guarded_outcome(waiting.invitee, user_id, guarded))

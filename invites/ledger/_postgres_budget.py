@@ -12,8 +12,10 @@ the plain claim's conditions on the row, as the plain claim's statement does.
 Upgrades: a table created before the budget lacks ``claimed_at`` and ``budget_overridden``;
 :func:`migrate` adds them (``ADD COLUMN IF NOT EXISTS``, no row rewritten: the default is a
 constant) and creates the function, under an advisory lock so that processes upgrading at once
-queue instead of racing. A process of an older version keeps working on the upgraded table: its
-statements name their columns.
+queue instead of racing. A table created before the index on ``(run, updated_at)`` gets it
+(``CREATE INDEX IF NOT EXISTS``: it reads the table once, and writes to the table wait until it
+is built, about a second per million records). A process of an older version keeps working on
+the upgraded table: its statements name their columns.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from psycopg import sql
 from . import Budget, Claim, RecordKey, read_record
 from ._budget import too_soon_error
 from ._json import dump_error
-from ._postgres_sql import SCHEMA, TABLE, previous_record
+from ._postgres_sql import RUN_INDEX, SCHEMA, TABLE, USER_INDEX, previous_record
 
 __all__ = [
     "FUNCTION",
@@ -151,7 +153,11 @@ def upgrade_statements(schema: str, table: sql.Identifier) -> sql.Composed:
     )
     return sql.Composed(
         [
-            sql.SQL(SCHEMA).format(**names, user_index=sql.Identifier(f"{TABLE}_user")),
+            sql.SQL(SCHEMA).format(
+                **names,
+                user_index=sql.Identifier(USER_INDEX),
+                run_index=sql.Identifier(RUN_INDEX),
+            ),
             sql.SQL(_UPGRADE).format(**names),
             function,
         ]
@@ -160,9 +166,13 @@ def upgrade_statements(schema: str, table: sql.Identifier) -> sql.Composed:
 
 def migrate(connection: psycopg.Connection[Any], schema: str, table: sql.Identifier) -> None:
     """Create or upgrade the ledger's schema on ``connection`` (autocommit) unless it is current:
-    the function is created last, so its presence says everything before it is there."""
+    the function is created last, so its presence says everything before it is there, except the
+    index on ``(run, updated_at)``, which a table upgraded by an earlier version lacks."""
     function = sql.Identifier(schema, FUNCTION).as_string(connection)
-    current = connection.execute("SELECT to_regproc(%s) IS NOT NULL", (function,))
+    index = sql.Identifier(schema, RUN_INDEX).as_string(connection)
+    current = connection.execute(
+        "SELECT to_regproc(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL", (function, index)
+    )
     if current.fetchone() == (True,):
         return
     name = table.as_string(connection)

@@ -56,7 +56,12 @@ CREATE TABLE IF NOT EXISTS {table} (
     PRIMARY KEY (run, identity, user_id)
 );
 CREATE INDEX IF NOT EXISTS {user_index} ON {table} (user_id);
+CREATE INDEX IF NOT EXISTS {run_index} ON {table} (run, updated_at);
 """
+#: The index names, in the table's schema. ``RUN_INDEX`` lets a poll for a run's records written
+#: since a time read those only, whatever the run's size.
+USER_INDEX: Final = f"{TABLE}_user"
+RUN_INDEX: Final = f"{TABLE}_run_updated"
 
 # The WHERE of the upsert is may_claim() as SQL, evaluated on the locked, current row.
 _CLAIM: Final = """

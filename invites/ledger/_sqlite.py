@@ -42,7 +42,7 @@ from . import (
     read_record,
 )
 from ._sqlite_claim import claim_work
-from ._sqlite_file import COLUMNS, Row, Rows, Untrusted, check, open_file, path_of, probe
+from ._sqlite_file import Row, Rows, Untrusted, check, open_file, path_of, probe, select_records
 from ._sqlite_writer import Work, Writer
 from ._unsettled import log_unsettled
 
@@ -163,19 +163,7 @@ class SQLiteLedger(Ledger):
     def _select(
         self, *, run: str | None, user_id: str | None = None, since: float | None = None
     ) -> Iterator[Record]:
-        where: list[str] = []
-        params: list[object] = []
-        for condition, value in (("run = ?", run), ("user_id = ?", user_id)):
-            if value is not None:
-                where.append(condition)
-                params.append(value)
-        if since is not None:
-            where.append("updated_at >= ?")
-            params.append(since)
-        sql = f"SELECT {COLUMNS} FROM invites_ledger"  # noqa: S608 - fixed column list
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at, rowid"
+        sql, params = select_records(run=run, user_id=user_id, since=since)
         if not self._read_only:
             self.flush()  # this process's queued outcomes first: a reader sees its own writes
         connection = self._connect()

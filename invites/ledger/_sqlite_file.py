@@ -11,8 +11,10 @@ from typing import Any, Final, TypeAlias
 
 from . import RecordKey
 
-#: 1: the table; 2: ``claimed_at`` and ``budget_overridden`` (the per-user budget).
-SCHEMA_VERSION: Final = 2
+#: 1: the table; 2: ``claimed_at`` and ``budget_overridden`` (the per-user budget); 3: the index
+#: on ``(run, updated_at)``, so that asking for a run's records written since a time reads those
+#: only (a poll for outcomes with nothing new costs the same whatever the run's size).
+SCHEMA_VERSION: Final = 3
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS invites_ledger (
     run         TEXT NOT NULL,
@@ -32,6 +34,7 @@ CREATE TABLE IF NOT EXISTS invites_ledger (
     PRIMARY KEY (run, identity, user_id)
 );
 CREATE INDEX IF NOT EXISTS invites_ledger_user ON invites_ledger (user_id);
+CREATE INDEX IF NOT EXISTS invites_ledger_run_updated ON invites_ledger (run, updated_at);
 """
 #: Columns a file of schema version 1 lacks, added by the upgrade to version 2.
 _ADDED: Final = {
@@ -207,6 +210,8 @@ def _set_up(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA synchronous = FULL")
     if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
         connection.execute("BEGIN IMMEDIATE")
+        # On a file of an earlier version this creates the indexes it lacks (reading every
+        # record once, writers waiting meanwhile); the columns it lacks are added after.
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 connection.execute(statement)
@@ -273,6 +278,25 @@ def read_user_rows(connection: sqlite3.Connection, users: set[tuple[str, str]], 
     params = [part for user in users for part in user]
     for row in connection.execute(_USER_SQL.format(values=values), params):
         rows.setdefault(RecordKey(row[0], row[1], row[2]), tuple(row))
+
+
+def select_records(
+    *, run: str | None, user_id: str | None, since: float | None
+) -> tuple[str, list[object]]:
+    """The query for the records of ``run`` and/or ``user_id`` (written at or after ``since``),
+    oldest first, and its parameters. With ``run`` and ``since`` it searches the index on
+    ``(run, updated_at)``: it reads the records written since, not the whole run."""
+    where: list[str] = []
+    params: list[object] = []
+    conditions = (("run = ?", run), ("user_id = ?", user_id), ("updated_at >= ?", since))
+    for condition, value in conditions:
+        if value is not None:
+            where.append(condition)
+            params.append(value)
+    sql = f"SELECT {COLUMNS} FROM invites_ledger"  # noqa: S608 - fixed column list
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + " ORDER BY created_at, rowid", params
 
 
 def write_rows(connection: sqlite3.Connection, rows: list[Row]) -> None:

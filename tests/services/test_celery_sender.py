@@ -1,7 +1,8 @@
 """The Celery deployment as docs/celery.md writes it, and its sender under faults: its worker
 command started twice on one host, a queue nobody consumes, the sender's ledger connection cut,
-an intent acknowledged but never settled, a prefork child killed mid-resend. Each run finishes,
-nobody is emailed twice, and nothing printed is contradicted by the ledger afterwards.
+an intent acknowledged but never settled, a prefork child killed mid-resend, and one killed after
+its task's redelivery was checked (and found it in flight). Each run finishes, nobody is emailed
+twice, and nothing printed is contradicted by the ledger afterwards.
 
 Needs RabbitMQ and PostgreSQL on loopback (skipped when unreachable, unless
 INVITES_REQUIRE_SERVICES=1).
@@ -9,6 +10,9 @@ INVITES_REQUIRE_SERVICES=1).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
 import re
 import signal
@@ -247,11 +251,17 @@ class CuttableProxy:
         netloc = parts.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{self.port}"
         return urlunsplit(parts._replace(netloc=netloc))
 
-    def cut(self) -> None:
+    def cut(self, *, at_once: bool = False) -> None:
+        """Close every connection (``at_once``: so that both peers see it end now, not when
+        next they send) and refuse new ones."""
         with self.lock:
             self.refusing = True
             self.cuts += 1
             for sock in self.open:
+                if at_once:
+                    with contextlib.suppress(OSError):
+                        # Else a pump thread reading it keeps it open until a byte comes.
+                        sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
             self.open.clear()
 
@@ -392,9 +402,12 @@ def test_an_intent_acknowledged_but_never_settled_is_unknown_when_its_lease_ends
     assert_final(outcomes, [user], url, "r1")
 
 
+@pytest.mark.parametrize("retry_unknown", [False, True])
 def test_a_prefork_child_killed_mid_resend_ends_the_run_unknown_and_sends_nothing_twice(
-    tmp_path: Path, server: RunningSandbox, sandbox: Sandbox, queue: str
+    tmp_path: Path, server: RunningSandbox, sandbox: Sandbox, queue: str, retry_unknown: bool
 ) -> None:
+    """Its redelivery records the lost intent unknown and replays it, even when the run retries
+    unknown outcomes: those are an earlier claim's, not its own task's."""
     url = fresh_postgres_url()
     profiles = write_profiles(tmp_path / "invites.toml", server.url, url)
     sender_profiles = tokenless_profiles(tmp_path / "sender.toml", server.url, url)
@@ -413,13 +426,21 @@ def test_a_prefork_child_killed_mid_resend_ends_the_run_unknown_and_sends_nothin
             wait_for(lambda: (r := ledger.get(key)) is not None and r.state == "intent", "claim")
             record = ledger.get(key)
         assert record is not None
+        wait_for(lambda: resends_of(sandbox, users[0]) == 1, "the resend at the vendor")
         pid = int(record.owner.split(":")[1])
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
 
     try:
         outcomes = list(
-            invites_celery.fan_out(app, rows(), run="r1", profiles=sender_profiles, timeout=120)
+            invites_celery.fan_out(
+                app,
+                rows(),
+                run="r1",
+                profiles=sender_profiles,
+                timeout=120,
+                retry_unknown=retry_unknown,
+            )
         )
     finally:
         for worker in workers:
@@ -430,5 +451,128 @@ def test_a_prefork_child_killed_mid_resend_ends_the_run_unknown_and_sends_nothin
     statuses = {outcome.user_id: outcome.status for outcome in outcomes}
     assert statuses[users[0]] == "unknown"
     assert all(statuses[user] == "sent" for user in users[1:])
+    assert [resends_of(sandbox, user) for user in users] == [1, 1, 1, 1]
     assert set(sandbox.emails_snapshot().values()) <= {1}
     assert_final(outcomes, users, url, "r1")
+
+
+# -- a redelivery that finds its first delivery running, whose child is killed afterwards --------
+
+#: Added to the second worker's app module: each task's return value, written per user id once
+#: the task has ended (a delivery that sent nothing writes nothing to the ledger).
+ENDED_MARKS = """
+import json
+from pathlib import Path
+
+from celery.signals import task_postrun
+
+
+@task_postrun.connect
+def _ended(args=None, retval=None, **_):
+    invitee = args[1]
+    user = invitee["user_id"] if isinstance(invitee, dict) else invitee
+    marks = Path(os.environ["TEST_MARKS"])
+    (marks / f"{user}.tmp").write_text(json.dumps(retval), encoding="utf-8")
+    (marks / f"{user}.tmp").replace(marks / f"{user}.json")
+"""
+
+
+class Held:
+    """A vendor answer held until released: the `sleep` of a sandbox's `Fault.SLOW`."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        while not self.released.is_set():
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("store", ["postgresql", "sqlite"])
+def test_a_prefork_child_killed_after_its_redelivery_was_checked_ends_the_run_unknown(
+    tmp_path: Path, queue: str, store: str
+) -> None:
+    """The first delivery's child holds the intent, waiting for the vendor; its worker loses the
+    broker, which delivers the task again to a second worker. That delivery's check finds the
+    intent's owner alive, replays it in flight, sends nothing and is acknowledged. Then the first
+    child is killed: no delivery of the task is left, and its intent's owner is gone."""
+    held = Held()
+    url = fresh_postgres_url() if store == "postgresql" else str(tmp_path / "ledger.db")
+    broker = urlsplit(AMQP_URL)
+    cuttable = CuttableProxy((broker.hostname or "127.0.0.1", broker.port or 5672))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    with serve(Sandbox(sleep=held)) as server:
+        sandbox = server.sandbox
+        # The first child waits for the held answer as long as it takes to kill it.
+        profiles = write_profiles(
+            tmp_path / "invites.toml", server.url, url, timeout=300, deadline=300
+        )
+        sender_profiles = tokenless_profiles(tmp_path / "sender.toml", server.url, url)
+        users = users_of(sandbox, 3)
+        sandbox.inject(users[0], Fault.SLOW)
+        key = RecordKey("r1", identity_of(server), users[0])
+        (tmp_path / "w1").mkdir()
+        (tmp_path / "w2").mkdir()
+        env1 = worker_env(tmp_path / "w1", cuttable.url(AMQP_URL), queue, profiles)
+        env2 = {**worker_env(tmp_path / "w2", AMQP_URL, queue, profiles), "TEST_MARKS": str(marks)}
+        with (tmp_path / "w2" / "celery_app.py").open("a", encoding="utf-8") as module:
+            module.write(ENDED_MARKS)
+        prefork = ("--pool", "prefork", "--concurrency", "1")
+        workers = start_workers(tmp_path / "w1", env1, *prefork)()
+        app = sender_app(queue)
+        wait_for(lambda: queue_consumers(app, queue) == 1, "the first worker to consume")
+        killed: list[int] = []
+
+        def rows() -> Iterator[str]:
+            yield from users
+            # The first child claimed users[0] and waits for the vendor, which holds its answer.
+            with open_ledger(url) as ledger:
+                wait_for(
+                    lambda: (r := ledger.get(key)) is not None and r.state == "intent", "claim"
+                )
+                intent = ledger.get(key)
+            assert intent is not None
+            wait_for(lambda: resends_of(sandbox, users[0]) == 1, "the first resend at the vendor")
+            workers.extend(start_workers(tmp_path / "w2", env2, *prefork)())
+            wait_for(lambda: queue_consumers(app, queue) == 2, "the second worker to consume")
+            # The first worker loses the broker, which delivers the task to the second.
+            cuttable.cut(at_once=True)
+            wait_for(lambda: (marks / f"{users[0]}.json").exists(), "the redelivery to end")
+            pid = int(intent.owner.split(":")[1])
+            os.kill(pid, signal.SIGKILL)  # after the redelivery's check
+            killed.append(pid)
+            held.released.set()  # the vendor sends the one email it was asked for
+
+        try:
+            outcomes = list(
+                invites_celery.fan_out(app, rows(), run="r1", profiles=sender_profiles, timeout=90)
+            )
+        finally:
+            held.released.set()
+            cuttable.mend()
+            for worker in workers:
+                stop_worker(worker)
+            cuttable.close()
+            app.close()
+
+    assert killed
+    redelivered = json.loads((marks / f"{users[0]}.json").read_text(encoding="utf-8"))
+    # The redelivery found the intent in flight and sent nothing.
+    assert (redelivered["outcome"], redelivered["skipped"]) == ("unknown", True), redelivered
+    assert "in flight" in redelivered["message"], redelivered
+    assert_final(outcomes, users, url, "r1")  # the intent settled, as printed
+    statuses = {outcome.user_id: outcome for outcome in outcomes}
+    lost = statuses[users[0]]
+    assert lost.status == "unknown"
+    assert "its process ended" in str(lost.error), lost.error  # not the end of the wait
+    assert all(statuses[user].status == "sent" for user in users[1:])
+    assert [resends_of(sandbox, user) for user in users] == [1, 1, 1]
+    assert set(sandbox.emails_snapshot().values()) <= {1}
+
+
+def resends_of(sandbox: Sandbox, user: str) -> int:
+    """How many resend requests for ``user`` reached the vendor."""
+    return sum(
+        1 for request in sandbox.requests if request.method == "POST" and user in request.path
+    )

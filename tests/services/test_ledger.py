@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import math
 import os
 import signal
 import subprocess
@@ -234,6 +235,29 @@ def test_records_lists_by_run_and_user_oldest_first(ledger: Ledger) -> None:
 
 
 # -- concurrency --------------------------------------------------------------------------------
+
+
+def test_records_since_are_the_runs_records_written_at_or_after_it(ledger: Ledger) -> None:
+    assert ledger.claim(key("u-1"), owner="a", lease=60).granted
+    assert ledger.claim(key("u-2"), owner="a", lease=60).granted
+    assert ledger.claim(key("u-3", run="run-2"), owner="a", lease=60).granted
+    first, second = ledger.get(key("u-1")), ledger.get(key("u-2"))
+    assert first is not None
+    assert second is not None
+    assert first.updated_at < second.updated_at  # two commits, one after the other
+    since = second.updated_at
+
+    written = list(ledger.records_since(run="run-1", since=since))
+    later = list(ledger.records_since(run="run-1", since=math.nextafter(since, math.inf)))
+    ledger.settle(key("u-1"), "sent", owner="a", result=result("u-1"))
+    changed = list(ledger.records_since(run="run-1", since=since))
+
+    assert written == [second]  # one written at ``since`` is kept; older ones and other runs not
+    assert later == []
+    assert [(record.key, record.state) for record in changed] == [
+        (key("u-1"), "sent"),  # written again since: read again, oldest first
+        (key("u-2"), "intent"),
+    ]
 
 
 def test_racing_threads_are_each_granted_a_key_once(ledger: Ledger) -> None:

@@ -253,7 +253,7 @@ def test_a_version_1_sqlite_file_is_upgraded_and_its_sends_count(tmp_path: Path)
         assert ledger.claim(key("new"), owner="n", lease=60, budget=ONE_AN_HOUR).too_soon
         assert ledger.claim(key("new", "u-2"), owner="n", lease=60, budget=ONE_AN_HOUR).granted
     with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone() == (2,)
+        assert check.execute("PRAGMA user_version").fetchone() == (3,)
     with open_ledger(path) as ledger:  # opening an upgraded file again changes nothing
         assert len(list(ledger.records())) == 3
 

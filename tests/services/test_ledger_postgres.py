@@ -223,6 +223,77 @@ def test_many_processes_creating_the_schema_at_once_all_succeed(url: str) -> Non
         assert ledger.claim(RecordKey("r", "i", "u"), owner="a", lease=60).granted
 
 
+def _schema(url: str) -> str:
+    return url.rsplit("schema=", 1)[1]
+
+
+def _idle_poll_plan(url: str, run: str, since: float) -> str:
+    from psycopg import sql
+
+    from invites.ledger._postgres_sql import TABLE, select_records
+
+    statement, values = select_records(
+        sql.Identifier(_schema(url), TABLE), run=run, user_id=None, since=since
+    )
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        rows = connection.execute(sql.SQL("EXPLAIN ") + statement, values).fetchall()
+    return "\n".join(row[0] for row in rows)
+
+
+def test_a_ledger_created_before_the_run_index_gets_it_and_keeps_its_records(url: str) -> None:
+    from psycopg import sql
+
+    from invites.ledger._postgres_sql import RUN_INDEX
+
+    keys = [RecordKey("r", "i", f"u-{n}") for n in range(3)]
+    with open_ledger(url) as ledger:
+        for key in keys:
+            assert ledger.claim(key, owner="a", lease=60).granted
+        ledger.settle(keys[0], "sent", owner="a")
+        before = list(ledger.records(run="r"))
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        # The ledger as the previous schema left it: table, user index and function, no run index.
+        connection.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(_schema(url), RUN_INDEX)))
+
+    with open_ledger(url) as ledger:
+        after = list(ledger.records(run="r"))
+        since = after[2].updated_at  # u-2's claim, the last write but u-0's outcome
+        recent = list(ledger.records_since(run="r", since=since))
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        (definition,) = connection.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND indexname = %s",
+            (_schema(url), RUN_INDEX),
+        ).fetchone() or (None,)
+
+    assert after == before
+    assert [record.key for record in recent] == [keys[0], keys[2]]
+    assert definition is not None
+    assert definition.endswith("(run, updated_at)")
+
+
+def test_an_idle_poll_searches_the_runs_recent_records_not_the_run(url: str) -> None:
+    from psycopg import sql
+
+    from invites.ledger._postgres_sql import RUN_INDEX, TABLE
+
+    open_ledger(url).close()
+    table = sql.Identifier(_schema(url), TABLE)
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL(
+                "INSERT INTO {} (run, identity, user_id, state, owner, lease_until, claims, "
+                "created_at, updated_at) SELECT 'r', 'i', 'u-' || n, 'sent', 'a', 0, 1, n, n "
+                "FROM generate_series(1, 5000) AS n"
+            ).format(table)
+        )
+        connection.execute(sql.SQL("ANALYZE {}").format(table))
+
+    plan = _idle_poll_plan(url, "r", 5001.0)
+
+    assert RUN_INDEX in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
 def test_the_password_is_never_shown() -> None:
     require("PostgreSQL", postgres_problem())
     secret = "test-password-not-real"

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from invites import ResendResult, UserNotFound
-from invites.ledger import RecordKey, _sqlite_writer
+from invites.ledger import RecordKey, _sqlite_writer, open_ledger
 from invites.ledger._sqlite import SQLiteLedger
-from invites.ledger._sqlite_file import open_file, read_rows
+from invites.ledger._sqlite_file import open_file, read_rows, select_records
 
 
 def key(user_id: str = "u-1", run: str = "run-1") -> RecordKey:
@@ -35,6 +35,72 @@ def test_reading_a_group_of_keys_searches_the_primary_key(tmp_path: Path) -> Non
     connection.close()
     assert any("USING INDEX" in step and "run=?" in step for step in plan), plan
     assert not any(step.startswith("SCAN") and "invites_ledger" in step for step in plan), plan
+
+
+def _idle_poll_plan(connection: sqlite3.Connection) -> list[str]:
+    sql, params = select_records(run="run-1", user_id=None, since=time.time())
+    return [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+
+
+def test_an_idle_poll_searches_the_runs_recent_records_not_the_run(tmp_path: Path) -> None:
+    # A poll for a run's outcomes asks for what was written since the last one: with nothing new
+    # it must cost the same whatever the run's size.
+    connection = open_file(str(tmp_path / "ledger.db"), 5.0)
+    plan = _idle_poll_plan(connection)
+    connection.close()
+    assert any("USING INDEX" in step and "run=? AND updated_at>?" in step for step in plan), plan
+    assert not any(step.startswith("SCAN") for step in plan), plan
+
+
+#: A file as version 2 of the schema created it (before the index on run and updated_at).
+_V2_SQLITE = """
+CREATE TABLE invites_ledger (
+    run TEXT NOT NULL, identity TEXT NOT NULL, user_id TEXT NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('intent', 'sent', 'already_verified', 'failed', 'unknown')),
+    owner TEXT NOT NULL, lease_until REAL NOT NULL, claims INTEGER NOT NULL,
+    result TEXT, error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    claimed_at REAL, budget_overridden INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run, identity, user_id));
+CREATE INDEX invites_ledger_user ON invites_ledger (user_id);
+PRAGMA user_version = 2;
+"""
+
+
+def test_a_version_2_file_is_upgraded_in_place_and_keeps_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    now = time.time()
+    old = sqlite3.connect(path)
+    old.executescript(_V2_SQLITE)
+    old.executemany(
+        "INSERT INTO invites_ledger VALUES (?, '{\"vendor\":\"fake\"}', ?, ?, 'o', ?, 1, NULL, "
+        "NULL, ?, ?, ?, 0)",
+        [
+            ("run-1", "u-1", "sent", now - 3600, now - 3600, now - 3600, now - 3600),
+            ("run-1", "u-2", "intent", now + 60, now - 3600, now, now),
+            ("run-2", "u-3", "intent", now + 60, now, now, now),
+        ],
+    )
+    old.commit()
+    old.close()
+
+    with open_ledger(path) as ledger:
+        records = {record.key: record for record in ledger.records()}
+        recent = list(ledger.records_since(run="run-1", since=now - 60))
+        assert ledger.claim(key("u-4"), owner="a", lease=60).granted
+    upgraded = open_file(str(path), 5.0)
+    version = upgraded.execute("PRAGMA user_version").fetchone()
+    plan = _idle_poll_plan(upgraded)
+    upgraded.close()
+
+    assert {k.user_id: (r.state, r.updated_at) for k, r in records.items()} == {
+        "u-1": ("sent", now - 3600),
+        "u-2": ("intent", now),
+        "u-3": ("intent", now),
+    }
+    assert [record.key for record in recent] == [key("u-2")]
+    assert version == (3,)
+    assert any("USING INDEX" in step and "updated_at>?" in step for step in plan), plan
 
 
 def test_keys_differing_in_any_part_read_their_own_rows(tmp_path: Path) -> None:
