@@ -33,6 +33,7 @@ class Credentials:
         self._used: list[Secret] = [token] if token is not None else []
         self._spellings = _spellings(self._used)
         self._literals = _literals(self._used)
+        self._shortest = _shortest(self._used)
         # Held by a blocking refresh for its whole length: blocking callers share one refresh.
         self._lock = threading.Lock()
         # The async refresh in flight, from any thread and event loop: async callers await it
@@ -133,8 +134,11 @@ class Credentials:
 
         Every spelling but the token itself starts with ``\\`` or ``%``: text holding neither
         can only hold the token as it is, in some case, which a plain search finds far quicker
-        than the pattern.
+        than the pattern. No spelling is shorter than the token itself, so a shorter text (a
+        reason phrase, an empty object) holds none.
         """
+        if len(text) < self._shortest:
+            return False
         if b"\\" in text or b"%" in text:
             assert self._spellings is not None
             return self._spellings[0].search(text) is not None
@@ -146,6 +150,7 @@ class Credentials:
         self._used = [*self._used[-3:], self.current]
         self._literals = _literals(self._used)
         self._spellings = _spellings(self._used)
+        self._shortest = _shortest(self._used)
 
     def _call(self) -> object:
         assert self.source is not None
@@ -183,6 +188,11 @@ def _literals(tokens: list[Secret]) -> re.Pattern[bytes]:
     looks for first (one search, quicker than looking for each token in turn)."""
     forms = sorted({token.reveal().lower().encode("ascii") for token in tokens})
     return re.compile(b"|".join(re.escape(form) for form in forms) if forms else b"(?!)")
+
+
+def _shortest(tokens: list[Secret]) -> int:
+    """The length of the shortest token: what no text shorter than it can hold."""
+    return min((len(token.reveal()) for token in tokens), default=0)
 
 
 def _spelling(char: str) -> str:
