@@ -13,9 +13,9 @@
   thread of this process, and of it the writer thread's commits). The client and the sandbox
   keep both cores busy here, so what the ledger adds to the CPU time is what it adds to the wall
   time. These rows are informational.
-- Next to a vendor that takes 50 ms to answer (the sandbox's slow fault on every resend, served
-  in this process: the client then mostly waits): the same comparison at concurrency 32, where
-  the ledger must add at most 10 %.
+- Next to a vendor that takes 50 ms to answer (the sandbox in its own process, waiting 50 ms
+  before every answer, as a vendor's server is not in the client's interpreter): the same
+  comparison at concurrency 32, where the ledger must add at most 10 %.
 
 Every resend waits for its own claim to be on disk before its request leaves, so each pays about
 one to two fsyncs of latency whatever the grouping; grouping divides the disk's work (one fsync
@@ -224,12 +224,11 @@ def _cpu_row(concurrency: int, cpu: dict[str, list[float]]) -> Row:
 
 
 def _slow_vendor_row(ledger: Ledger, count: int, rounds: int) -> Row:
-    from invites.sandbox import Fault, Sandbox, serve
-
-    users = [f"{index:08x}-0000-4000-8000-000000000000" for index in range(count)]
-    sandbox = Sandbox(fault_rate=1.0, faults=[Fault.SLOW], slow_seconds=0.05, seed=1)
-    sandbox.add_users("tenant_api", users)
-    with serve(sandbox) as running, invites.from_config(_config(running.url)) as provider:
+    users = bench_tenant_users(count)
+    with (
+        sandbox_process(latency=0.05, tenant_users=count) as running,
+        invites.from_config(_config(running.url)) as provider,
+    ):
         bulk = alternate(
             {
                 "ledger": lambda: _bulk(provider, users, ledger, 32),
