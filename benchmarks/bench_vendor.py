@@ -2,8 +2,8 @@
 
 A vendor's server takes tens of milliseconds to answer a resend: the rows here put ``invites``
 next to raw httpx doing the same resends against the sandbox (in a child process) that waits
-25 ms before each answer, one at a time and 32 in flight, with threads and with asyncio. Both
-sides use the provider's pool limits.
+25 ms before each answer, one at a time, 16 in flight (the design's bulk row, at least 0.97x)
+and 32 in flight, with threads and with asyncio. Both sides use the provider's pool limits.
 
 Also here: whether a warmed async resend over a socket searches the import system for a module
 (an import that failed once is searched for again every time; httpcore imports sniffio inside
@@ -43,13 +43,16 @@ from invites._http.clients import LIMITS
 from invites.sandbox import TENANT_USER_INVITED
 
 LATENCY = 0.025
-CONCURRENCIES = (1, 32)
+CONCURRENCIES = (1, 16, 32)
 TARGET = 0.95
+#: The design's bulk row: 16 in flight against a vendor of >= 20 ms, at least 0.97x raw httpx.
+TARGETS = {16: 0.97}
 
 
 def _row(mode: str, concurrency: int, count: int, results: dict[str, list[Round]]) -> Row:
     label = f"vendor {LATENCY * 1000:.0f} ms"
-    return _loopback_row(mode, concurrency, count, results, label=label, at_least_ratio=TARGET)
+    target = TARGETS.get(concurrency, TARGET)
+    return _loopback_row(mode, concurrency, count, results, label=label, at_least_ratio=target)
 
 
 def _thread_rows(url: str, count: int, rounds: int) -> list[Row]:
