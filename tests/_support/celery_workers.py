@@ -3,15 +3,34 @@ profiles file written for them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import celery
+
+from _support.services import AMQP_URL, amqp_problem, postgres_problem, require
 from _support.vendors import vendor_config
+
+
+@contextlib.contextmanager
+def fresh_queue() -> Iterator[str]:
+    """A queue name no other test uses (RabbitMQ and PostgreSQL required); deleted afterwards."""
+    require("RabbitMQ", amqp_problem())
+    require("PostgreSQL", postgres_problem())
+    name = f"invites-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    app = celery.Celery("invites-test", broker=AMQP_URL, set_as_current=False)
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_delete(name)  # type: ignore[attr-defined]
+    app.close()
 
 
 def write_profiles(path: Path, base_url: str, ledger: str, **overrides: Any) -> Path:

@@ -25,13 +25,14 @@ import celery
 import pytest
 from _support.celery_workers import (
     APP_MODULE,
+    fresh_queue,
     start_worker,
     stop_worker,
     worker_env,
     write_profiles,
 )
 from _support.relay import Relay
-from _support.services import AMQP_URL, amqp_problem, fresh_postgres_url, postgres_problem, require
+from _support.services import AMQP_URL, fresh_postgres_url
 from _support.vendors import vendor_config
 
 import invites
@@ -91,14 +92,8 @@ def served(hold: Hold) -> Iterator[RunningSandbox]:
 @pytest.fixture
 def queue() -> Iterator[str]:
     """A queue no other test uses; deleted afterwards."""
-    require("RabbitMQ", amqp_problem())
-    require("PostgreSQL", postgres_problem())
-    name = f"invites-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    app = celery.Celery("invites-test", broker=AMQP_URL, set_as_current=False)
-    with app.connection_for_write() as connection:
-        connection.default_channel.queue_delete(name)  # type: ignore[attr-defined]
-    app.close()
+    with fresh_queue() as name:
+        yield name
 
 
 @dataclasses.dataclass

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import celery
 import pytest
-from _support.celery_workers import stop_worker, worker_env, write_profiles
-from _support.services import AMQP_URL, amqp_problem, fresh_postgres_url, postgres_problem, require
+from _support.celery_workers import fresh_queue, stop_worker, worker_env, write_profiles
+from _support.services import AMQP_URL, fresh_postgres_url
 from _support.vendors import vendor_config
 from kombu import Queue
 from kombu.message import Message
@@ -56,14 +56,8 @@ def served() -> Iterator[RunningSandbox]:
 @pytest.fixture
 def queue() -> Iterator[str]:
     """A queue no other test uses; deleted afterwards."""
-    require("RabbitMQ", amqp_problem())
-    require("PostgreSQL", postgres_problem())
-    name = f"invites-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    app = celery.Celery("invites-test", broker=AMQP_URL, set_as_current=False)
-    with app.connection_for_write() as connection:
-        connection.default_channel.queue_delete(name)  # type: ignore[attr-defined]
-    app.close()
+    with fresh_queue() as name:
+        yield name
 
 
 def sender_app(queue: str) -> celery.Celery:
