@@ -18,6 +18,7 @@ import httpx
 
 from .announced import announced_rate, parse_retry_after
 from .control import HORIZON, POLL, Answer, PaceState, Tuning, allowed_rate, decide
+from .local import InProcessTwins
 
 __all__ = ["AutoThrottle", "answer_of"]
 
@@ -34,7 +35,7 @@ def answer_of(response: httpx.Response, at: float) -> Answer:
     )
 
 
-class AutoThrottle:
+class AutoThrottle(InProcessTwins):
     """A learned pace shared by every thread and task using one provider in one process."""
 
     __slots__ = ("_clock", "_lock", "_paused_until", "_state", "_tat", "_tuning")
@@ -88,17 +89,3 @@ class AutoThrottle:
             if after > before and self._tat > at:
                 # Slots handed out at the old rate need not hold back the new ones.
                 self._tat = at + (self._tat - at) * before / after
-
-    # The lock is only ever held for a few arithmetic steps, so the async twins need not yield.
-
-    async def areserve(self) -> float:
-        return self.reserve()
-
-    async def apaused_for(self) -> float:
-        return self.paused_for()
-
-    async def apause(self, seconds: float) -> None:
-        self.pause(seconds)
-
-    async def aobserve(self, response: httpx.Response) -> None:
-        self.observe(response)

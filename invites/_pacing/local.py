@@ -68,7 +68,28 @@ class Learner(Protocol):
         ...
 
 
-class Throttle:
+class _Blocking(Pacer, Learner, Protocol):
+    """A pacer that also learns, with blocking methods."""
+
+
+class InProcessTwins:
+    """The async twins of an in-process pacer's methods: its lock is only ever held for a few
+    arithmetic steps, so they call the blocking methods and need not yield."""
+
+    async def areserve(self: _Blocking) -> float:
+        return self.reserve()
+
+    async def apaused_for(self: _Blocking) -> float:
+        return self.paused_for()
+
+    async def apause(self: _Blocking, seconds: float) -> None:
+        self.pause(seconds)
+
+    async def aobserve(self: _Blocking, response: httpx.Response) -> None:
+        self.observe(response)
+
+
+class Throttle(InProcessTwins):
     """A :class:`Pacer` shared by every thread and task using one provider in one process.
 
     ``rate`` (requests per second, bursts of at most ``max(1, rate)``) is enforced with the generic
@@ -149,17 +170,3 @@ class Throttle:
         if rate is not None:
             with self._lock:
                 self._announced = (1.0 / max(FLOOR, MARGIN * rate), self._clock() + FRESH)
-
-    # The lock is only ever held for a few arithmetic steps, so the async twins need not yield.
-
-    async def areserve(self) -> float:
-        return self.reserve()
-
-    async def apaused_for(self) -> float:
-        return self.paused_for()
-
-    async def apause(self, seconds: float) -> None:
-        self.pause(seconds)
-
-    async def aobserve(self, response: httpx.Response) -> None:
-        self.observe(response)
